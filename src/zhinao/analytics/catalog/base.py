@@ -1,0 +1,80 @@
+"""The ``MiningModel`` protocol: one catalogue entry of the talk's 基于挖掘的模型 table.
+
+Estimators follow scikit-learn: ``__init__`` stores keyword parameters only, ``fit``
+returns ``self``, learned state ends in ``_``. Each model also carries
+:class:`ModelInfo` metadata (names in Chinese and English, algorithm, mining theme,
+application, required inputs, metrics) and knows how to evaluate and explain itself
+against a naive baseline, so one runner and one conformance suite serve every entry.
+Models register with :func:`register`, built-ins exactly like extensions.
+"""
+
+from __future__ import annotations
+
+import abc
+import inspect
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    key: str  #: registry key, e.g. "churn_logistic"
+    name_zh: str
+    name_en: str
+    algorithm: str  #: e.g. "logistic regression"
+    theme: str  #: mining theme: classification | regression | forecasting | clustering | association | sequence | graph | text
+    application_zh: str
+    application_en: str
+    inputs: str  #: human description of required inputs (columns / shape)
+    metrics: tuple[str, ...]  #: metric names reported by evaluate()
+    dataset: str = ""  #: default demo dataset key
+    spark: bool = False  #: has an engine="spark" implementation
+    synthetic: bool = False  #: demo data includes synthetic parts (labelled as such)
+
+
+@dataclass
+class Evaluation:
+    """What a run reports: metrics of the model and of its baseline, and explanations."""
+
+    metrics: dict[str, float]
+    baseline: dict[str, float]
+    baseline_name: str
+    explanation: dict[str, Any] = field(default_factory=dict)
+    charts: dict[str, bytes] = field(default_factory=dict)  #: name -> PNG bytes
+
+
+class MiningModel(abc.ABC):
+    """Base of every catalogue model (scikit-learn estimator conventions)."""
+
+    info: ClassVar[ModelInfo]
+
+    @abc.abstractmethod
+    def fit(self, X: Any, y: Any = None) -> "MiningModel":
+        """Learn from data; returns ``self``; learned attributes end in ``_``."""
+
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        sig = inspect.signature(type(self).__init__)
+        return {p: getattr(self, p) for p in sig.parameters if p != "self"}
+
+    def set_params(self, **params: Any) -> "MiningModel":
+        for k, v in params.items():
+            setattr(self, k, v)
+        return self
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
+        return f"{type(self).__name__}({args})"
+
+
+_REGISTRY: dict[str, type[MiningModel]] = {}
+
+
+def register(cls: type[MiningModel]) -> type[MiningModel]:
+    """Class decorator: add a model to the catalogue under ``cls.info.key``."""
+    _REGISTRY[cls.info.key] = cls
+    return cls
+
+
+def catalogue() -> dict[str, type[MiningModel]]:
+    """All registered models (importing :mod:`zhinao.analytics.catalog` registers the built-ins)."""
+    return dict(_REGISTRY)

@@ -1,0 +1,128 @@
+"""``zhinao tenants|users|keys|usage``: tenancy and metering from the terminal."""
+
+from __future__ import annotations
+
+import json
+
+import typer
+from rich.table import Table
+
+from zhinao.cli.common import console, handle_errors, platform
+
+tenants = typer.Typer(no_args_is_help=True)
+users = typer.Typer(no_args_is_help=True)
+keys = typer.Typer(no_args_is_help=True)
+
+
+def _table(rows: list[dict], cols: list[str]) -> Table:
+    t = Table(*cols)
+    for r in rows:
+        t.add_row(*("" if r.get(c) is None else str(r.get(c)) for c in cols))
+    return t
+
+
+def _tenant_id(p, tenant: str) -> int:
+    return p.tenancy.tenant_by_name(tenant)["id"]
+
+
+@tenants.command("list")
+@handle_errors
+def tenants_list() -> None:
+    with platform() as p:
+        console.print(_table(p.tenancy.list_tenants(), ["id", "name", "display_name", "rpm", "tpm", "tokens_per_day",
+                                                        "disabled"]))
+
+
+@tenants.command("create")
+@handle_errors
+def tenants_create(name: str, display_name: str = typer.Option(""), rpm: int = typer.Option(None),
+                   tpm: int = typer.Option(None), tokens_per_day: int = typer.Option(None)) -> None:
+    with platform() as p:
+        t = p.tenancy.create_tenant(name, display_name, rpm, tpm, tokens_per_day)
+        console.print(f"created tenant {t['name']} (id {t['id']})")
+
+
+@tenants.command("update")
+@handle_errors
+def tenants_update(name: str, rpm: int = typer.Option(None), tpm: int = typer.Option(None),
+                   tokens_per_day: int = typer.Option(None), disabled: bool = typer.Option(None)) -> None:
+    fields = {k: v for k, v in {"rpm": rpm, "tpm": tpm, "tokens_per_day": tokens_per_day,
+                                "disabled": disabled}.items() if v is not None}
+    with platform() as p:
+        t = p.tenancy.update_tenant(_tenant_id(p, name), **fields)
+        console.print_json(json.dumps(t))
+
+
+@tenants.command("delete")
+@handle_errors
+def tenants_delete(name: str, yes: bool = typer.Option(False, "--yes")) -> None:
+    if not yes:
+        typer.confirm(f"delete tenant {name} and all its users, keys and conversations?", abort=True)
+    with platform() as p:
+        p.tenancy.delete_tenant(_tenant_id(p, name))
+        console.print(f"deleted tenant {name}")
+
+
+@users.command("list")
+@handle_errors
+def users_list(tenant: str = typer.Option(None)) -> None:
+    with platform() as p:
+        tid = _tenant_id(p, tenant) if tenant else None
+        console.print(_table(p.tenancy.list_users(tid), ["id", "username", "role", "tenant_id", "disabled"]))
+
+
+@users.command("create")
+@handle_errors
+def users_create(username: str, password: str = typer.Option(..., prompt=True, hide_input=True),
+                 role: str = typer.Option("member"), tenant: str = typer.Option("default")) -> None:
+    with platform() as p:
+        u = p.tenancy.create_user(_tenant_id(p, tenant), username, password, role)
+        console.print(f"created user {u['username']} ({u['role']}) in tenant {tenant}")
+
+
+@keys.command("list")
+@handle_errors
+def keys_list(tenant: str = typer.Option(None)) -> None:
+    with platform() as p:
+        tid = _tenant_id(p, tenant) if tenant else None
+        console.print(_table(p.tenancy.list_keys(tid), ["id", "name", "prefix", "tenant_id", "role", "models",
+                                                        "rpm", "tpm", "tokens_per_day", "revoked", "last_used_at"]))
+
+
+@keys.command("create")
+@handle_errors
+def keys_create(name: str = typer.Option(""), tenant: str = typer.Option("default"),
+                model: list[str] = typer.Option([], help="Allowed model (repeatable); none = all"),
+                role: str = typer.Option("member"), rpm: int = typer.Option(None), tpm: int = typer.Option(None),
+                tokens_per_day: int = typer.Option(None)) -> None:
+    """Create a key; the secret is printed once and never stored."""
+    with platform() as p:
+        k = p.tenancy.create_key(_tenant_id(p, tenant), name=name, role=role, models=list(model) or None, rpm=rpm,
+                                 tpm=tpm, tokens_per_day=tokens_per_day)
+        console.print(f"key id {k['id']} — store it now, it is not shown again / 请立即保存：")
+        console.print(k["key"], markup=False, highlight=False)
+
+
+@keys.command("revoke")
+@handle_errors
+def keys_revoke(key_id: int) -> None:
+    with platform() as p:
+        p.tenancy.revoke_key(key_id)
+        console.print(f"revoked key {key_id}")
+
+
+@handle_errors
+def usage(days: int = typer.Option(30), group_by: str = typer.Option("day", help="day,model,tenant,key (comma list)"),
+          tenant: str = typer.Option(None, help="Only this tenant"),
+          as_json: bool = typer.Option(False, "--json")) -> None:
+    """Metered usage per tenant / key / model / day. 用量统计。"""
+    with platform() as p:
+        tid = _tenant_id(p, tenant) if tenant else None
+        res = p.usage.query(tenant_id=tid, days=days, group_by=group_by)
+        if as_json:
+            console.print_json(json.dumps(res))
+            return
+        cols = res["group_by"] + ["requests", "prompt_tokens", "completion_tokens", "total_tokens", "avg_latency_ms"]
+        console.print(_table(res["rows"], cols))
+        console.print(f"total: {res['totals']['total_tokens']} tokens in {res['totals']['requests']} requests "
+                      f"since {res['since']}")

@@ -1,0 +1,50 @@
+"""Shared CLI plumbing: one Platform per command, errors printed as one clear line."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import typer
+from rich.console import Console
+
+from zhinao.errors import ZhinaoError
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+@contextlib.contextmanager
+def platform() -> Iterator[Any]:
+    from zhinao.platform import Platform
+
+    p = Platform()
+    p.bootstrap_result = p.bootstrap()
+    try:
+        yield p
+    finally:
+        import asyncio
+
+        with contextlib.suppress(Exception):
+            asyncio.run(p.aclose())
+
+
+def cli_principal(p: Any):
+    """The CLI acts as the bootstrap admin of the default tenant (it has the store's files)."""
+    from zhinao.maas.tenancy import Principal
+
+    t = p.tenancy.tenant_by_name("default")
+    return Principal(tenant_id=t["id"], tenant="default", user_id=None, username="cli", key_id=None, role="admin")
+
+
+def handle_errors(fn: Callable) -> Callable:
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except ZhinaoError as e:
+            err_console.print(f"[red]error:[/red] {e.message}")
+            raise typer.Exit(2) from None
+    return wrapper

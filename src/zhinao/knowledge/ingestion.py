@@ -1,0 +1,255 @@
+"""The ``kb.ingest`` background job: parse, chunk, embed and index files, idempotently.
+
+Why it survives ``kill -9``: uploads are staged first as content-addressed blobs, and
+each document goes through states recorded in SQL before any side effect in Milvus:
+
+1. ``pending_version`` is chosen and committed (reused when resuming the same content);
+2. chunks of ``doc_id:pending_version`` are deleted, then inserted (so a re-run never
+   duplicates: primary keys are ``doc:version:index`` and the slate is wiped first);
+3. one SQL commit flips ``version`` to the new one (readers switch atomically);
+4. chunks of every other version of the document are deleted.
+
+A re-run of the job skips documents whose content hash is already active, and redoes
+the others from step 2. A final sweep deletes chunks whose ``doc_key`` is neither active
+nor pending (orphans of a crash between steps).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import threading
+from datetime import date
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select
+
+from zhinao.errors import InvalidRequest, ZhinaoError
+from zhinao.knowledge.chunking import chunk_sections
+from zhinao.knowledge.index import chunk_pk, quote_list
+from zhinao.knowledge.ingest import parse_document
+from zhinao.knowledge.models import KBCollection, KBDocument
+from zhinao.store.db import utcnow
+from zhinao.store.jobs import JobContext, job_handler
+
+if TYPE_CHECKING:
+    from zhinao.knowledge.service import KnowledgeService
+
+log = logging.getLogger(__name__)
+
+#: services by database URL, so the module-level job handler finds its service
+_SERVICES: dict[str, "KnowledgeService"] = {}
+_LOCKS: dict[int, threading.Lock] = {}
+_LOCKS_GUARD = threading.Lock()
+
+
+def collection_lock(collection_id: int) -> threading.Lock:
+    """One writer per collection at a time (version bookkeeping and orphan sweeps)."""
+    with _LOCKS_GUARD:
+        return _LOCKS.setdefault(collection_id, threading.Lock())
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+class BlobStore:
+    """Uploaded files by content hash under ``home/kb/blobs`` (what a resumed job re-reads)."""
+
+    def __init__(self, root: Path):
+        self.root = root
+
+    def path(self, digest: str, suffix: str = "") -> Path:
+        return self.root / digest[:2] / f"{digest}{suffix.lower()}"
+
+    def put(self, data: bytes, suffix: str = "") -> str:
+        digest = sha256(data)
+        p = self.path(digest, suffix)
+        if not p.exists():
+            p.parent.mkdir(parents=True, exist_ok=True)
+            tmp = p.with_name(p.name + ".tmp")
+            tmp.write_bytes(data)
+            tmp.replace(p)
+        return digest
+
+    def get(self, digest: str, suffix: str = "") -> bytes:
+        p = self.path(digest, suffix)
+        if not p.exists():
+            raise InvalidRequest(f"staged upload {digest[:12]} is missing from {self.root}")
+        return p.read_bytes()
+
+
+def _date(v: Any) -> date | None:
+    if v in (None, ""):
+        return None
+    if isinstance(v, date):
+        return v
+    try:
+        return date.fromisoformat(str(v)[:10])
+    except ValueError as e:
+        raise InvalidRequest(f"effective_date must be YYYY-MM-DD, not {v!r}", param="effective_date") from e
+
+
+def index_text(title: str, heading: list[str], body: str) -> str:
+    """What BM25 and the embedder see: where the passage sits, then the passage."""
+    ctx = " > ".join([t for t in [title, *heading] if t])
+    return f"{ctx}\n{body}" if ctx else body
+
+
+@job_handler("kb.ingest")
+def run_ingest_job(ctx: JobContext, params: dict[str, Any]) -> dict[str, Any]:
+    svc = _SERVICES.get(ctx.db.url)
+    if svc is None:
+        raise RuntimeError("no KnowledgeService is running for this database")
+    return Ingestor(svc).run(ctx, params)
+
+
+class Ingestor:
+    def __init__(self, svc: "KnowledgeService"):
+        self.svc = svc
+        self.db, self.index, self.embedder, self.cfg = svc.db, svc.index, svc.embedder, svc.config
+
+    def run(self, ctx: JobContext | None, params: dict[str, Any]) -> dict[str, Any]:
+        cid = int(params["collection_id"])
+        items: list[dict[str, Any]] = params.get("items", [])
+        deletes: list[int] = params.get("delete", [])
+        with self.db.session() as s:
+            coll = s.get(KBCollection, cid)
+            if coll is None:
+                raise InvalidRequest(f"collection {cid} no longer exists")
+            dim = coll.dim
+        name = self.index.ensure(cid, dim)
+        results: list[dict[str, Any]] = []
+        total = max(1, len(items) + len(deletes))
+        for n, item in enumerate(items):
+            if ctx is not None:
+                ctx.check()
+                ctx.progress(n / total, f"{n}/{len(items)} {item['source']}")
+            try:
+                with collection_lock(cid):
+                    results.append(self._one(cid, name, item, job_id=ctx.job_id if ctx else None))
+            except ZhinaoError as e:
+                self._fail(cid, item, e.message)
+                results.append({"source": item["source"], "status": "failed", "error": e.message,
+                                "code": e.code})
+            except Exception as e:  # an unexpected library error fails this file, not the batch
+                log.exception("ingesting %s", item["source"])
+                msg = f"{type(e).__name__}: {e}"
+                self._fail(cid, item, msg)
+                results.append({"source": item["source"], "status": "failed", "error": msg, "code": "internal"})
+        for doc_id in deletes:
+            with collection_lock(cid):
+                self.svc.delete_document_now(cid, doc_id)
+            results.append({"doc_id": doc_id, "status": "deleted"})
+        with collection_lock(cid):
+            self.sweep(cid, name)
+        self.index.flush(name)
+        counts: dict[str, int] = {}
+        for r in results:
+            counts[r["status"]] = counts.get(r["status"], 0) + 1
+        return {"collection_id": cid, "results": results, "counts": counts}
+
+    # -- one document ----------------------------------------------------------------------
+    def _one(self, cid: int, name: str, item: dict[str, Any], job_id: int | None) -> dict[str, Any]:
+        source, digest = item["source"], item["sha256"]
+        with self.db.session() as s:
+            doc = s.scalar(select(KBDocument).where(KBDocument.collection_id == cid, KBDocument.source == source))
+            if doc is not None and doc.status == "ready" and doc.content_hash == digest and doc.version > 0:
+                if self._meta_update(doc, item):
+                    doc.updated_at = utcnow()
+                return {"source": source, "doc_id": doc.id, "status": "unchanged", "chunks": doc.chunk_count}
+            twin = s.scalar(select(KBDocument).where(KBDocument.collection_id == cid, KBDocument.content_hash == digest,
+                                                     KBDocument.status == "ready", KBDocument.source != source))
+            if twin is not None and not item.get("replace"):
+                return {"source": source, "doc_id": twin.id, "status": "duplicate",
+                        "duplicate_of": twin.source, "chunks": twin.chunk_count}
+            if doc is None:
+                doc = KBDocument(collection_id=cid, source=source, tags=[], access_tags=[], meta={})
+                s.add(doc)
+            if doc.status == "indexing" and doc.pending_hash == digest and doc.pending_version:
+                pv = doc.pending_version  # resuming the very same content: reuse its version
+            else:
+                pv = max(doc.version or 0, doc.pending_version or 0) + 1
+            doc.pending_version, doc.pending_hash = pv, digest
+            doc.status, doc.error, doc.job_id = "indexing", None, job_id
+            doc.size_bytes = int(item.get("size", 0))
+            self._meta_update(doc, item)
+            s.flush()
+            doc_id = doc.id
+        data = self.svc.blobs.get(digest, item.get("suffix", ""))
+        parsed = parse_document(data, source)
+        title = item.get("title") or parsed.title
+        chunks = chunk_sections(parsed.sections, self.cfg.chunk_tokens, self.cfg.chunk_overlap)
+        key = f"{doc_id}:{pv}"
+        self.index.delete(name, f'doc_key == "{key}"')  # a resumed run starts from a clean slate
+        batch = self.cfg.embed_batch
+        for start in range(0, len(chunks), batch):
+            part = chunks[start:start + batch]
+            texts = [index_text(title, c.heading, c.text) for c in part]
+            vecs = self.embedder.embed(texts, kind="passage")
+            self.index.insert(name, [{
+                "pk": chunk_pk(doc_id, pv, c.index), "doc_id": doc_id, "version": pv, "doc_key": key,
+                "idx": c.index, "page": c.page if c.page is not None else -1,
+                "heading": json.dumps(c.heading, ensure_ascii=False)[:1990], "kind": c.kind,
+                "body": c.text, "text": t, "dense": v} for c, t, v in zip(part, texts, vecs)])
+        with self.db.session() as s:  # the atomic switch for readers
+            doc = s.get(KBDocument, doc_id)
+            old = doc.version
+            doc.version, doc.pending_version, doc.content_hash, doc.pending_hash = pv, None, digest, None
+            doc.status, doc.error, doc.chunk_count = "ready", None, len(chunks)
+            doc.title = title or doc.title
+            doc.doc_type = parsed.doc_type
+            doc.meta = {**(doc.meta or {}), **parsed.meta, "pages": max((c.page or 0 for c in chunks), default=0)}
+            doc.updated_at = utcnow()
+        self.index.delete(name, f"doc_id == {doc_id} and version != {pv}")
+        return {"source": source, "doc_id": doc_id, "status": "replaced" if old else "added", "chunks": len(chunks),
+                "version": pv}
+
+    @staticmethod
+    def _meta_update(doc: KBDocument, item: dict[str, Any]) -> bool:
+        changed = False
+        for f in ("title", "tags", "access_tags"):
+            if item.get(f) is not None and getattr(doc, f) != item[f]:
+                setattr(doc, f, item[f])
+                changed = True
+        if item.get("effective_date") is not None:
+            d = _date(item["effective_date"])
+            if doc.effective_date != d:
+                doc.effective_date, changed = d, True
+        if item.get("meta"):
+            doc.meta = {**(doc.meta or {}), **item["meta"]}
+            changed = True
+        return changed
+
+    def _fail(self, cid: int, item: dict[str, Any], message: str) -> None:
+        with self.db.session() as s:
+            doc = s.scalar(select(KBDocument).where(KBDocument.collection_id == cid,
+                                                    KBDocument.source == item["source"]))
+            if doc is None:
+                doc = KBDocument(collection_id=cid, source=item["source"], tags=item.get("tags") or [],
+                                 access_tags=item.get("access_tags") or [], meta={}, title=item.get("title") or "")
+                s.add(doc)
+            doc.pending_version, doc.pending_hash = None, None
+            # a failed replace keeps serving the previous version
+            doc.status = "ready" if doc.version > 0 else "failed"
+            doc.error = message
+            doc.size_bytes = int(item.get("size", 0))
+            doc.updated_at = utcnow()
+
+    def sweep(self, cid: int, name: str) -> int:
+        """Delete chunks whose ``doc_key`` is neither active nor pending (crash leftovers)."""
+        with self.db.session() as s:
+            keep: list[str] = []
+            for d in s.scalars(select(KBDocument).where(KBDocument.collection_id == cid)):
+                if d.version > 0 and d.status != "deleting":
+                    keep.append(f"{d.id}:{d.version}")
+                if d.pending_version and d.status == "indexing":
+                    keep.append(f"{d.id}:{d.pending_version}")
+        expr = f"doc_key not in {quote_list(keep)}" if keep else "idx >= 0"
+        before = self.index.count(name, expr)
+        if before:
+            self.index.delete(name, expr)
+            log.info("swept %d orphan chunks from %s", before, name)
+        return before

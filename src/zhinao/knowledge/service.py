@@ -1,0 +1,568 @@
+"""KnowledgeService: the facade the API, CLI and console use (no HTTP in here).
+
+Built from a :class:`zhinao.platform.Platform` (``KnowledgeService(platform)``) or, for
+tests and tools, from explicit parts (``KnowledgeService(settings=..., db=..., embedder=...,
+chat_model=...)``). Who may see what is decided here, once: collections are per tenant,
+readable by the tenant (``visibility="tenant"``) or by members only (``"private"``);
+writers are admins, the owner and members with ``can_write``; a document with access
+tags is visible only to readers holding one of them (admins and the owner see all).
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+import re
+import threading
+from collections.abc import AsyncIterator, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path, PurePath
+from typing import Any
+
+from sqlalchemy import func, select
+
+from zhinao.errors import Conflict, InvalidRequest, NotFound, PayloadTooLarge, PermissionDenied, ZhinaoError
+from zhinao.knowledge import ingestion
+from zhinao.knowledge.config import KBConfig, from_settings
+from zhinao.knowledge.index import Hit, MilvusIndex
+from zhinao.knowledge.ingest import doc_type_of, supported_extensions
+from zhinao.knowledge.ingestion import BlobStore, Ingestor, _date, collection_lock, sha256
+from zhinao.knowledge.models import KBCollection, KBDocument, KBMember
+from zhinao.knowledge.retrieve import Scope, make_retriever, rerank
+from zhinao.runtime.base import ChatDelta, ChatModel, Embedder, GenerationParams
+from zhinao.store.db import Database, utcnow
+from zhinao.store.jobs import JobRunner
+
+log = logging.getLogger(__name__)
+
+_NAME = re.compile(r"^[\w\-\u4e00-\u9fff]{1,100}$")
+
+
+@dataclass(frozen=True)
+class SystemPrincipal:
+    """The CLI's and scheduler's identity: an admin of one tenant (same fields as maas Principal)."""
+
+    tenant_id: int = 1
+    user_id: int | None = None
+    role: str = "admin"
+    username: str | None = "system"
+
+
+def _is_admin(p: Any) -> bool:
+    return getattr(p, "role", "") == "admin"
+
+
+class KnowledgeService:
+    def __init__(self, platform: Any = None, *, settings: Any = None, db: Database | None = None,
+                 embedder: Embedder | None = None, chat_model: ChatModel | None = None,
+                 jobs: JobRunner | None = None, config: KBConfig | None = None):
+        self.platform = platform
+        self.settings = settings or (platform.settings if platform else None)
+        if self.settings is None:
+            from zhinao.settings import get_settings
+
+            self.settings = get_settings()
+        self.db = db or (platform.db if platform else Database(self.settings.db_url))
+        self._embedder = embedder
+        self.chat_model = chat_model
+        self.jobs = jobs or (platform.jobs if platform else JobRunner(self.db))
+        self.config = config or from_settings(self.settings)
+        home = Path(self.settings.home)
+        self.blobs = BlobStore(home / "kb" / "blobs")
+        self.index = MilvusIndex(self.config.milvus_path(home), self.config.milvus_token)
+        ingestion._SERVICES[self.db.url] = self
+        self._sync_stop = threading.Event()
+        self._sync_thread: threading.Thread | None = None
+
+    @property
+    def embedder(self) -> Embedder:
+        if self._embedder is None:
+            self._embedder = self.platform.embedder
+        return self._embedder
+
+    # -- access ------------------------------------------------------------------------
+    def _collection(self, s, principal: Any, name_or_id: str | int, *, write: bool = False) -> KBCollection:
+        q = select(KBCollection).where(KBCollection.tenant_id == principal.tenant_id)
+        if isinstance(name_or_id, int) or str(name_or_id).isdigit():
+            q = q.where((KBCollection.id == int(name_or_id)) | (KBCollection.name == str(name_or_id)))
+        else:
+            q = q.where(KBCollection.name == str(name_or_id))
+        coll = s.scalars(q).first()
+        if coll is None:
+            raise NotFound(f"knowledge collection {name_or_id!r} not found")
+        member = self._member(s, coll, principal)
+        if write and not self._can_write(coll, principal, member):
+            raise PermissionDenied(f"you may not change collection {coll.name!r}")
+        if not self._can_read(coll, principal, member):
+            raise NotFound(f"knowledge collection {name_or_id!r} not found")  # do not reveal it exists
+        return coll
+
+    @staticmethod
+    def _member(s, coll: KBCollection, principal: Any) -> KBMember | None:
+        uid = getattr(principal, "user_id", None)
+        if uid is None:
+            return None
+        return s.scalar(select(KBMember).where(KBMember.collection_id == coll.id, KBMember.user_id == uid))
+
+    @staticmethod
+    def _is_owner(coll: KBCollection, principal: Any) -> bool:
+        uid = getattr(principal, "user_id", None)
+        return uid is not None and coll.owner_user_id == uid
+
+    def _can_read(self, coll: KBCollection, p: Any, m: KBMember | None) -> bool:
+        return _is_admin(p) or self._is_owner(coll, p) or coll.visibility == "tenant" or m is not None
+
+    def _can_write(self, coll: KBCollection, p: Any, m: KBMember | None) -> bool:
+        return _is_admin(p) or self._is_owner(coll, p) or (m is not None and m.can_write)
+
+    def _sees_all(self, coll: KBCollection, p: Any) -> bool:
+        return _is_admin(p) or self._is_owner(coll, p)
+
+    # -- collections ---------------------------------------------------------------------
+    def create_collection(self, principal: Any, name: str, description: str = "",
+                          visibility: str = "tenant") -> dict[str, Any]:
+        if not _NAME.match(name or ""):
+            raise InvalidRequest("collection name: 1-100 letters, digits, '_', '-' or Chinese characters",
+                                 param="name")
+        if visibility not in ("tenant", "private"):
+            raise InvalidRequest("visibility must be 'tenant' or 'private'", param="visibility")
+        with self.db.session() as s:
+            exists = s.scalar(select(KBCollection).where(KBCollection.tenant_id == principal.tenant_id,
+                                                         KBCollection.name == name))
+            if exists is not None:
+                raise Conflict(f"knowledge collection {name!r} already exists")
+            coll = KBCollection(tenant_id=principal.tenant_id, name=name, description=description,
+                                visibility=visibility, owner_user_id=getattr(principal, "user_id", None),
+                                embedder=getattr(self.embedder, "name", ""), dim=self._dim())
+            s.add(coll)
+            s.flush()
+            self.index.ensure(coll.id, coll.dim)
+            return self._coll_dict(s, coll)
+
+    def ensure_collection(self, principal: Any, name: str, **kw: Any) -> dict[str, Any]:
+        try:
+            return self.get_collection(principal, name)
+        except NotFound:
+            return self.create_collection(principal, name, **kw)
+
+    def _dim(self) -> int:
+        dim = int(getattr(self.embedder, "dim", 0) or 0)
+        if not dim:
+            dim = len(self.embedder.embed(["dim"], kind="query")[0])
+        return dim
+
+    def _coll_dict(self, s, coll: KBCollection) -> dict[str, Any]:
+        rows = s.execute(select(KBDocument.status, func.count(), func.sum(KBDocument.chunk_count))
+                         .where(KBDocument.collection_id == coll.id).group_by(KBDocument.status)).all()
+        by_status = {st: n for st, n, _ in rows}
+        return {"id": coll.id, "name": coll.name, "description": coll.description, "visibility": coll.visibility,
+                "owner_user_id": coll.owner_user_id, "embedder": coll.embedder, "dim": coll.dim,
+                "documents": sum(by_status.values()), "chunks": int(sum((c or 0) for _, _, c in rows)),
+                "by_status": by_status, "sync_dir": coll.sync_dir,
+                "created_at": coll.created_at.isoformat() if coll.created_at else None}
+
+    def list_collections(self, principal: Any) -> list[dict[str, Any]]:
+        with self.db.session() as s:
+            out = []
+            for coll in s.scalars(select(KBCollection).where(KBCollection.tenant_id == principal.tenant_id)
+                                  .order_by(KBCollection.name)):
+                if self._can_read(coll, principal, self._member(s, coll, principal)):
+                    d = self._coll_dict(s, coll)
+                    d["can_write"] = self._can_write(coll, principal, self._member(s, coll, principal))
+                    out.append(d)
+            return out
+
+    def get_collection(self, principal: Any, name: str | int) -> dict[str, Any]:
+        with self.db.session() as s:
+            coll = self._collection(s, principal, name)
+            d = self._coll_dict(s, coll)
+            d["can_write"] = self._can_write(coll, principal, self._member(s, coll, principal))
+            return d
+
+    def delete_collection(self, principal: Any, name: str | int) -> None:
+        with self.db.session() as s:
+            coll = self._collection(s, principal, name, write=True)
+            cid = coll.id
+            with collection_lock(cid):
+                self.index.drop(cid)
+                s.delete(coll)
+
+    def set_member(self, principal: Any, collection: str | int, user_id: int, *, can_write: bool = False,
+                   access_tags: Sequence[str] = ()) -> dict[str, Any]:
+        with self.db.session() as s:
+            coll = self._collection(s, principal, collection, write=True)
+            m = s.scalar(select(KBMember).where(KBMember.collection_id == coll.id, KBMember.user_id == user_id))
+            if m is None:
+                m = KBMember(collection_id=coll.id, user_id=user_id)
+                s.add(m)
+            m.can_write, m.access_tags = bool(can_write), list(access_tags)
+            return {"collection": coll.name, "user_id": user_id, "can_write": m.can_write,
+                    "access_tags": m.access_tags}
+
+    def remove_member(self, principal: Any, collection: str | int, user_id: int) -> None:
+        with self.db.session() as s:
+            coll = self._collection(s, principal, collection, write=True)
+            m = s.scalar(select(KBMember).where(KBMember.collection_id == coll.id, KBMember.user_id == user_id))
+            if m is None:
+                raise NotFound(f"user {user_id} is not a member of {coll.name!r}")
+            s.delete(m)
+
+    # -- documents -----------------------------------------------------------------------
+    def stage(self, filename: str, data: bytes) -> dict[str, Any]:
+        """Check one upload and keep its bytes; raises the per-file error (413, 400)."""
+        filename = PurePath(filename.replace("\\", "/")).name if "/" not in filename else filename
+        if len(data) > self.config.max_upload_bytes:
+            raise PayloadTooLarge(f"{filename}: {len(data)} bytes is over the {self.config.max_upload_bytes}-byte "
+                                  "limit per file", code="payload_too_large")
+        if doc_type_of(filename) is None:
+            raise InvalidRequest(f"{filename}: unsupported file type {PurePath(filename).suffix or '(none)'!r}; "
+                                 f"supported: {', '.join(supported_extensions())}", code="unsupported_type")
+        if not data:
+            raise InvalidRequest(f"{filename}: the file is empty (0 bytes)", code="empty_file")
+        suffix = PurePath(filename).suffix
+        digest = self.blobs.put(data, suffix)
+        return {"source": filename, "sha256": digest, "size": len(data), "suffix": suffix}
+
+    def add_documents(self, principal: Any, collection: str | int, files: Iterable[tuple[str, bytes]], *,
+                      title: str | None = None, tags: Sequence[str] | None = None,
+                      access_tags: Sequence[str] | None = None, effective_date: str | date | None = None,
+                      wait: bool = False, replace: bool = False) -> dict[str, Any]:
+        """Stage files and start one ingestion job. Bad files are reported, the rest go on.
+
+        Returns ``{"job_id", "accepted": [...], "rejected": [{"source", "error", "code", "status"}]}``;
+        raises the file's own error when a single file was sent and it was refused.
+        """
+        with self.db.session() as s:
+            coll = self._collection(s, principal, collection, write=True)
+            cid = coll.id
+        if effective_date is not None:
+            effective_date = _date(effective_date).isoformat() if _date(effective_date) else None
+        accepted, rejected, errors = [], [], []
+        for filename, data in files:
+            try:
+                item = self.stage(filename, data)
+            except ZhinaoError as e:
+                errors.append(e)
+                rejected.append({"source": filename, "error": e.message, "code": e.code, "status": e.status})
+                continue
+            item.update({"title": title, "tags": list(tags) if tags is not None else None,
+                         "access_tags": list(access_tags) if access_tags is not None else None,
+                         "effective_date": effective_date, "replace": replace})
+            accepted.append(item)
+        if not accepted:
+            if len(errors) == 1:
+                raise errors[0]
+            raise InvalidRequest("no file was accepted: " + "; ".join(r["error"] for r in rejected) if rejected
+                                 else "no files were sent")
+        job_id = self.jobs.submit("kb.ingest", {"collection_id": cid, "items": accepted},
+                                  tenant_id=principal.tenant_id)
+        out: dict[str, Any] = {"job_id": job_id, "accepted": [a["source"] for a in accepted], "rejected": rejected}
+        if wait:
+            out["job"] = self.jobs.wait(job_id)
+        return out
+
+    def add_paths(self, principal: Any, collection: str | int, paths: Iterable[str | Path], **kw: Any) -> dict:
+        """Add files and folders (recursively); sources are paths relative to each folder given."""
+        files: list[tuple[str, bytes]] = []
+        skipped: list[dict[str, Any]] = []
+        for p in map(Path, paths):
+            if p.is_dir():
+                for f in sorted(p.rglob("*")):
+                    if f.is_file() and not f.name.startswith("."):
+                        files.append((f.relative_to(p).as_posix(), f.read_bytes()))
+            elif p.is_file():
+                files.append((p.name, p.read_bytes()))
+            else:
+                skipped.append({"source": str(p), "error": f"{p}: no such file or folder", "code": "not_found"})
+        if not files:
+            raise NotFound("; ".join(x["error"] for x in skipped) or "no files found")
+        out = self.add_documents(principal, collection, files, **kw)
+        out["rejected"] = skipped + out["rejected"]
+        return out
+
+    def sync_dir(self, principal: Any, collection: str | int, directory: str | Path, *, wait: bool = False,
+                 remember: bool = True) -> dict[str, Any]:
+        """Make the collection mirror a folder: new and changed files are indexed, deleted ones removed."""
+        root = Path(directory)
+        if not root.is_dir():
+            raise NotFound(f"{root}: no such folder")
+        with self.db.session() as s:
+            coll = self._collection(s, principal, collection, write=True)
+            cid = coll.id
+            if remember:
+                coll.sync_dir = str(root.resolve())
+            known = {d.source: d for d in s.scalars(select(KBDocument).where(KBDocument.collection_id == cid))}
+            known = {k: (d.id, d.content_hash, d.status) for k, d in known.items()}
+        items, rejected, seen = [], [], set()
+        for f in sorted(root.rglob("*")):
+            if not f.is_file() or f.name.startswith(".") or doc_type_of(f.name) is None:
+                continue
+            rel = f.relative_to(root).as_posix()
+            seen.add(rel)
+            data = f.read_bytes()
+            prev = known.get(rel)
+            if prev and prev[1] == sha256(data) and prev[2] == "ready":
+                continue
+            try:
+                items.append(self.stage(rel, data) | {"replace": True})
+            except ZhinaoError as e:
+                rejected.append({"source": rel, "error": e.message, "code": e.code, "status": e.status})
+        deletes = [doc_id for src, (doc_id, _, _) in known.items() if src not in seen]
+        if not items and not deletes:
+            return {"job_id": None, "added_or_changed": [], "deleted": [], "rejected": rejected}
+        job_id = self.jobs.submit("kb.ingest", {"collection_id": cid, "items": items, "delete": deletes},
+                                  tenant_id=principal.tenant_id)
+        out = {"job_id": job_id, "added_or_changed": [i["source"] for i in items], "deleted": deletes,
+               "rejected": rejected}
+        if wait:
+            out["job"] = self.jobs.wait(job_id)
+        return out
+
+    def replace_document(self, principal: Any, collection: str | int, doc_id: int, filename: str | None,
+                         data: bytes, *, wait: bool = False) -> dict[str, Any]:
+        """New content for an existing document; the old version serves until the new one is ready."""
+        with self.db.session() as s:
+            coll = self._collection(s, principal, collection, write=True)
+            doc = s.get(KBDocument, doc_id)
+            if doc is None or doc.collection_id != coll.id:
+                raise NotFound(f"document {doc_id} not found in {coll.name!r}")
+            source, cid = doc.source, coll.id
+        if filename and PurePath(filename).suffix.lower() != PurePath(source).suffix.lower():
+            raise InvalidRequest(f"replacement must have the same type as {source!r}", param="file")
+        item = self.stage(source, data) | {"replace": True}
+        job_id = self.jobs.submit("kb.ingest", {"collection_id": cid, "items": [item]}, tenant_id=principal.tenant_id)
+        out: dict[str, Any] = {"job_id": job_id, "doc_id": doc_id}
+        if wait:
+            out["job"] = self.jobs.wait(job_id)
+        return out
+
+    def list_documents(self, principal: Any, collection: str | int, *, status: str | None = None,
+                       limit: int = 500, offset: int = 0) -> list[dict[str, Any]]:
+        with self.db.session() as s:
+            coll = self._collection(s, principal, collection)
+            allowed = self._allowed_tags(s, coll, principal)
+            q = select(KBDocument).where(KBDocument.collection_id == coll.id).order_by(KBDocument.updated_at.desc())
+            if status:
+                q = q.where(KBDocument.status == status)
+            docs = [d for d in s.scalars(q) if self._visible(d, allowed)]
+            return [doc_dict(d) for d in docs[offset:offset + limit]]
+
+    def get_document(self, principal: Any, collection: str | int, doc_id: int) -> dict[str, Any]:
+        with self.db.session() as s:
+            coll = self._collection(s, principal, collection)
+            doc = s.get(KBDocument, doc_id)
+            if doc is None or doc.collection_id != coll.id or not self._visible(doc, self._allowed_tags(s, coll, principal)):
+                raise NotFound(f"document {doc_id} not found in {coll.name!r}")
+            return doc_dict(doc)
+
+    def delete_document(self, principal: Any, collection: str | int, doc_id: int) -> None:
+        with self.db.session() as s:
+            coll = self._collection(s, principal, collection, write=True)
+            doc = s.get(KBDocument, doc_id)
+            if doc is None or doc.collection_id != coll.id:
+                raise NotFound(f"document {doc_id} not found in {coll.name!r}")
+            cid = coll.id
+        with collection_lock(cid):
+            self.delete_document_now(cid, doc_id)
+
+    def delete_document_now(self, cid: int, doc_id: int) -> None:
+        """Hide first (SQL), then delete the chunks, then the row: readers never see a half state."""
+        with self.db.session() as s:
+            doc = s.get(KBDocument, doc_id)
+            if doc is None:
+                return
+            doc.status = "deleting"
+        name = self.index.ensure(cid, self._coll_dim(cid))
+        self.index.delete(name, f"doc_id == {doc_id}")
+        with self.db.session() as s:
+            doc = s.get(KBDocument, doc_id)
+            if doc is not None:
+                s.delete(doc)
+
+    def _coll_dim(self, cid: int) -> int:
+        with self.db.session() as s:
+            coll = s.get(KBCollection, cid)
+            return coll.dim if coll else self._dim()
+
+    def passage(self, principal: Any, collection: str | int, pk: str) -> dict[str, Any]:
+        """One passage by id (the target of a citation link)."""
+        with self.db.session() as s:
+            coll = self._collection(s, principal, collection)
+            scope = self._scope(s, coll, principal)
+        rows = self.index.get(scope.collection, [pk])
+        hits = scope.admit([Hit.from_entity(r, 0.0) for r in rows])
+        if not hits:
+            raise NotFound(f"passage {pk!r} not found (the document may have been replaced or deleted)")
+        h = hits[0]
+        h.doc = scope.docs.get(h.doc_id, {})
+        return hit_dict(h, collection=coll.name)
+
+    # -- scope & retrieval ---------------------------------------------------------------
+    def _allowed_tags(self, s, coll: KBCollection, principal: Any) -> set[str] | None:
+        """None: sees every document; else the access tags this reader holds."""
+        if self._sees_all(coll, principal):
+            return None
+        m = self._member(s, coll, principal)
+        return set(m.access_tags or []) if m else set()
+
+    @staticmethod
+    def _visible(doc: KBDocument, allowed: set[str] | None) -> bool:
+        return allowed is None or not doc.access_tags or bool(allowed & set(doc.access_tags))
+
+    def _scope(self, s, coll: KBCollection, principal: Any, *, tags: Sequence[str] | None = None,
+               doc_types: Sequence[str] | None = None, date_from: str | date | None = None,
+               date_to: str | date | None = None) -> Scope:
+        allowed = self._allowed_tags(s, coll, principal)
+        d0, d1 = _date(date_from), _date(date_to)
+        keys, docs = set(), {}
+        q = select(KBDocument).where(KBDocument.collection_id == coll.id, KBDocument.version > 0,
+                                     KBDocument.status != "deleting")
+        for d in s.scalars(q):
+            if not self._visible(d, allowed):
+                continue
+            if tags and not set(tags) & set(d.tags or []):
+                continue
+            if doc_types and d.doc_type not in doc_types:
+                continue
+            if (d0 and (d.effective_date is None or d.effective_date < d0)) or \
+               (d1 and (d.effective_date is None or d.effective_date > d1)):
+                continue
+            keys.add(f"{d.id}:{d.version}")
+            docs[d.id] = {"doc_id": d.id, "title": d.title, "source": d.source, "doc_type": d.doc_type,
+                          "tags": d.tags, "effective_date": d.effective_date.isoformat() if d.effective_date else None}
+        return Scope(collection=self.index.ensure(coll.id, coll.dim), active_keys=keys, docs=docs)
+
+    def retrieve(self, principal: Any, collection: str | int, query: str, *, k: int | None = None,
+                 mode: str = "hybrid", rerank_with: str | None = None, **filters: Any) -> list[Hit]:
+        """The best passages for ``query`` that this principal may read, with document info."""
+        query = (query or "").strip()
+        if not query:
+            raise InvalidRequest("the query is empty", param="q")
+        k = k or self.config.top_k
+        with self.db.session() as s:
+            coll = self._collection(s, principal, collection)
+            scope = self._scope(s, coll, principal, **filters)
+        retriever = make_retriever(mode, self.index, self.embedder, rrf_k=self.config.rrf_k)
+        hits = retriever.retrieve(query, k, scope)
+        hits = rerank(rerank_with or self.config.reranker, query, hits, self.embedder)
+        for h in hits:
+            h.doc = scope.docs.get(h.doc_id, {})
+        return hits
+
+    def search(self, principal: Any, query: str, *, collection: str | int | None = None, k: int = 10,
+               tags: Sequence[str] | None = None, doc_types: Sequence[str] | None = None,
+               date_from: str | None = None, date_to: str | None = None, mode: str = "hybrid") -> dict[str, Any]:
+        """Library search: ranked documents, each with its best passages highlighted."""
+        colls = [collection] if collection is not None else [c["name"] for c in self.list_collections(principal)]
+        grouped: dict[tuple[str, int], dict[str, Any]] = {}
+        for cname in colls:
+            hits = self.retrieve(principal, cname, query, k=k * 3, mode=mode, tags=tags, doc_types=doc_types,
+                                 date_from=date_from, date_to=date_to)
+            for rank, h in enumerate(hits):
+                key = (str(cname), h.doc_id)
+                g = grouped.setdefault(key, {**h.doc, "collection": cname, "score": 0.0, "passages": []})
+                # a document ranks by its best passage; further passages only break ties
+                g["score"] += (1.0 if not g["passages"] else 0.01) / (1 + rank)
+                if len(g["passages"]) < 3:
+                    g["passages"].append(hit_dict(h, collection=str(cname), query=query))
+        ranked = sorted(grouped.values(), key=lambda g: -g["score"])[:k]
+        for g in ranked:
+            g["score"] = round(g["score"], 6)
+        return {"query": query, "results": ranked}
+
+    # -- chat ----------------------------------------------------------------------------
+    async def model_for(self, name: str | None) -> ChatModel:
+        if self.chat_model is not None and (name is None or name == self.chat_model.name):
+            return self.chat_model
+        if self.platform is not None:
+            return await self.platform.models.get(name)
+        if self.chat_model is not None:
+            return self.chat_model
+        raise InvalidRequest("no chat model is configured for the knowledge base")
+
+    def chat_stream(self, principal: Any, collection: str | int, messages: Sequence[dict[str, Any]],
+                    params: GenerationParams | None = None, *, model: str | None = None) -> "AsyncIterator[ChatDelta]":
+        """Retrieval + generation, streamed. The first delta carries ``citations`` (see rag)."""
+        from zhinao.knowledge.rag import RagChat
+
+        return RagChat(self).stream(principal, collection, messages, params or GenerationParams(), model=model)
+
+    async def chat(self, principal: Any, collection: str | int, messages: Sequence[dict[str, Any]],
+                   params: GenerationParams | None = None, *, model: str | None = None) -> dict[str, Any]:
+        from zhinao.knowledge.rag import RagChat
+
+        return await RagChat(self).answer(principal, collection, messages, params or GenerationParams(), model=model)
+
+    # -- scheduled sync --------------------------------------------------------------------
+    def start_scheduled_sync(self, interval_s: float | None = None) -> None:
+        """Re-sync every collection that remembers a folder, every ``interval_s`` seconds."""
+        interval = interval_s if interval_s is not None else self.config.sync_interval_s
+        if not interval or self._sync_thread is not None:
+            return
+
+        def loop() -> None:
+            while not self._sync_stop.wait(interval):
+                self.sync_all()
+
+        self._sync_thread = threading.Thread(target=loop, name="kb-sync", daemon=True)
+        self._sync_thread.start()
+
+    def sync_all(self) -> list[dict[str, Any]]:
+        out = []
+        with self.db.session() as s:
+            todo = [(c.tenant_id, c.id, c.sync_dir) for c in s.scalars(select(KBCollection)
+                                                                         .where(KBCollection.sync_dir.is_not(None)))]
+        for tenant_id, cid, folder in todo:
+            try:
+                out.append(self.sync_dir(SystemPrincipal(tenant_id=tenant_id), cid, folder, wait=True))
+            except ZhinaoError as e:
+                log.warning("scheduled sync of collection %s from %s: %s", cid, folder, e.message)
+        return out
+
+    def gc(self, principal: Any, collection: str | int) -> int:
+        """Remove orphan chunks (none should exist; used after crashes and by tests)."""
+        with self.db.session() as s:
+            coll = self._collection(s, principal, collection, write=True)
+            cid, dim = coll.id, coll.dim
+        with collection_lock(cid):
+            return Ingestor(self).sweep(cid, self.index.ensure(cid, dim))
+
+    def close(self) -> None:
+        self._sync_stop.set()
+        if ingestion._SERVICES.get(self.db.url) is self:
+            ingestion._SERVICES.pop(self.db.url, None)
+        self.index.close()
+
+
+def doc_dict(d: KBDocument) -> dict[str, Any]:
+    return {"id": d.id, "collection_id": d.collection_id, "source": d.source, "title": d.title,
+            "doc_type": d.doc_type, "tags": d.tags or [], "access_tags": d.access_tags or [],
+            "effective_date": d.effective_date.isoformat() if d.effective_date else None,
+            "status": d.status, "error": d.error, "version": d.version, "chunks": d.chunk_count,
+            "size_bytes": d.size_bytes, "content_hash": d.content_hash, "job_id": d.job_id,
+            "created_at": d.created_at.isoformat() if d.created_at else None,
+            "updated_at": d.updated_at.isoformat() if d.updated_at else None}
+
+
+def highlight(text: str, query: str) -> str:
+    """HTML-escaped ``text`` with query terms wrapped in <mark> (safe to insert as HTML)."""
+    import jieba
+
+    terms = sorted({t.strip() for t in jieba.cut_for_search(query) if len(t.strip()) > 1 or
+                    ("\u4e00" <= t <= "\u9fff" and t.strip())}, key=len, reverse=True)
+    esc = html.escape(text)
+    if not terms:
+        return esc
+    pat = re.compile("|".join(re.escape(html.escape(t)) for t in terms), re.I)
+    return pat.sub(lambda m: f"<mark>{m.group(0)}</mark>", esc)
+
+
+def hit_dict(h: Hit, *, collection: str, query: str | None = None) -> dict[str, Any]:
+    d = {"passage_id": h.pk, "doc_id": h.doc_id, "title": h.doc.get("title", ""), "source": h.doc.get("source", ""),
+         "page": h.page, "heading": h.heading, "text": h.body, "score": round(h.score, 6),
+         "relevance": None if h.relevance is None else round(h.relevance, 4),
+         "url": f"/api/kb/{collection}/passages/{h.pk}"}
+    if query is not None:
+        d["highlight"] = highlight(h.body, query)
+    return d

