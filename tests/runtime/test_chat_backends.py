@@ -130,9 +130,10 @@ def test_json_schema_output_validates(collect, model) -> None:
 
 
 def test_json_object_output_parses(collect, model) -> None:
-    text, _ = collect(model, user("Give a JSON object describing a cat."), temperature=0, max_tokens=120,
-                      response_format={"type": "json_object"})
+    text, deltas = collect(model, user('Reply with a JSON object with one key "colour" whose value is a colour.'),
+                           temperature=0, max_tokens=120, response_format={"type": "json_object"})
     assert isinstance(json.loads(text), dict)
+    assert deltas[-1].finish_reason == "stop"
 
 
 def test_forced_tool_call(collect, model) -> None:

@@ -18,7 +18,15 @@ log = logging.getLogger(__name__)
 
 #: output fields returned with every hit
 FIELDS = ["pk", "doc_id", "version", "doc_key", "idx", "page", "heading", "kind", "body"]
-MAX_BODY = 8000  # characters; chunks are far smaller, this only guards the schema limit
+MAX_BODY = 8000
+#: jieba for Chinese (English words pass through whole), lower-cased, punctuation and
+#: function words dropped so that question words ("怎么", "what") do not dominate BM25
+STOP_WORDS = ["的", "了", "吗", "呢", "吧", "啊", "是", "在", "和", "与", "或", "我", "你", "他", "她", "它", "我们",
+              "怎么", "怎么办", "什么", "多少", "哪些", "哪个", "如何", "为什么", "能", "能不能", "可以", "会", "要",
+              "有", "没有", "多久", "几", "吗", "么", "the", "a", "an", "is", "are", "do", "does", "did", "i", "my",
+              "me", "you", "your", "what", "how", "when", "where", "which", "who", "why", "can", "of", "to", "in",
+              "on", "for", "and", "or", "it", "be", "there", "much", "many", "long", "get", "if", "at", "with"]
+ANALYZER = {"tokenizer": "jieba", "filter": ["lowercase", "removepunct", {"type": "stop", "stop_words": STOP_WORDS}]}  # characters; chunks are far smaller, this only guards the schema limit
 
 
 @dataclass
@@ -97,7 +105,7 @@ class MilvusIndex:
         schema.add_field("body", DataType.VARCHAR, max_length=MAX_BODY * 3)
         # what BM25 and the embedder see: title and heading path, then the passage
         schema.add_field("text", DataType.VARCHAR, max_length=MAX_BODY * 4, enable_analyzer=True,
-                         analyzer_params={"tokenizer": "jieba", "filter": ["lowercase"]})
+                         analyzer_params=ANALYZER)
         schema.add_field("sparse", DataType.SPARSE_FLOAT_VECTOR)
         schema.add_field("dense", DataType.FLOAT_VECTOR, dim=dim)
         schema.add_function(Function(name="text_bm25", function_type=FunctionType.BM25,

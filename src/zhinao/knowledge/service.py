@@ -224,11 +224,14 @@ class KnowledgeService:
         digest = self.blobs.put(data, suffix)
         return {"source": filename, "sha256": digest, "size": len(data), "suffix": suffix}
 
-    def add_documents(self, principal: Any, collection: str | int, files: Iterable[tuple[str, bytes]], *,
+    def add_documents(self, principal: Any, collection: str | int, files: Iterable[tuple], *,
                       title: str | None = None, tags: Sequence[str] | None = None,
                       access_tags: Sequence[str] | None = None, effective_date: str | date | None = None,
                       wait: bool = False, replace: bool = False) -> dict[str, Any]:
         """Stage files and start one ingestion job. Bad files are reported, the rest go on.
+
+        ``files`` holds ``(filename, bytes)`` or ``(filename, bytes, meta)`` where ``meta`` may
+        set ``title``, ``tags``, ``access_tags``, ``effective_date`` for that file.
 
         Returns ``{"job_id", "accepted": [...], "rejected": [{"source", "error", "code", "status"}]}``;
         raises the file's own error when a single file was sent and it was refused.
@@ -239,16 +242,23 @@ class KnowledgeService:
         if effective_date is not None:
             effective_date = _date(effective_date).isoformat() if _date(effective_date) else None
         accepted, rejected, errors = [], [], []
-        for filename, data in files:
+        for entry in files:
+            filename, data = entry[0], entry[1]
+            own = entry[2] if len(entry) > 2 else {}  # per-file metadata overrides the batch's
             try:
                 item = self.stage(filename, data)
+                item.update({"title": title, "tags": list(tags) if tags is not None else None,
+                             "access_tags": list(access_tags) if access_tags is not None else None,
+                             "effective_date": effective_date, "replace": replace})
+                for key in ("title", "tags", "access_tags"):
+                    if own.get(key) is not None:
+                        item[key] = own[key] if key == "title" else list(own[key])
+                if own.get("effective_date") is not None:
+                    item["effective_date"] = _date(own["effective_date"]).isoformat()
             except ZhinaoError as e:
                 errors.append(e)
                 rejected.append({"source": filename, "error": e.message, "code": e.code, "status": e.status})
                 continue
-            item.update({"title": title, "tags": list(tags) if tags is not None else None,
-                         "access_tags": list(access_tags) if access_tags is not None else None,
-                         "effective_date": effective_date, "replace": replace})
             accepted.append(item)
         if not accepted:
             if len(errors) == 1:

@@ -67,8 +67,13 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the child between 
 
 
 class LlamaServerProcess:
-    """One supervised ``llama-server`` child. Thread-based so it is independent of any
-    event loop (the gateway, the CLI and tests each run their own)."""
+    """One supervised ``llama-server`` child.
+
+    A single supervisor thread spawns, health-checks and restarts the child, so it is
+    independent of any event loop (the gateway, the CLI and tests each run their own)
+    and the child's parent-death signal is tied to a thread that lives exactly as long
+    as the supervision.
+    """
 
     def __init__(self, argv_base: list[str], *, name: str, start_timeout_s: float = 120.0,
                  log_path: Path | None = None, max_backoff_s: float = 30.0):
@@ -81,6 +86,8 @@ class LlamaServerProcess:
         self.proc: subprocess.Popen[bytes] | None = None
         self.restarts = 0
         self.ready = threading.Event()
+        self._started = threading.Event()  # the first start attempt finished (either way)
+        self._start_error: EngineUnavailable | None = None
         self._closing = threading.Event()
         self._lock = threading.Lock()
         self._supervisor: threading.Thread | None = None
@@ -98,11 +105,14 @@ class LlamaServerProcess:
         return [*self.argv_base, "--host", "127.0.0.1", "--port", str(self.port)]
 
     def _spawn(self) -> None:
-        self.port = free_port()
-        log.info("starting llama-server for %s on port %d", self.name, self.port)
-        self.proc = subprocess.Popen(
-            self.argv(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-            preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None)
+        with self._lock:
+            if self._closing.is_set():
+                raise EngineUnavailable(f"llama-server for {self.name!r} is shutting down")
+            self.port = free_port()
+            log.info("starting llama-server for %s on port %d", self.name, self.port)
+            self.proc = subprocess.Popen(
+                self.argv(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None)
         threading.Thread(target=self._pump_log, args=(self.proc,), daemon=True,
                          name=f"llama-server-log-{self.name}").start()
 
@@ -123,12 +133,13 @@ class LlamaServerProcess:
     def _wait_healthy(self) -> None:
         """Poll ``/health`` until 200 (503 means still loading the model)."""
         deadline = time.monotonic() + self.start_timeout_s
-        assert self.proc is not None
+        proc = self.proc
+        assert proc is not None
         with httpx.Client(timeout=2.0) as http:
             while time.monotonic() < deadline:
-                if self.proc.poll() is not None:
+                if proc.poll() is not None:
                     raise EngineUnavailable(
-                        f"llama-server for {self.name!r} exited with code {self.proc.returncode} while starting:\n"
+                        f"llama-server for {self.name!r} exited with code {proc.returncode} while starting:\n"
                         + "\n".join(list(self._tail)[-12:]))
                 try:
                     if http.get(self.base_url + "/health").status_code == 200:
@@ -142,51 +153,63 @@ class LlamaServerProcess:
                                 f"{self.start_timeout_s:.0f} s:\n" + "\n".join(list(self._tail)[-12:]))
 
     def start(self) -> None:
-        """Start and wait until healthy; then supervise. Idempotent."""
+        """Start and wait until healthy; supervision continues in the background. Idempotent:
+        while supervised, waits for the engine (e.g. a restart in progress) instead."""
         with self._lock:
-            if self.proc is not None and self.proc.poll() is None and self.ready.is_set():
-                return
-            self._closing.clear()
-            self._spawn()
-            self._wait_healthy()
-            self.ready.set()
             if self._supervisor is None or not self._supervisor.is_alive():
+                self._closing.clear()
+                self._started.clear()
+                self._start_error = None
                 self._supervisor = threading.Thread(target=self._supervise, daemon=True,
                                                     name=f"llama-server-supervisor-{self.name}")
                 self._supervisor.start()
+        self._started.wait()
+        if self._start_error is not None:
+            raise self._start_error
+        if not self.ready.wait(self.start_timeout_s):
+            raise EngineUnavailable(f"llama-server for {self.name!r} is restarting and not ready yet")
 
     def _supervise(self) -> None:
-        """Restart the engine whenever it dies unexpectedly (backoff 0.5 s doubling to 30 s;
-        reset once it has stayed up for a minute)."""
+        """Spawn, then restart the engine whenever it dies unexpectedly (backoff 0.5 s
+        doubling to 30 s; reset once it has stayed up for a minute)."""
+        try:
+            self._spawn()
+            self._wait_healthy()
+        except (EngineUnavailable, OSError) as e:
+            self._start_error = e if isinstance(e, EngineUnavailable) else EngineUnavailable(
+                f"llama-server for {self.name!r} could not be started: {e}")
+            self._terminate()
+            self._started.set()
+            return
+        self.ready.set()
+        self._started.set()
         backoff = 0.5
-        while not self._closing.is_set():
+        while True:
             proc = self.proc
-            if proc is None:
-                return
-            started = time.monotonic()
+            assert proc is not None
+            up_since = time.monotonic()
             code = proc.wait()
             if self._closing.is_set():
                 return
             self.ready.clear()
-            if time.monotonic() - started > 60:
+            if time.monotonic() - up_since > 60:
                 backoff = 0.5
             log.error("llama-server for %s (pid %d) exited with code %s; restarting in %.1f s. Last output:\n%s",
                       self.name, proc.pid, code, backoff, "\n".join(list(self._tail)[-8:]))
             if self._closing.wait(backoff):
                 return
             backoff = min(backoff * 2, self.max_backoff_s)
-            with self._lock:
+            try:
+                self._spawn()
+                self._wait_healthy()
+            except (EngineUnavailable, OSError) as e:
                 if self._closing.is_set():
                     return
-                try:
-                    self._spawn()
-                    self._wait_healthy()
-                except (EngineUnavailable, OSError) as e:
-                    log.error("restart of llama-server for %s failed: %s", self.name, e)
-                    continue
-                self.restarts += 1
-                self.ready.set()
-                log.info("llama-server for %s restarted (pid %d, port %d)", self.name, self.proc.pid, self.port)
+                log.error("restart of llama-server for %s failed: %s", self.name, e)
+                continue
+            self.restarts += 1
+            self.ready.set()
+            log.info("llama-server for %s restarted (pid %d, port %d)", self.name, self.proc.pid, self.port)
 
     def _terminate(self, grace_s: float = 5.0) -> None:
         proc = self.proc
@@ -202,12 +225,14 @@ class LlamaServerProcess:
 
     def stop(self) -> None:
         """Stop supervising, then terminate (SIGTERM, SIGKILL after a grace period). Idempotent."""
-        self._closing.set()
+        with self._lock:  # no spawn can start after this
+            self._closing.set()
         self.ready.clear()
-        with self._lock:
-            self._terminate()
-        if self._supervisor is not None and self._supervisor is not threading.current_thread():
-            self._supervisor.join(timeout=10)
+        self._terminate()
+        sup = self._supervisor
+        if sup is not None and sup is not threading.current_thread():
+            sup.join(timeout=15)
+        self._terminate()  # a child spawned while we were stopping
         self._supervisor = None
 
 
@@ -276,13 +301,9 @@ class LlamaServerChatModel(ChatModel):
 
     async def _ready_wire(self) -> OpenAIWire:
         """The wire to a healthy engine; waits out a restart in progress rather than failing."""
-        await self.start()
+        await self.start()  # returns once healthy; during a restart it waits for it
         proc = self._proc
         assert proc is not None
-        if not proc.ready.is_set():
-            ok = await asyncio.to_thread(proc.ready.wait, self.settings.engine_start_timeout_s)
-            if not ok:
-                raise EngineUnavailable(f"llama-server for {self.name!r} is restarting and not ready yet")
         url = proc.base_url + "/v1"
         if self._wire is None or self._wire.base_url != url:  # a restart picks a new port
             self._wire = OpenAIWire(url, where=f"llama-server for {self.name!r}",

@@ -34,6 +34,24 @@ log = logging.getLogger(__name__)
 _CHATML = ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
            "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
 _TOOL_CALL = re.compile(r"<tool_call>\s*(.*?)\s*(?:</tool_call>|$)", re.S)
+_FENCE = re.compile(r"^```[a-zA-Z]*\s*(.*?)\s*(?:```\s*)?$", re.S)
+
+
+def _could_be_tool_call(head: str) -> bool:
+    """While this is True for the start of a reply, "auto" mode buffers it: it may still
+    turn out to be a tool call (``<tool_call>``, a bare JSON object, or one in a fence,
+    which small models like to write)."""
+    head = head.lstrip()
+    if not head or head.startswith("{") or "<tool_call>".startswith(head) or head.startswith("<tool_call>"):
+        return True
+    if "```json".startswith(head):
+        return True
+    if head.startswith("```"):
+        rest = head[3:]
+        rest = rest[4:] if rest[:4].lower() == "json" else rest
+        rest = rest.lstrip()
+        return rest == "" or rest.startswith("{")
+    return False
 
 
 def _text(content: Any) -> str:
@@ -307,8 +325,9 @@ class LlamaCppChatModel(ChatModel):
                             break
                 finally:
                     chunks.close()
-                # stop_when_cancelled also runs for the token that ended the reply (EOS)
-                put(("end", finish, max(0, n_generated - (1 if finish == "stop" else 0))))
+                # llama-cpp-python asks the criterion once per sampled token and once more
+                # after its loop; the token that ended the reply (EOS, stop string) counts.
+                put(("end", finish, max(0, n_generated - 1)))
         except Exception as e:  # surfaced to the awaiting coroutine
             put(("error", e))
 
@@ -356,8 +375,7 @@ class LlamaCppChatModel(ChatModel):
             if item[0] == "text":
                 buf += item[1]
                 if plan.tool_mode == "auto" and not decided:
-                    head = buf.lstrip()
-                    if head and not ("<tool_call>".startswith(head[:11]) or head.startswith("{")):
+                    if not _could_be_tool_call(buf):
                         decided = True
                         yield ChatDelta(content=buf)
                 elif decided and streaming:
@@ -389,7 +407,12 @@ class LlamaCppChatModel(ChatModel):
 
         if plan.tool_mode == "forced" and len(plan.tool_names) == 1:
             return [call(plan.tool_names[0], text.strip() or "{}")]
-        blobs = _TOOL_CALL.findall(text) if "<tool_call>" in text else [text.strip()]
+        stripped = text.strip()
+        if "<tool_call>" in stripped:
+            blobs = _TOOL_CALL.findall(stripped)
+        else:
+            fenced = _FENCE.match(stripped)
+            blobs = [fenced.group(1) if fenced else stripped]
         calls = []
         for blob in blobs:
             try:

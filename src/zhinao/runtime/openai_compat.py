@@ -45,11 +45,11 @@ def map_error(status: int, body: bytes | str, *, where: str, retry_after: str | 
     err: dict[str, Any] = {}
     try:
         parsed = json.loads(text)
-        if isinstance(parsed, dict):
-            err = parsed.get("error", parsed) if isinstance(parsed.get("error", parsed), dict) else {
-                "message": str(parsed.get("error"))}
     except ValueError:
-        pass
+        parsed = None
+    if isinstance(parsed, dict):
+        inner = parsed.get("error", parsed)
+        err = inner if isinstance(inner, dict) else {"message": str(inner)}
     message = str(err.get("message") or text.strip() or f"HTTP {status}")[:2000]
     etype, code = str(err.get("type") or ""), str(err.get("code") or "")
     lowered = message.lower()
@@ -232,9 +232,10 @@ class OpenAIWire:
                     return
                 async for event in iter_sse(resp):
                     if "error" in event and not event.get("choices"):
+                        # an error after the stream started (llama-server sends its HTTP code)
                         e = event["error"] if isinstance(event["error"], dict) else {"message": str(event["error"])}
-                        raise map_error(int(e.get("code") or 500) if str(e.get("code", "")).isdigit() else 500,
-                                        json.dumps({"error": e}), where=self.where)
+                        status = e["code"] if isinstance(e.get("code"), int) else 500
+                        raise map_error(status, json.dumps({"error": e}), where=self.where)
                     yield event
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.RemoteProtocolError, httpx.ReadError) as e:
             raise EngineUnavailable(f"{self.where} is unreachable at {self.base_url}: {e!r}") from e

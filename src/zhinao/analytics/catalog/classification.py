@@ -405,13 +405,15 @@ class ValueSVM(_TabularClassifier):
         return ev
 
     def _estimator(self):
+        from sklearn.calibration import CalibratedClassifierCV
         from sklearn.svm import SVC
 
-        return SVC(C=self.C, kernel="rbf", probability=True, random_state=self.random_state)
+        # Platt-calibrated probabilities for scoring (SVC(probability=True) is deprecated)
+        return CalibratedClassifierCV(SVC(C=self.C, kernel="rbf"), ensemble=False, cv=3)
 
     def _explain(self, X_test, y_test):
         imp = self._permutation(X_test, y_test, "roc_auc")
-        n_sv = int(self.pipeline_.named_steps["model"].n_support_.sum())
+        n_sv = int(self.pipeline_.named_steps["model"].calibrated_classifiers_[0].estimator.n_support_.sum())
         return ({"permutation_importance": imp, "support_vectors": n_sv,
                  "notes": [f"Value threshold learned on the training part; {n_sv} support vectors.",
                            "RBF kernel has no coefficients: importance is the drop in hold-out AUC "

@@ -2,9 +2,9 @@
 
 Two catalogue entries share one evaluation protocol so their numbers compare:
 
-- :class:`ArimaForecast`: seasonal ARIMA whose (p, d, q) is chosen by AIC over a small grid
-  (seasonal MA(1) after seasonal differencing at the daily period). Automatic order
-  selection is what makes ARIMA usable by analysts who will not read ACF plots.
+- :class:`ArimaForecast`: regression with ARIMA errors -- a calendar profile plus an
+  ARIMA(p, d, q) on its residuals, the order chosen by AIC over a small grid. Automatic
+  order selection is what makes ARIMA usable by analysts who will not read ACF plots.
 - :class:`CalendarRegressionForecast`: linear regression on calendar features
   (hour x day-type, day of week, holiday flags) plus same-hour lags of 1 day and 1 week.
 
@@ -211,11 +211,18 @@ def _forecast_chart(actual: pd.Series, idx: pd.DatetimeIndex, pred, lo, hi, naiv
 
 @register
 class ArimaForecast(_DayAheadForecaster):
-    """Seasonal ARIMA(p,d,q)(0,1,1)_s on log1p(values); (p,d,q) chosen by AIC."""
+    """Regression with ARIMA errors on log1p(values): calendar profile + ARIMA(p,d,q) by AIC.
+
+    A seasonal SARIMA(.)(0,1,1)[24] took ~3 minutes for an AIC grid on 2 cores and knows no
+    holidays; a regression on the calendar (hour x day-type, weekday, holidays) and on the
+    same hour one day and one week earlier removes the daily and weekly seasonality, and a
+    small ARIMA on its residuals carries the short-term
+    dynamics (a busy morning stays busy) -- the ``auto.arima(xreg=...)`` recipe, in ~1 s.
+    """
 
     info: ClassVar[ModelInfo] = ModelInfo(
         key="traffic_arima", name_zh="话务量预测 / 收入预测（ARIMA）", name_en="Traffic / revenue forecasting (ARIMA)",
-        algorithm="seasonal ARIMA, order chosen by AIC", theme="forecasting",
+        algorithm="ARIMA (regression with ARIMA errors), order chosen by AIC", theme="forecasting",
         application_zh="话务量预测、收入预测：按小时/按日预测下一天，用于容量规划与收入预估",
         application_en="traffic and revenue forecasting: next-day forecast for capacity planning and revenue outlook",
         inputs="time column `timestamp` + value column `activity` (regular hourly or daily); optional `cell_id`",
@@ -234,24 +241,31 @@ class ArimaForecast(_DayAheadForecaster):
         self.max_d = max_d
         self.alpha = alpha
 
+    def _profile(self, history: pd.Series, index: pd.DatetimeIndex) -> np.ndarray:
+        X = design_matrix(history, index, self.period_)[self.columns_].to_numpy()
+        return X @ self.beta_ + self.intercept_
+
     def _fit_series(self, s: pd.Series) -> None:
+        from sklearn.linear_model import Ridge
         from statsmodels.tsa.statespace.sarimax import SARIMAX
 
         self.period_ = _period_for(s, self.seasonal_period)
-        y = np.log1p(s.to_numpy())
-        seasonal = (0, 1, 1, self.period_) if self.period_ > 1 else (0, 0, 0, 0)
+        day = self.period_ if self.period_ > 1 else 1
+        X = design_matrix(s, s.index, self.period_).iloc[7 * day:]
+        y = np.log1p(s.to_numpy())[7 * day:]
+        self.columns_ = list(X.columns)
+        reg = Ridge(alpha=1.0).fit(X.to_numpy(), y)
+        self.beta_, self.intercept_ = reg.coef_, float(reg.intercept_)
+        r = y - (X.to_numpy() @ self.beta_ + self.intercept_)
         grid = []
         best = None
         for d in range(0, int(self.max_d) + 1):
             for p in range(0, int(self.max_p) + 1):
                 for q in range(0, int(self.max_q) + 1):
-                    if p == q == 0 and d == 0:
-                        continue
                     with warnings.catch_warnings():
                         warnings.simplefilter("ignore")
                         try:
-                            res = SARIMAX(y, order=(p, d, q), seasonal_order=seasonal,
-                                          trend="n").fit(disp=False, maxiter=50)
+                            res = SARIMAX(r, order=(p, d, q), trend="n").fit(disp=False, maxiter=100)
                         except (np.linalg.LinAlgError, ValueError):
                             continue
                     aic = float(res.aic)
@@ -260,36 +274,40 @@ class ArimaForecast(_DayAheadForecaster):
                         best = (aic, (p, d, q), res)
         if best is None:
             raise InvalidRequest("no ARIMA order could be fitted to this series")
-        self.aic_grid_ = sorted(grid, key=lambda r: r["aic"])
-        self.order_, self.seasonal_order_ = best[1], seasonal
-        self.params_ = best[2].params
+        self.aic_grid_ = sorted(grid, key=lambda g: g["aic"])
+        self.order_ = best[1]
+        self.params_ = np.asarray(best[2].params)
+        self.param_names_ = list(best[2].model.param_names)
         self.aic_ = best[0]
 
     def _forecast_next(self, history: pd.Series, steps: int):
         from statsmodels.tsa.statespace.sarimax import SARIMAX
 
-        # Re-filter the history with the fitted parameters (no re-estimation): cheap, and
-        # keeps the hold-out honest -- the parameters never saw it.
-        mod = SARIMAX(np.log1p(history.to_numpy()), order=self.order_, seasonal_order=self.seasonal_order_, trend="n")
+        # Re-filter the history's residuals with the fitted parameters (no re-estimation):
+        # cheap, and the hold-out never touches the parameters.
+        day = self.period_ if self.period_ > 1 else 1
+        h = history.iloc[7 * day:]
+        r = np.log1p(h.to_numpy()) - self._profile(history, h.index)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            res = mod.filter(self.params_)
+            res = SARIMAX(r, order=self.order_, trend="n").filter(self.params_)
         fc = res.get_forecast(steps)
         ci = np.asarray(fc.conf_int(alpha=self.alpha))
-        mean = np.expm1(np.asarray(fc.predicted_mean))
-        return np.maximum(mean, 0), np.maximum(np.expm1(ci[:, 0]), 0), np.expm1(ci[:, 1])
+        idx = pd.date_range(history.index[-1], periods=steps + 1, freq=history.index.freq)[1:]
+        prof = self._profile(history, idx)
+        mean = np.expm1(prof + np.asarray(fc.predicted_mean))
+        return np.maximum(mean, 0), np.maximum(np.expm1(prof + ci[:, 0]), 0), np.expm1(prof + ci[:, 1])
 
     def _explain(self) -> dict[str, Any]:
         p, d, q = self.order_
-        P, D, Q, s = self.seasonal_order_
-        return {"order": list(self.order_), "seasonal_order": list(self.seasonal_order_),
-                "model": f"SARIMA({p},{d},{q})({P},{D},{Q})[{s}] on log1p(value)",
+        coef = dict(zip(self.columns_, map(float, self.beta_)))
+        return {"order": list(self.order_),
+                "model": f"log1p(value) = calendar + day/week lags regression + ARIMA({p},{d},{q}) errors",
                 "aic": round(self.aic_, 2), "aic_grid": self.aic_grid_[:10],
-                "params": {str(k): round(float(v), 4) for k, v in
-                           zip(getattr(self.params_, "index", [f"param{i}" for i in range(len(self.params_))]),
-                               np.asarray(self.params_))},
-                "notes": ["Order chosen by AIC on the training part only; seasonal MA(1) after seasonal "
-                          "differencing at the daily period.",
+                "arima_params": {n: round(float(v), 4) for n, v in zip(self.param_names_, self.params_)},
+                "holiday_effect_pct": round(100 * (np.exp(coef.get("holiday", 0.0)) - 1), 1),
+                "notes": ["ARIMA order chosen by AIC on the training part only, over p,q <= "
+                          f"{self.max_p},{self.max_q} and d <= {self.max_d}.",
                           "The same model serves revenue forecasting (收入预测): pass a revenue column as "
                           "`value_column`; the shipped demo is traffic because no public operator revenue "
                           "series exists."]}
@@ -315,6 +333,23 @@ def calendar_features(index: pd.DatetimeIndex, period: int) -> pd.DataFrame:
     return pd.DataFrame(cols, index=index)
 
 
+def design_matrix(s: pd.Series, index: pd.DatetimeIndex, period: int) -> pd.DataFrame:
+    """Calendar features plus same-hour log lags of one day and one week, for ``index``.
+
+    ``index`` may extend past ``s`` by at most one day (the lags must be known).
+    """
+    logs = pd.Series(np.log1p(s.to_numpy()), index=s.index)
+    full = logs.reindex(index.union(s.index))
+    day = period if period > 1 else 1
+    X = calendar_features(index, period)
+    # a lag on a holiday says little about a workday (and vice versa): flag it
+    lag_hol = np.fromiter((d in HOLIDAYS for d in (index - pd.Timedelta(days=1)).date), bool, len(index))
+    X["lag_day"] = full.shift(day).reindex(index).to_numpy()
+    X["lag_week"] = full.shift(7 * day).reindex(index).to_numpy()
+    X["lag_day_was_holiday"] = lag_hol.astype(float)
+    return X
+
+
 @register
 class CalendarRegressionForecast(_DayAheadForecaster):
     """Linear regression on calendar features and same-hour lags (log1p scale)."""
@@ -338,19 +373,7 @@ class CalendarRegressionForecast(_DayAheadForecaster):
         self.ridge = ridge
 
     def _design(self, s: pd.Series, index: pd.DatetimeIndex) -> pd.DataFrame:
-        """Features for ``index`` (which may extend past ``s`` by at most one period)."""
-        logs = pd.Series(np.log1p(s.to_numpy()), index=s.index)
-        full = logs.reindex(index.union(s.index))
-        day = self.period_ if self.period_ > 1 else 1
-        X = calendar_features(index, self.period_)
-        lag1 = full.shift(day).reindex(index)
-        lagw = full.shift(7 * day).reindex(index)
-        # a lag on a holiday says little about a workday (and vice versa): flag it
-        lag_hol = pd.Series([d in HOLIDAYS for d in (index - pd.Timedelta(days=1)).date], index=index)
-        X["lag_day"] = lag1.to_numpy()
-        X["lag_week"] = lagw.to_numpy()
-        X["lag_day_was_holiday"] = lag_hol.astype(float).to_numpy()
-        return X
+        return design_matrix(s, index, self.period_)
 
     def _fit_series(self, s: pd.Series) -> None:
         from sklearn.linear_model import Ridge

@@ -8,11 +8,13 @@ baseline is the majority class (the topics are balanced, so it is chance: 10%).
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
+from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.metrics import accuracy_score, f1_score
 from sklearn.model_selection import train_test_split
 
@@ -27,10 +29,61 @@ _DROP = re.compile(r"^[\s\W_]+$", re.UNICODE)
 
 def jieba_tokens(text: str) -> list[str]:
     """Words of a Chinese (or mixed) text; module-level so fitted vectorisers pickle."""
+    return list(_cut(str(text)))
+
+
+@functools.lru_cache(maxsize=65536)
+def _cut(text: str) -> tuple[str, ...]:
+    """Cached: the same titles are cut again by every run and by scoring (~0.2 ms each)."""
     import jieba
 
     jieba.setLogLevel(60)
-    return [w.lower() for w in jieba.lcut(str(text)) if w.strip() and not _DROP.match(w)]
+    return tuple(w.lower() for w in jieba.lcut(text) if w.strip() and not _DROP.match(w))
+
+
+class CosineKNN(ClassifierMixin, BaseEstimator):
+    """k-nearest neighbours on L2-normalised sparse rows: similarity is a sparse dot product.
+
+    sklearn's brute-force cosine KNN took ~13.5 s for 10k x 10k titles here; a chunked
+    sparse product with ``argpartition`` does the same vote in ~5 s.
+    """
+
+    def __init__(self, n_neighbors: int = 15, chunk: int = 1000):
+        self.n_neighbors, self.chunk = n_neighbors, chunk
+
+    def fit(self, X, y):
+        from sklearn.preprocessing import normalize
+
+        self.X_ = normalize(X).astype(np.float32).tocsr()
+        self.classes_, self.y_ = np.unique(np.asarray(y), return_inverse=True)
+        return self
+
+    def kneighbors(self, X, n_neighbors: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(similarities, indices) of the nearest training rows, most similar first."""
+        from sklearn.preprocessing import normalize
+
+        k = min(n_neighbors or self.n_neighbors, self.X_.shape[0])
+        Xn = normalize(X).astype(np.float32).tocsr()
+        sims, idxs = [], []
+        for i in range(0, Xn.shape[0], self.chunk):
+            S = (Xn[i:i + self.chunk] @ self.X_.T).toarray()  # (chunk, n_train)
+            idx = np.argpartition(-S, k - 1, axis=1)[:, :k] if k < S.shape[1] else np.tile(np.arange(S.shape[1]), (S.shape[0], 1))
+            sim = np.take_along_axis(S, idx, axis=1)
+            order = np.argsort(-sim, axis=1)
+            sims.append(np.take_along_axis(sim, order, axis=1))
+            idxs.append(np.take_along_axis(idx, order, axis=1))
+        return np.vstack(sims), np.vstack(idxs)
+
+    def predict_proba(self, X) -> np.ndarray:
+        sim, idx = self.kneighbors(X)
+        w = np.maximum(sim, 0) + 1e-6  # similarity-weighted vote
+        proba = np.zeros((sim.shape[0], len(self.classes_)))
+        for j in range(idx.shape[1]):
+            np.add.at(proba, (np.arange(len(idx)), self.y_[idx[:, j]]), w[:, j])
+        return proba / proba.sum(axis=1, keepdims=True)
+
+    def predict(self, X) -> np.ndarray:
+        return self.classes_[self.predict_proba(X).argmax(axis=1)]
 
 
 class _TextClassifier(RunnableMixin, MiningModel):
@@ -177,21 +230,25 @@ class KNNText(_TextClassifier):
         return TfidfVectorizer(tokenizer=jieba_tokens, token_pattern=None, lowercase=False, sublinear_tf=True)
 
     def _classifier(self):
-        from sklearn.neighbors import KNeighborsClassifier
+        return CosineKNN(n_neighbors=self.n_neighbors)
 
-        return KNeighborsClassifier(n_neighbors=self.n_neighbors, metric="cosine", weights="distance",
-                                    algorithm="brute")
+    def fit(self, X: Any, y: Any = None) -> "KNNText":
+        if y is None:
+            X, y = self._xy(X)
+        super().fit(X, y)
+        self.train_texts_ = [str(t) for t in X]  # to show the neighbours behind a prediction
+        return self
 
     def _explain(self) -> dict[str, Any]:
-        return {"notes": [f"Each title takes the distance-weighted vote of its {self.n_neighbors} most similar "
+        return {"notes": [f"Each title takes the similarity-weighted vote of its {self.n_neighbors} most similar "
                           "training titles (cosine on TF-IDF of jieba words); see neighbours in 'examples'."]}
 
     def neighbours(self, text: str, k: int = 3) -> list[dict[str, Any]]:
         """The training titles closest to ``text`` (why KNN chose its label)."""
         vec, knn = self.pipeline_.named_steps["vec"], self.pipeline_.named_steps["clf"]
-        dist, idx = knn.kneighbors(vec.transform([text]), n_neighbors=k)
-        return [{"train_index": int(i), "label": str(knn.classes_[knn._y[i]]), "similarity": float(1 - d)}
-                for d, i in zip(dist[0], idx[0])]
+        sim, idx = knn.kneighbors(vec.transform([text]), n_neighbors=k)
+        return [{"text": self.train_texts_[i], "label": str(knn.classes_[knn.y_[i]]), "similarity": float(sv)}
+                for sv, i in zip(sim[0], idx[0])]
 
     def evaluate(self, data: pd.DataFrame) -> Evaluation:
         ev = super().evaluate(data)

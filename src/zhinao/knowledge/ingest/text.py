@@ -48,6 +48,26 @@ def _paragraph_sections(text: str, heading: list[str] | None = None) -> list[Sec
     return [Section(p.strip(), heading=list(heading or [])) for p in parts if p.strip()]
 
 
+_TXT_HEADING = re.compile(r"^(第[一二三四五六七八九十百\d]+[章节条部分]|[一二三四五六七八九十]+[、.．]|\d+(\.\d+)*[.、．]?\s)")
+
+
+def _txt_sections(text: str) -> list[Section]:
+    """Paragraphs; a numbered short first line ("一、…", "2. …", "第三章 …") starts a heading."""
+    out: list[Section] = []
+    heading: list[str] = []
+    for sec in _paragraph_sections(text):
+        first, _, rest = sec.text.partition("\n")
+        first = first.strip()
+        if _TXT_HEADING.match(first) and len(first) <= 40 and first[-1] not in "。！？.!?；;，,":
+            heading = [first]
+            if not rest.strip():
+                continue
+            sec = Section(rest.strip())
+        sec.heading = list(heading)
+        out.append(sec)
+    return out
+
+
 @register_parser("txt", ".txt", ".text", ".log")
 def parse_txt(data: bytes, filename: str) -> ParsedDocument:
     text = decode_text(data, filename)
@@ -57,7 +77,7 @@ def parse_txt(data: bytes, filename: str) -> ParsedDocument:
     pages = text.split("\f")
     sections = []
     for i, page in enumerate(pages, 1):
-        for s in _paragraph_sections(page):
+        for s in _txt_sections(page):
             s.page = i if len(pages) > 1 else None
             sections.append(s)
     first = next((ln.strip() for ln in text.splitlines() if ln.strip()), "")

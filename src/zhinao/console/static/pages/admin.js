@@ -13,11 +13,12 @@
     for (const c of children.flat()) if (c !== null && c !== undefined) el.appendChild(c instanceof Node ? c : document.createTextNode(String(c)));
     return el;
   }
+  /** Smallest 4 × (1|2|2.5|5 × 10^k) that covers v, so the four gridlines fall on round numbers. */
   function niceMax(v) {
-    if (v <= 0) return 1;
-    const p = Math.pow(10, Math.floor(Math.log10(v)));
-    for (const m of [1, 1.2, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10]) if (m * p >= v) return m * p;
-    return 10 * p;
+    if (v <= 0) return 4;
+    const raw = v / 4, p = Math.pow(10, Math.floor(Math.log10(raw)));
+    for (const m of [1, 2, 2.5, 5, 10]) if (m * p >= raw) return 4 * m * p;
+    return 40 * p;
   }
   function isoDay(d) { return d.toISOString().slice(0, 10); }
 
@@ -85,7 +86,7 @@
         { label: t("生成 Token", "Completion tokens"), key: "completion_tokens", num: true },
         { label: t("总 Token", "Total tokens"), key: "total_tokens", num: true },
         { label: t("平均延迟 (ms)", "Avg latency (ms)"), key: "avg_latency_ms", num: true }];
-      ctx.clear(body).append(
+      ctx.clear(body).append(...[
         h("div", { class: "stats" },
           stat("requests", t("请求数", "Requests"), tot.requests),
           stat("prompt", t("提示 Token", "Prompt tokens"), tot.prompt_tokens),
@@ -100,7 +101,8 @@
             h("div", { class: "chart" }, tokensChart(byDay.rows || [], days, t, ctx.fmtNum)))),
         ctx.card(t("按模型", "By model"), ctx.table(cols({ label: t("模型", "Model"), key: "model" }), byModel.rows, { testid: "usage-by-model" })),
         byTenant ? ctx.card(t("按租户", "By tenant"), ctx.table(cols({ label: t("租户", "Tenant"), key: "tenant" }), byTenant.rows)) : null,
-        byKey ? ctx.card(t("按 API Key", "By API key"), ctx.table(cols({ label: t("Key", "Key"), key: "key" }), byKey.rows)) : null);
+        byKey ? ctx.card(t("按 API Key", "By API key"), ctx.table(cols({ label: t("Key", "Key"), key: "key" }), byKey.rows)) : null,
+      ].filter(Boolean));
     }
     await load();
   }

@@ -1,0 +1,274 @@
+"""/api/analytics: workspaces, datasets (import, profile, descriptions), glossary, catalogue, runs.
+
+Thin HTTP over :class:`zhinao.analytics.service.AnalyticsService`; every call is scoped to
+the caller's tenant. Handlers are plain ``def`` so DuckDB and model work run in the thread
+pool, never on the event loop. Importing from a database URL is admin-only: a URL can
+point at any file or host the server can reach.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, File, Form, Response, UploadFile
+from fastapi.responses import FileResponse
+from pydantic import BaseModel, Field
+
+from zhinao.analytics.importers import check_size
+from zhinao.analytics.profile import _json
+from zhinao.errors import InvalidRequest
+from zhinao.gateway.deps import AdminDep, PlatformDep, PrincipalDep
+
+router = APIRouter(prefix="/api/analytics", tags=["analytics"])
+
+try:  # the console shell lists this page (it is also picked up as a built-in when the file exists)
+    from zhinao.console.pages import register_page
+
+    register_page("analytics", "/static/pages/analytics.js")
+except ImportError:  # console not part of this build
+    pass
+
+
+def _rows(df) -> dict[str, Any]:
+    return {"columns": [str(c) for c in df.columns],
+            "rows": [[_json(v) for v in row] for row in df.itertuples(index=False, name=None)]}
+
+
+class WorkspaceIn(BaseModel):
+    name: str = Field(..., description="letters, digits, _ and -")
+    description: str = ""
+
+
+class DescribeIn(BaseModel):
+    description: str | None = None
+    columns: dict[str, str] = Field(default_factory=dict, description="column -> description ('' removes)")
+
+
+class TermIn(BaseModel):
+    term_en: str = ""
+    definition_zh: str = ""
+    definition_en: str = ""
+    formula: str = ""
+
+
+class SqlImportIn(BaseModel):
+    url: str = Field(..., description="SQLAlchemy URL, e.g. postgresql+psycopg://user@host/db")
+    query: str = Field(..., description="one SELECT")
+    name: str
+    replace: bool = False
+    description: str = ""
+
+
+class DemoImportIn(BaseModel):
+    key: str
+    name: str | None = None
+    replace: bool = False
+
+
+class QueryIn(BaseModel):
+    sql: str
+    limit: int = Field(200, ge=1, le=10_000)
+
+
+class RunIn(BaseModel):
+    model: str = Field(..., description="catalogue key, e.g. churn_logistic")
+    workspace: str | None = None
+    dataset: str | None = Field(None, description="workspace table; default: the model's demo data")
+    params: dict[str, Any] = Field(default_factory=dict)
+    score_table: str | None = Field(None, description="also score the input into this workspace table")
+
+
+class ScoreIn(BaseModel):
+    workspace: str
+    dataset: str
+    output: str | None = None
+
+
+# -- workspaces -----------------------------------------------------------------------------
+
+@router.get("/workspaces")
+def list_workspaces(principal: PrincipalDep, platform: PlatformDep):
+    return platform.analytics.workspaces.list(principal.tenant_id)
+
+
+@router.post("/workspaces", status_code=201)
+def create_workspace(body: WorkspaceIn, principal: PrincipalDep, platform: PlatformDep):
+    return platform.analytics.workspaces.create(principal.tenant_id, body.name, body.description)
+
+
+@router.post("/demo")
+def ensure_demo(principal: PrincipalDep, platform: PlatformDep):
+    """Create (once) the ``demo`` workspace with the shipped real data."""
+    return platform.analytics.ensure_demo(principal.tenant_id)
+
+
+@router.get("/demo-datasets")
+def demo_datasets(principal: PrincipalDep, platform: PlatformDep):
+    return platform.analytics.demo_datasets()
+
+
+@router.get("/workspaces/{ws}")
+def get_workspace(ws: str, principal: PrincipalDep, platform: PlatformDep):
+    return platform.analytics.workspaces.get(principal.tenant_id, ws)
+
+
+@router.delete("/workspaces/{ws}")
+def delete_workspace(ws: str, principal: PrincipalDep, platform: PlatformDep):
+    platform.analytics.workspaces.delete(principal.tenant_id, ws)
+    return {"ok": True}
+
+
+@router.get("/workspaces/{ws}/context")
+def workspace_context(ws: str, principal: PrincipalDep, platform: PlatformDep):
+    """Schema, descriptions and glossary as the analyst agent reads them."""
+    return {"context": platform.analytics.context(principal.tenant_id, ws)}
+
+
+@router.post("/workspaces/{ws}/query")
+def query(ws: str, body: QueryIn, principal: PrincipalDep, platform: PlatformDep):
+    df = platform.analytics.workspaces.workspace(principal.tenant_id, ws).query(body.sql, body.limit)
+    return _rows(df)
+
+
+# -- datasets -------------------------------------------------------------------------------
+
+@router.post("/workspaces/{ws}/datasets", status_code=201)
+def upload_dataset(ws: str, principal: PrincipalDep, platform: PlatformDep, file: UploadFile = File(...),
+                   name: str | None = Form(None), format: str | None = Form(None),  # noqa: A002
+                   encoding: str | None = Form(None), sheet: str | None = Form(None),
+                   replace: bool = Form(False), description: str = Form("")):
+    svc = platform.analytics
+    limit = svc.import_limit
+    chunks, size = [], 0
+    while True:  # stop reading as soon as the limit is passed
+        chunk = file.file.read(1 << 20)
+        if not chunk:
+            break
+        size += len(chunk)
+        check_size(size, limit, f"file {file.filename!r}")
+        chunks.append(chunk)
+    sheet_arg: str | int | None = int(sheet) if sheet and sheet.isdigit() else sheet
+    return svc.workspaces.import_bytes(principal.tenant_id, ws, b"".join(chunks), file.filename or "upload.csv",
+                                       name=name or None, fmt=format or None, encoding=encoding or None,
+                                       sheet=sheet_arg, replace=replace, description=description)
+
+
+@router.post("/workspaces/{ws}/datasets/sql", status_code=201)
+def import_sql(ws: str, body: SqlImportIn, principal: AdminDep, platform: PlatformDep):
+    return platform.analytics.workspaces.import_sql(principal.tenant_id, ws, body.url, body.query, body.name,
+                                                    replace=body.replace, description=body.description)
+
+
+@router.post("/workspaces/{ws}/datasets/demo", status_code=201)
+def import_demo(ws: str, body: DemoImportIn, principal: PrincipalDep, platform: PlatformDep):
+    return platform.analytics.workspaces.import_demo(principal.tenant_id, ws, body.key, body.name, body.replace)
+
+
+@router.get("/workspaces/{ws}/datasets")
+def list_datasets(ws: str, principal: PrincipalDep, platform: PlatformDep):
+    return platform.analytics.workspaces.datasets(principal.tenant_id, ws)
+
+
+@router.get("/workspaces/{ws}/datasets/{name}")
+def get_dataset(ws: str, name: str, principal: PrincipalDep, platform: PlatformDep):
+    """The dataset with its profile and column descriptions."""
+    return platform.analytics.workspaces.dataset(principal.tenant_id, ws, name)
+
+
+@router.get("/workspaces/{ws}/datasets/{name}/rows")
+def dataset_rows(ws: str, name: str, principal: PrincipalDep, platform: PlatformDep, limit: int = 100):
+    if not 1 <= limit <= 10_000:
+        raise InvalidRequest("limit must be between 1 and 10000", param="limit")
+    return _rows(platform.analytics.workspaces.frame(principal.tenant_id, ws, name, limit))
+
+
+@router.get("/workspaces/{ws}/datasets/{name}/csv")
+def dataset_csv(ws: str, name: str, principal: PrincipalDep, platform: PlatformDep):
+    svc = platform.analytics.workspaces
+    svc.dataset(principal.tenant_id, ws, name)
+    data = svc.workspace(principal.tenant_id, ws).export_csv(name)
+    return Response(data, media_type="text/csv; charset=utf-8",
+                    headers={"Content-Disposition": f'attachment; filename="{name}.csv"'})
+
+
+@router.patch("/workspaces/{ws}/datasets/{name}")
+def describe_dataset(ws: str, name: str, body: DescribeIn, principal: PrincipalDep, platform: PlatformDep):
+    return platform.analytics.workspaces.describe(principal.tenant_id, ws, name, body.columns, body.description)
+
+
+@router.delete("/workspaces/{ws}/datasets/{name}")
+def delete_dataset(ws: str, name: str, principal: PrincipalDep, platform: PlatformDep):
+    platform.analytics.workspaces.delete_dataset(principal.tenant_id, ws, name)
+    return {"ok": True}
+
+
+# -- glossary -------------------------------------------------------------------------------
+
+@router.get("/workspaces/{ws}/glossary")
+def glossary(ws: str, principal: PrincipalDep, platform: PlatformDep):
+    return platform.analytics.workspaces.glossary(principal.tenant_id, ws)
+
+
+@router.put("/workspaces/{ws}/glossary/{term}")
+def set_term(ws: str, term: str, body: TermIn, principal: PrincipalDep, platform: PlatformDep):
+    return platform.analytics.workspaces.set_term(principal.tenant_id, ws, term, **body.model_dump())
+
+
+@router.delete("/workspaces/{ws}/glossary/{term}")
+def delete_term(ws: str, term: str, principal: PrincipalDep, platform: PlatformDep):
+    platform.analytics.workspaces.delete_term(principal.tenant_id, ws, term)
+    return {"ok": True}
+
+
+# -- catalogue and runs -----------------------------------------------------------------------
+
+@router.get("/catalogue")
+def list_catalogue(principal: PrincipalDep, platform: PlatformDep, theme: str | None = None):
+    return platform.analytics.catalogue(theme)
+
+
+@router.get("/catalogue/{key}")
+def get_model(key: str, principal: PrincipalDep, platform: PlatformDep):
+    return platform.analytics.model_info(key)
+
+
+@router.post("/runs", status_code=202)
+def start_run(body: RunIn, principal: PrincipalDep, platform: PlatformDep):
+    return platform.analytics.start_run(principal.tenant_id, body.model, workspace=body.workspace,
+                                        dataset=body.dataset, params=body.params, score_table=body.score_table)
+
+
+@router.get("/runs")
+def list_runs(principal: PrincipalDep, platform: PlatformDep, model: str | None = None, limit: int = 50):
+    return platform.analytics.runs.list(principal.tenant_id, model, min(max(limit, 1), 500))
+
+
+@router.get("/runs/{run_id}")
+def get_run(run_id: int, principal: PrincipalDep, platform: PlatformDep):
+    return platform.analytics.runs.get(principal.tenant_id, run_id)
+
+
+@router.get("/runs/{run_id}/charts/{name}.png")
+def run_chart(run_id: int, name: str, principal: PrincipalDep, platform: PlatformDep):
+    return Response(platform.analytics.runs.chart(principal.tenant_id, run_id, name), media_type="image/png",
+                    headers={"Cache-Control": "private, max-age=3600"})
+
+
+@router.get("/runs/{run_id}/model")
+def download_model(run_id: int, principal: PrincipalDep, platform: PlatformDep):
+    run = platform.analytics.runs.get(principal.tenant_id, run_id, detail=False)
+    path = platform.analytics.runs.model_file(principal.tenant_id, run_id)
+    return FileResponse(path, media_type="application/octet-stream",
+                        filename=f"{run['model_key']}-v{run['version']}.joblib")
+
+
+@router.get("/runs/{run_id}/evaluation")
+def download_evaluation(run_id: int, principal: PrincipalDep, platform: PlatformDep):
+    path = platform.analytics.runs.artifact_dir(principal.tenant_id, run_id) / "evaluation.json"
+    return FileResponse(path, media_type="application/json", filename=f"run-{run_id}-evaluation.json")
+
+
+@router.post("/runs/{run_id}/score", status_code=201)
+def score(run_id: int, body: ScoreIn, principal: PrincipalDep, platform: PlatformDep):
+    """Score a workspace table with the run's model into a new table (download it as CSV)."""
+    return platform.analytics.score(principal.tenant_id, run_id, body.workspace, body.dataset, body.output)

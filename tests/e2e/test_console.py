@@ -1,0 +1,270 @@
+"""The web console in a real browser against the real platform (echo model, 0.02 s per token).
+
+Each test checks behaviour through the UI and then confirms it through the HTTP API.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+LONG = " ".join(f"word{i}" for i in range(400))  # ~8 s of echo: long enough to stop mid-way
+REPLY = "[data-testid=msg-assistant]"
+
+
+def last_reply(page):
+    return page.locator(REPLY).last
+
+
+def send(page, text: str) -> None:
+    page.fill("[data-testid=chat-input]", text)
+    page.click("[data-testid=send-btn]")
+
+
+def wait_done(page, timeout: float = 20_000) -> None:
+    page.wait_for_selector(f"{REPLY}[data-state=done] >> nth=-1", timeout=timeout)
+    page.wait_for_selector("[data-testid=send-btn]:visible")
+
+
+def current_conversation(page) -> int:
+    m = re.search(r"#/chat/(\d+)", page.url)
+    assert m, f"no conversation id in {page.url}"
+    return int(m.group(1))
+
+
+def conversation(live_server, page, cid: int) -> dict:
+    r = live_server.api("GET", f"/api/conversations/{cid}", token=page.console_token)
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def test_sign_in_and_language_switch(page, live_server):
+    page.goto(live_server.base_url + "/")
+    page.fill("input[name=username]", "admin")
+    page.fill("input[name=password]", "not-the-password")
+    page.click("[data-testid=login-form] button[type=submit]")
+    page.wait_for_selector("[data-testid=login-error]:not(:empty)")
+    assert page.locator("[data-testid=nav]").count() == 0
+
+    page.fill("input[name=password]", live_server.admin_password)
+    page.click("[data-testid=login-form] button[type=submit]")
+    chat_link = page.locator("[data-testid=nav] a[data-page=chat]")
+    chat_link.wait_for()
+    assert chat_link.inner_text().strip() == "智能对话"
+    # admin pages are listed for an admin
+    for pid in ("usage", "status", "keys", "tenants", "users", "models", "feedback"):
+        assert page.locator(f"[data-testid=nav] a[data-page={pid}]").count() == 1, pid
+
+    page.click("[data-testid=lang-switch] >> nth=0 >> [data-lang=en]")
+    page.wait_for_function("document.querySelector('[data-testid=nav] a[data-page=chat]').innerText.trim() === 'Chat'")
+    assert page.locator("[data-testid=send-btn]").inner_text().strip() == "Send"
+    page.reload()  # the choice and the session survive a reload
+    page.wait_for_selector("[data-testid=nav] a[data-page=chat]")
+    assert page.locator("[data-testid=nav] a[data-page=chat]").inner_text().strip() == "Chat"
+    assert page.evaluate("document.documentElement.lang") == "en"
+    page.click("[data-testid=lang-switch] >> nth=0 >> [data-lang=zh]")
+    page.wait_for_function("document.querySelector('[data-testid=page-title]').innerText.trim() === '智能对话'")
+
+    page.click("[data-testid=sign-out]")
+    page.wait_for_selector("[data-testid=login-form]")
+    assert page.evaluate("localStorage.getItem('zhinao.token')") is None
+
+
+def test_chat_streams_incrementally_and_matches_echo(admin_page, live_server):
+    page = admin_page
+    text = "智脑 streaming check: " + " ".join(f"token{i}" for i in range(120))
+    send(page, text)
+    # Read the reply while it is still streaming: it must be a non-empty strict prefix.
+    partial = page.wait_for_function("""() => {
+        const m = [...document.querySelectorAll('[data-testid=msg-assistant]')].pop();
+        const t = m && m.querySelector('[data-testid=reply]').innerText.trim();
+        return m && m.dataset.state === 'streaming' && t && t.length > 10 ? t : false;
+    }""").json_value()
+    wait_done(page)
+    final = last_reply(page).locator("[data-testid=reply]").inner_text().strip()
+    assert final == text
+    assert len(partial) < len(final) and final.startswith(partial.rstrip("▍").strip())
+    page.screenshot(path="/tmp/console-chat.png")
+
+    cid = current_conversation(page)
+    conv = conversation(live_server, page, cid)
+    assert conv["turns"][-1]["response"] == text
+    assert conv["title"]  # the first message named the conversation
+    assert page.locator(f"[data-testid=conv-item][data-id='{cid}']").count() == 1
+
+
+def test_stop_a_long_generation(admin_page, live_server):
+    page = admin_page
+    send(page, LONG)
+    page.wait_for_function("""() => {
+        const m = [...document.querySelectorAll('[data-testid=msg-assistant]')].pop();
+        return m && m.dataset.state === 'streaming' && m.innerText.includes('word20');
+    }""")
+    page.click("[data-testid=stop-btn]")
+    page.wait_for_selector(f"{REPLY}[data-state=stopped]", timeout=5_000)
+    assert page.locator("[data-testid=stopped]").count() == 1
+    stopped_text = last_reply(page).locator("[data-testid=reply]").inner_text().strip()
+    assert 0 < len(stopped_text) < len(LONG) and LONG.startswith(stopped_text)
+    page.wait_for_timeout(600)
+    assert last_reply(page).locator("[data-testid=reply]").inner_text().strip() == stopped_text  # nothing more arrives
+    assert page.locator("[data-testid=send-btn]").is_visible()
+    # The server stopped generating too: what it stored is not the whole answer.
+    conv = conversation(live_server, page, current_conversation(page))
+    assert len(conv["turns"][-1]["response"] or "") < len(LONG)
+
+
+def test_regenerate_keeps_both_versions(admin_page, live_server):
+    page = admin_page
+    send(page, "alpha beta gamma")
+    wait_done(page)
+    first_id = int(last_reply(page).get_attribute("data-turn-id"))
+    page.click(f"{REPLY} >> nth=-1 >> [data-testid=regenerate]")
+    page.wait_for_selector("[data-testid=version]:has-text('2 / 2')")
+    wait_done(page)
+    second_id = int(last_reply(page).get_attribute("data-turn-id"))
+    assert second_id != first_id
+    assert last_reply(page).locator("[data-testid=reply]").inner_text().strip() == "alpha beta gamma"
+
+    conv = conversation(live_server, page, current_conversation(page))
+    turns = {t["id"]: t for t in conv["turns"]}
+    assert turns[second_id]["parent_turn_id"] == first_id
+    assert turns[second_id]["user_message"] == turns[first_id]["user_message"] == "alpha beta gamma"
+    page.click(f"{REPLY} >> nth=-1 >> [aria-label='上一个版本']")
+    page.wait_for_selector("[data-testid=version]:has-text('1 / 2')")
+    assert int(last_reply(page).get_attribute("data-turn-id")) == first_id
+
+
+def test_thumbs_up_and_correction_reach_feedback_api(admin_page, live_server):
+    page = admin_page
+    send(page, "What is 5G slicing?")
+    wait_done(page)
+    turn_id = int(last_reply(page).get_attribute("data-turn-id"))
+    page.click(f"{REPLY} >> nth=-1 >> [data-testid=fb-up]")
+    page.wait_for_selector(f"{REPLY} >> nth=-1 >> [data-testid=fb-up][aria-pressed=true]")
+
+    def feedback_for(tid: int) -> dict | None:
+        r = live_server.api("GET", "/api/feedback")
+        assert r.status_code == 200, r.text
+        return next((f for f in r.json() if f["turn_id"] == tid), None)
+
+    fb = feedback_for(turn_id)
+    assert fb is not None and fb["rating"] == 1 and not fb["corrected_answer"]
+
+    corrected = "5G 网络切片：在同一物理网络上划分多个逻辑网络。"
+    page.click(f"{REPLY} >> nth=-1 >> [data-testid=fb-correct]")
+    page.fill("[data-testid=correct-input]", corrected)
+    page.click("[data-testid=correct-save]")
+    page.wait_for_selector("[data-testid=correction]")
+    assert corrected in page.locator("[data-testid=correction]").inner_text()
+    fb = feedback_for(turn_id)
+    assert fb["corrected_answer"] == corrected
+    assert fb["rating"] == 1  # correcting does not lose the rating
+    assert fb["user_message"] == "What is 5G slicing?"
+
+
+def test_reply_html_is_shown_as_text(admin_page, live_server):
+    page = admin_page
+    # inline HTML inside a Markdown paragraph, then a raw HTML block
+    evil = ('**bold** <img src=x onerror="window.__xss = 2"> [click](javascript:window.__xss=3)\n\n'
+            '<script>window.__xss = 1</script>')
+    send(page, evil)
+    wait_done(page)
+    reply = last_reply(page).locator("[data-testid=reply]")
+    assert reply.locator("script, img, iframe").count() == 0
+    assert reply.locator("strong").inner_text() == "bold"  # Markdown still renders
+    text = reply.inner_text()
+    assert "<script>" in text and "onerror" in text  # the HTML is visible as text
+    hrefs = reply.locator("a").evaluate_all("els => els.map(e => e.getAttribute('href') || '')")
+    assert not any(h.lower().startswith("javascript") for h in hrefs)
+    page.wait_for_timeout(300)
+    assert page.evaluate("window.__xss") is None
+    # the conversation list shows the title as text too
+    assert page.locator("[data-testid=conv-list] img, [data-testid=conv-list] script").count() == 0
+
+
+def test_usage_page_matches_usage_api(admin_page, live_server):
+    page = admin_page
+    token = page.console_token
+    conv = live_server.api("POST", "/api/conversations", token=token, json={"model": "echo"}).json()
+    events = live_server.chat(conv["id"], "usage probe one two three", token=token)
+    assert events[-1]["type"] == "done"
+
+    page.goto(live_server.base_url + "/#/usage")
+    page.wait_for_selector("[data-testid=usage-total]")
+    api = live_server.api("GET", "/api/usage?days=30&group_by=day", token=token).json()
+    assert api["totals"]["total_tokens"] > 0
+    # the page may have loaded a moment before; reload once so both read the same state
+    page.reload()
+    page.wait_for_selector("[data-testid=usage-total]")
+    api = live_server.api("GET", "/api/usage?days=30&group_by=day", token=token).json()
+    for tid, key in (("total", "total_tokens"), ("prompt", "prompt_tokens"),
+                     ("completion", "completion_tokens"), ("requests", "requests")):
+        shown = page.locator(f"[data-testid=usage-{tid}]").get_attribute("data-value")
+        assert int(float(shown)) == int(api["totals"][key]), key
+    # the chart carries each day's numbers
+    for row in api["rows"]:
+        day = str(row["day"])[:10]
+        bar = page.locator(f"[data-testid=usage-chart] g[data-day='{day}']")
+        assert bar.count() == 1, day
+        assert int(bar.get_attribute("data-prompt")) == row["prompt_tokens"]
+        assert int(bar.get_attribute("data-completion")) == row["completion_tokens"]
+    assert page.locator("[data-testid=usage-chart] rect[fill='#3b82f6']").count() >= 1
+    assert page.locator("[data-testid=usage-by-model] td", has_text="echo").count() >= 1
+    page.screenshot(path="/tmp/console-usage.png", full_page=True)
+
+
+def test_created_key_is_shown_once_and_works(admin_page, live_server):
+    page = admin_page
+    page.goto(live_server.base_url + "/#/keys")
+    page.fill("[data-testid=key-form] input[name=name]", "e2e-bot")
+    page.fill("[data-testid=key-form] input[name=rpm]", "120")
+    page.click("[data-testid=key-form] button[type=submit]")
+    secret = page.locator("[data-testid=new-key-secret]").inner_text().strip()
+    assert secret.startswith("zk-") and len(secret) > 20
+    assert live_server.api("GET", "/v1/models", token=secret).status_code == 200  # the key is real
+    page.click("[data-testid=new-key-close]")
+    row = page.locator("[data-testid=keys-table] tr", has_text="e2e-bot")
+    row.wait_for()
+    assert secret not in page.content()
+    page.reload()
+    page.locator("[data-testid=keys-table] tr", has_text="e2e-bot").wait_for()
+    assert secret not in page.content()
+    keys = live_server.api("GET", "/api/keys", token=page.console_token).json()
+    mine = next(k for k in keys if k["name"] == "e2e-bot")
+    assert mine["rpm"] == 120 and "key" not in mine
+
+    # revoke it from the UI: the secret stops working
+    row.locator("[data-testid=revoke-key]").click()
+    page.click("[data-testid=confirm-ok]")
+    page.locator("[data-testid=keys-table] tr", has_text="e2e-bot").locator(".badge.bad").wait_for()
+    assert live_server.api("GET", "/v1/models", token=secret).status_code == 401
+
+
+def test_status_page_polls(admin_page, live_server):
+    page = admin_page
+    page.goto(live_server.base_url + "/#/status")
+    row = page.locator("[data-testid=status-models] tr", has_text="echo")
+    row.wait_for()
+    assert row.locator(".badge.ok").count() == 1
+    first = page.locator("[data-testid=status-updated]").inner_text()
+    page.wait_for_function("(prev) => document.querySelector('[data-testid=status-updated]').innerText !== prev",
+                           arg=first, timeout=8_000)
+
+
+def test_admin_pages_render_in_english(admin_page, live_server):
+    page = admin_page
+    page.click("[data-testid=lang-switch] >> nth=0 >> [data-lang=en]")
+    expected = {"tenants": "Tenants", "users": "Users", "models": "Models", "feedback": "Feedback"}
+    for pid, title in expected.items():
+        page.goto(f"{live_server.base_url}/#/{pid}")
+        page.wait_for_function("(t) => document.querySelector('[data-testid=page-title]').innerText.trim() === t", arg=title)
+        page.wait_for_selector("[data-testid=content] .card")
+    page.goto(f"{live_server.base_url}/#/tenants")
+    tenants = live_server.api("GET", "/api/tenants").json()
+    assert tenants
+    for tenant in tenants:
+        page.locator("[data-testid=tenants-table] tr", has_text=tenant["name"]).first.wait_for()
+    assert page.locator("[data-testid=tenants-table] th", has_text="Display name").count() == 1
