@@ -14,5 +14,6 @@ test-deps: setup
 test: test-deps
 	.venv/bin/python -m pytest -q -ra --durations=25
 
-bench: setup
+bench:
+	ZHINAO_EXTRAS=test,bench bash scripts/setup.sh
 	.venv/bin/python bench/serving.py

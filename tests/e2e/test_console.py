@@ -212,6 +212,17 @@ def test_usage_page_matches_usage_api(admin_page, live_server):
         assert int(bar.get_attribute("data-prompt")) == row["prompt_tokens"]
         assert int(bar.get_attribute("data-completion")) == row["completion_tokens"]
     assert page.locator("[data-testid=usage-chart] rect[fill='#3b82f6']").count() >= 1
+    # stacked by model: the bars carry group_by=day,model totals
+    page.select_option("[data-testid=usage-stack]", "model")
+    page.wait_for_selector("[data-testid=usage-chart] g[data-m0]")
+    by_model = live_server.api("GET", "/api/usage?days=30&group_by=day,model", token=token).json()["rows"]
+    today = max(str(r["day"])[:10] for r in by_model)
+    names = sorted({r["model"] for r in by_model})
+    bar = page.locator(f"[data-testid=usage-chart] g[data-day='{today}']")
+    for i, name in enumerate(names):
+        want = sum(r["total_tokens"] for r in by_model if r["model"] == name and str(r["day"])[:10] == today)
+        assert int(bar.get_attribute(f"data-m{i}")) == want, name
+    page.select_option("[data-testid=usage-stack]", "kind")
     assert page.locator("[data-testid=usage-by-model] td", has_text="echo").count() >= 1
     page.screenshot(path="/tmp/console-usage.png", full_page=True)
 

@@ -72,10 +72,11 @@ def profile_column(s: pd.Series, name: str, conversion: str | None = None) -> di
     warnings = []
     if n and nulls == n:
         warnings.append("all_null")
-    elif distinct == 1:
-        warnings.append("constant")
-    elif n and nulls / n > 0.5:
-        warnings.append("mostly_null")
+    else:
+        if distinct == 1:
+            warnings.append("constant")
+        if n and nulls / n > 0.5:
+            warnings.append("mostly_null")
     if kind == "text" and n > 20 and distinct == n - nulls:
         warnings.append("identifier_like")
     col["warnings"] = warnings

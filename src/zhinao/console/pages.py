@@ -12,6 +12,7 @@ Scripts must be same-origin paths: the console's Content-Security-Policy allows 
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import asdict, dataclass
 from importlib import metadata
@@ -20,6 +21,7 @@ from pathlib import Path
 STATIC_DIR = Path(__file__).parent / "static"
 ENTRY_POINT_GROUP = "zhinao.console_pages"
 
+log = logging.getLogger(__name__)
 _ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 
 
@@ -77,7 +79,18 @@ def _load_builtins_and_plugins() -> None:
         ep.load()()
 
 
+def _shipped(page: ConsolePage) -> bool:
+    """False for a /static/ script whose file is missing: listing it would break every page load."""
+    path = page.script.split("?")[0]
+    if not path.startswith("/static/"):
+        return True  # served by another mount; not ours to check
+    if (STATIC_DIR / path[len("/static/"):]).is_file():
+        return True
+    log.warning("console page %r is registered but %s does not exist; not listing it", page.id, page.script)
+    return False
+
+
 def pages() -> list[dict[str, str]]:
-    """Every registered page as ``{"id", "script"}``, built-ins first."""
+    """Every registered page whose script exists, as ``{"id", "script"}``."""
     _load_builtins_and_plugins()
-    return [asdict(p) for p in _pages.values()]
+    return [asdict(p) for p in _pages.values() if _shipped(p)]

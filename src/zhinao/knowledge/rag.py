@@ -9,6 +9,7 @@ system prompt declares to be data, never instructions, and cite passages as [1],
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
@@ -143,13 +144,13 @@ class RagChat:
                       model: ChatModel) -> Prepared:
         if not messages:
             raise InvalidRequest("messages must not be empty", param="messages")
-        info = self.svc.get_collection(principal, collection)
+        info = await asyncio.to_thread(self.svc.get_collection, principal, collection)
         name = info["name"]
         question = next(_text(m.get("content")) for m in reversed(messages) if m.get("role") == "user") \
             if any(m.get("role") == "user" for m in messages) else ""
         standalone = await self.condense(model, messages)
         lang = lang_of(question)
-        hits = self.svc.retrieve(principal, name, standalone)
+        hits = await asyncio.to_thread(self.svc.retrieve, principal, name, standalone)
         best = max((h.relevance for h in hits if h.relevance is not None), default=None)
         found = bool(hits) and (best is None or best >= self.svc.config.min_relevance)
         p = Prepared(question=question, standalone=standalone, hits=hits if found else [], found=found,
@@ -163,9 +164,12 @@ class RagChat:
         return p
 
     async def stream(self, principal: Any, collection: str | int, messages: Sequence[dict[str, Any]],
-                     params: GenerationParams, *, model: str | None = None) -> AsyncIterator[ChatDelta]:
+                     params: GenerationParams, *, model: str | None = None,
+                     extra: dict[str, Any] | None = None) -> AsyncIterator[ChatDelta]:
         chat_model = await self.svc.model_for(model)
         p = await self.prepare(principal, collection, messages, chat_model)
+        if extra is not None:
+            extra["citations"], extra["standalone_question"] = p.citations, p.standalone
         yield CitedDelta(citations=p.citations, standalone_question=p.standalone)
         if not p.found:
             msg = NOT_FOUND[p.lang].format(name=p.name)

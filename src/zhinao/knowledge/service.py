@@ -492,11 +492,18 @@ class KnowledgeService:
         raise InvalidRequest("no chat model is configured for the knowledge base")
 
     def chat_stream(self, principal: Any, collection: str | int, messages: Sequence[dict[str, Any]],
-                    params: GenerationParams | None = None, *, model: str | None = None) -> "AsyncIterator[ChatDelta]":
-        """Retrieval + generation, streamed. The first delta carries ``citations`` (see rag)."""
+                    params: GenerationParams | None = None, *, model: str | None = None,
+                    extra: dict[str, Any] | None = None) -> "AsyncIterator[ChatDelta]":
+        """Retrieval + generation, streamed.
+
+        The first and the last delta are :class:`~zhinao.knowledge.rag.CitedDelta` s carrying
+        ``citations``; when ``extra`` is given, ``extra["citations"]`` (and
+        ``extra["standalone_question"]``) are kept up to date as well, for the /v1 layer.
+        """
         from zhinao.knowledge.rag import RagChat
 
-        return RagChat(self).stream(principal, collection, messages, params or GenerationParams(), model=model)
+        return RagChat(self).stream(principal, collection, messages, params or GenerationParams(), model=model,
+                                    extra=extra)
 
     async def chat(self, principal: Any, collection: str | int, messages: Sequence[dict[str, Any]],
                    params: GenerationParams | None = None, *, model: str | None = None) -> dict[str, Any]:

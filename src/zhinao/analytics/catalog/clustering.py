@@ -117,7 +117,7 @@ class SimFarmKMeans(RunnableMixin, MiningModel):
                "only for evaluation",
         metrics=("f1", "precision", "recall"), dataset="telco", synthetic=True)
 
-    def __init__(self, n_clusters: int = 8, test_size: float = 0.3, seed: int = 0, farm_share: float = 0.04):
+    def __init__(self, n_clusters: int = 20, test_size: float = 0.3, seed: int = 0, farm_share: float = 0.04):
         self.n_clusters = n_clusters
         self.test_size = test_size
         self.seed = seed

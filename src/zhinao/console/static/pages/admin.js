@@ -22,20 +22,23 @@
   }
   function isoDay(d) { return d.toISOString().slice(0, 10); }
 
-  /** Stacked bar chart of tokens per day. rows: [{day, prompt_tokens, completion_tokens}]. */
-  function tokensChart(rows, days, t, fmtNum) {
-    const byDay = new Map(rows.map((r) => [String(r.day).slice(0, 10), r]));
+  const PALETTE = ["#3b82f6", "#06b6d4", "#8b5cf6", "#f59e0b", "#10b981", "#ef4444", "#ec4899", "#64748b"];
+
+  /** Stacked bar chart of tokens per day over the last `days` days (missing days are zero).
+   *  series: [{id, label, color}]; values: Map(day -> {seriesId: number}). */
+  function stackedChart(series, values, days, t, fmtNum) {
     const end = new Date(); end.setUTCHours(0, 0, 0, 0);
-    const last = [...byDay.keys()].sort().pop();
+    const last = [...values.keys()].sort().pop();
     if (last && new Date(last + "T00:00:00Z") > end) end.setTime(new Date(last + "T00:00:00Z").getTime());
-    const series = [];
+    const cols = [];
     for (let i = days - 1; i >= 0; i--) {
-      const d = new Date(end.getTime() - i * 86400000), key = isoDay(d), r = byDay.get(key) || {};
-      series.push({ day: key, p: Number(r.prompt_tokens) || 0, c: Number(r.completion_tokens) || 0 });
+      const key = isoDay(new Date(end.getTime() - i * 86400000));
+      cols.push({ day: key, v: values.get(key) || {} });
     }
     const W = 900, H = 280, L = 62, R = 16, T = 16, B = 34;
-    const max = niceMax(Math.max(1, ...series.map((x) => x.p + x.c)));
-    const plotW = W - L - R, plotH = H - T - B, bw = plotW / series.length;
+    const total = (c) => series.reduce((a, s) => a + (Number(c.v[s.id]) || 0), 0);
+    const max = niceMax(Math.max(1, ...cols.map(total)));
+    const plotW = W - L - R, plotH = H - T - B, bw = plotW / cols.length;
     const y = (v) => T + plotH - (v / max) * plotH;
     const root = svg("svg", { viewBox: `0 0 ${W} ${H}`, role: "img", "aria-label": t("每日 Token 用量", "Tokens per day"), "data-testid": "usage-chart" });
     for (let i = 0; i <= 4; i++) {
@@ -43,20 +46,29 @@
       root.appendChild(svg("line", { x1: L, x2: W - R, y1: yy, y2: yy, stroke: i ? "#edf1f6" : "#cbd5e1" }));
       root.appendChild(svg("text", { x: L - 8, y: yy + 4, "text-anchor": "end", "font-size": 11, fill: "#6b7686" }, fmtNum(v)));
     }
-    const step = Math.ceil(series.length / 10);
-    series.forEach((x, i) => {
+    const step = Math.ceil(cols.length / 10);
+    cols.forEach((c, i) => {
       const x0 = L + i * bw + Math.max(1, bw * 0.15), w = Math.max(1, bw * 0.7);
-      const g = svg("g", { "data-day": x.day, "data-prompt": x.p, "data-completion": x.c },
-        svg("title", {}, `${x.day}\n${t("提示", "Prompt")}: ${fmtNum(x.p)}\n${t("生成", "Completion")}: ${fmtNum(x.c)}`));
-      if (x.p) g.appendChild(svg("rect", { x: x0, width: w, y: y(x.p), height: Math.max(0, y(0) - y(x.p)), fill: "#3b82f6", rx: 1.5 }));
-      if (x.c) g.appendChild(svg("rect", { x: x0, width: w, y: y(x.p + x.c), height: Math.max(0, y(x.p) - y(x.p + x.c)), fill: "#06b6d4", rx: 1.5 }));
+      const attrs = { "data-day": c.day };
+      for (const s of series) attrs["data-" + s.id] = Number(c.v[s.id]) || 0;
+      const tip = [c.day, ...series.map((s) => `${s.label}: ${fmtNum(Number(c.v[s.id]) || 0)}`)].join("\n");
+      const g = svg("g", attrs, svg("title", {}, tip));
+      let acc = 0;
+      for (const s of series) {
+        const v = Number(c.v[s.id]) || 0;
+        if (v) g.appendChild(svg("rect", { x: x0, width: w, y: y(acc + v), height: Math.max(0, y(acc) - y(acc + v)), fill: s.color, rx: 1.5 }));
+        acc += v;
+      }
       g.appendChild(svg("rect", { x: L + i * bw, width: bw, y: T, height: plotH, fill: "transparent" }));
       root.appendChild(g);
-      if (i % step === 0 || i === series.length - 1) {
-        root.appendChild(svg("text", { x: L + i * bw + bw / 2, y: H - 12, "text-anchor": "middle", "font-size": 11, fill: "#6b7686" }, x.day.slice(5)));
+      if (i % step === 0 || i === cols.length - 1) {
+        root.appendChild(svg("text", { x: L + i * bw + bw / 2, y: H - 12, "text-anchor": "middle", "font-size": 11, fill: "#6b7686" }, c.day.slice(5)));
       }
     });
     return root;
+  }
+  function legend(h, series) {
+    return h("div", { class: "legend" }, series.map((s) => h("span", {}, h("i", { style: { background: s.color } }), s.label)));
   }
 
   // ------------------------------------------------------------------ usage
@@ -65,19 +77,40 @@
     const isAdmin = ctx.user.role === "admin";
     let days = Number(sessionStorage.getItem("zhinao.usage.days")) || 30;
     let all = isAdmin && sessionStorage.getItem("zhinao.usage.all") === "1";
+    let stack = sessionStorage.getItem("zhinao.usage.stack") || "kind";
+    const stackSel = h("select", { "data-testid": "usage-stack", onchange: () => { stack = stackSel.value; sessionStorage.setItem("zhinao.usage.stack", stack); load(); } },
+      h("option", { value: "kind", selected: stack === "kind" }, t("按提示/生成堆叠", "Stack: prompt / completion")),
+      h("option", { value: "model", selected: stack === "model" }, t("按模型堆叠", "Stack: by model")));
     const body = h("div", {});
     const daySel = h("select", { "data-testid": "usage-days", onchange: () => { days = Number(daySel.value); sessionStorage.setItem("zhinao.usage.days", days); load(); } },
       [1, 7, 30, 90].map((d) => h("option", { value: d, selected: d === days }, d === 1 ? t("今天", "Today") : t(`最近 ${d} 天`, `Last ${d} days`))));
     const allBox = isAdmin ? h("label", { class: "field check" }, h("input", { type: "checkbox", checked: all, onchange: (ev) => {
       all = ev.target.checked; sessionStorage.setItem("zhinao.usage.all", all ? "1" : "0"); load(); } }), t("全部租户", "All tenants")) : null;
-    el.append(h("div", { class: "toolbar" }, daySel, allBox, h("span", { class: "spacer" }),
+    el.append(h("div", { class: "toolbar" }, daySel, stackSel, allBox, h("span", { class: "spacer" }),
       h("button", { class: "btn", onclick: () => load() }, ctx.icon("refresh-cw", 14), t("刷新", "Refresh"))), body);
 
     async function load() {
       const q = (g) => `/api/usage?days=${days}&group_by=${g}` + (all ? "&all=1" : "");
-      const [byDay, byModel, byTenant, byKey] = await Promise.all([
-        api(q("day")), api(q("model")), all ? api(q("tenant")) : null, api(q("key")).catch(() => null)]);
-      const tot = byDay.totals || {};
+      const [byDay, byModel, byTenant, byKey, byDayModel] = await Promise.all([
+        api(q("day")), api(q("model")), all ? api(q("tenant")) : null, api(q("key")).catch(() => null),
+        stack === "model" ? api(q("day,model")) : null]);
+      const tot = Object.assign({}, byDay.totals || {});
+      if (tot.avg_latency_ms == null && tot.requests) {  // request-weighted mean of the per-day means
+        tot.avg_latency_ms = (byDay.rows || []).reduce((a, r) => a + (r.avg_latency_ms || 0) * r.requests, 0) / tot.requests;
+      }
+      let series, values = new Map();
+      if (byDayModel) {
+        const names = [...new Set(byDayModel.rows.map((r) => r.model))].sort();
+        series = names.map((m, i) => ({ id: "m" + i, label: m, color: PALETTE[i % PALETTE.length] }));
+        for (const r of byDayModel.rows) {
+          const d = String(r.day).slice(0, 10), v = values.get(d) || {};
+          v["m" + names.indexOf(r.model)] = r.total_tokens; values.set(d, v);
+        }
+      } else {
+        series = [{ id: "prompt", label: t("提示 Token", "Prompt tokens"), color: PALETTE[0] },
+          { id: "completion", label: t("生成 Token", "Completion tokens"), color: PALETTE[1] }];
+        for (const r of byDay.rows || []) values.set(String(r.day).slice(0, 10), { prompt: r.prompt_tokens, completion: r.completion_tokens });
+      }
       const stat = (id, k, v, fmt) => h("div", { class: "stat" }, h("div", { class: "k" }, k),
         h("div", { class: "v", "data-testid": "usage-" + id, "data-value": v ?? 0 }, fmt ? fmt(v) : ctx.fmtNum(v ?? 0)));
       const cols = (keyCol) => [keyCol,
@@ -96,9 +129,8 @@
         h("div", { class: "card" },
           h("div", { class: "card-h" }, h("h3", {}, t("每日 Token 用量", "Tokens per day"))),
           h("div", { class: "card-b" },
-            h("div", { class: "legend" }, h("span", {}, h("i", { style: { background: "#3b82f6" } }), t("提示 Token", "Prompt tokens")),
-              h("span", {}, h("i", { style: { background: "#06b6d4" } }), t("生成 Token", "Completion tokens"))),
-            h("div", { class: "chart" }, tokensChart(byDay.rows || [], days, t, ctx.fmtNum)))),
+            legend(h, series),
+            h("div", { class: "chart" }, stackedChart(series, values, days, t, ctx.fmtNum)))),
         ctx.card(t("按模型", "By model"), ctx.table(cols({ label: t("模型", "Model"), key: "model" }), byModel.rows, { testid: "usage-by-model" })),
         byTenant ? ctx.card(t("按租户", "By tenant"), ctx.table(cols({ label: t("租户", "Tenant"), key: "tenant" }), byTenant.rows)) : null,
         byKey ? ctx.card(t("按 API Key", "By API key"), ctx.table(cols({ label: t("Key", "Key"), key: "key" }), byKey.rows)) : null,

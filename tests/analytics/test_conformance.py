@@ -1,0 +1,122 @@
+"""One conformance suite over every registered catalogue model (as sklearn's test_common does).
+
+It covers every family that registers itself, including ones added later, and checks the
+contract written in ``zhinao/analytics/catalog/__init__.py``: estimator conventions, demo
+data, an evaluation on a hold-out that beats its naive baseline, charts, a JSON
+explanation, pickling, and scoring where the model offers it.
+"""
+
+from __future__ import annotations
+
+import inspect
+import io
+import json
+import math
+import time
+
+import joblib
+import pandas as pd
+import pytest
+
+from zhinao.analytics import datasets
+from zhinao.analytics.catalog import catalogue
+from zhinao.analytics.catalog.protocol import beats_baseline, primary_metric, supports_score
+from zhinao.analytics.runs import jsonable
+
+KEYS = sorted(catalogue())
+THEMES = {"classification", "regression", "forecasting", "clustering", "association", "sequence", "graph", "text"}
+_EVALUATED: dict[str, tuple] = {}
+
+
+def evaluated(key: str):
+    """(model, data, evaluation, seconds), computed once per key for the whole module."""
+    if key not in _EVALUATED:
+        m = catalogue()[key]()
+        data = m.load_demo()
+        t0 = time.perf_counter()
+        ev = m.evaluate(data)
+        _EVALUATED[key] = (m, data, ev, time.perf_counter() - t0)
+    return _EVALUATED[key]
+
+
+def learned(m) -> list[str]:
+    return [k for k in vars(m) if k.endswith("_") and not k.startswith("_")]
+
+
+def test_catalogue_has_the_talks_table():
+    themes = {c.info.theme for c in catalogue().values()}
+    assert {"classification", "text"} <= themes
+    assert len(KEYS) >= 7
+
+
+@pytest.mark.parametrize("key", KEYS)
+def test_metadata(key):
+    info = catalogue()[key].info
+    assert info.key == key and info.theme in THEMES
+    for f in ("name_zh", "name_en", "algorithm", "application_zh", "application_en", "inputs"):
+        assert getattr(info, f).strip(), f
+    assert info.metrics and info.dataset in datasets.DATASETS
+
+
+@pytest.mark.parametrize("key", KEYS)
+def test_estimator_conventions(key):
+    cls = catalogue()[key]
+    m = cls()
+    names = [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
+    for p in inspect.signature(cls.__init__).parameters.values():
+        if p.name != "self":
+            assert p.default is not inspect.Parameter.empty, f"{key}: parameter {p.name} needs a default"
+    params = m.get_params()
+    assert list(params) == names
+    clone = cls(**params)
+    assert clone.get_params() == params
+    assert learned(m) == [], f"{key} sets learned attributes in __init__: {learned(m)}"
+    assert m.set_params(**params) is m
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("key", KEYS)
+def test_fit_on_demo_returns_self_and_learns(key):
+    m = catalogue()[key]()
+    before = m.get_params()
+    data = m.load_demo()
+    assert m.fit(data) is m
+    assert learned(m), f"{key}.fit learned nothing ending in '_'"
+    assert m.get_params() == before, "fit must not change constructor parameters"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("key", KEYS)
+def test_evaluate_on_hold_out_beats_naive_baseline(key):
+    m, data, ev, seconds = evaluated(key)
+    for name in m.info.metrics:
+        assert name in ev.metrics, f"{key} does not report {name}"
+        assert isinstance(ev.metrics[name], float | int) and math.isfinite(ev.metrics[name]), name
+    assert ev.charts, f"{key} draws no charts"
+    for name, png in ev.charts.items():
+        assert png[:8] == b"\x89PNG\r\n\x1a\n", name
+    expl = json.loads(json.dumps(jsonable(ev.explanation)))
+    assert expl, f"{key} does not explain itself"
+    if ev.baseline:
+        assert ev.baseline_name
+        verdict = beats_baseline(ev, primary_metric(m.info))
+        assert verdict is not False, (f"{key}: {primary_metric(m.info)}={ev.metrics.get(primary_metric(m.info))} "
+                                      f"does not beat {ev.baseline_name}={ev.baseline.get(primary_metric(m.info))}")
+    assert learned(m), "evaluate leaves the instance fitted"
+    assert seconds < 90, f"{key}.evaluate took {seconds:.0f}s (budget ~20 s on 2 cores)"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("key", KEYS)
+def test_fitted_model_pickles_and_scores(key):
+    m, data, ev, _ = evaluated(key)
+    buf = io.BytesIO()
+    joblib.dump(m, buf)
+    buf.seek(0)
+    loaded = joblib.load(buf)
+    assert type(loaded) is type(m) and loaded.get_params() == m.get_params()
+    if supports_score(m) and isinstance(data, pd.DataFrame):
+        sample = m.from_frame(data) if False else data
+        a, b = m.score(sample.head(200).copy()), loaded.score(sample.head(200).copy())
+        assert isinstance(a, pd.DataFrame) and len(a) > 0
+        pd.testing.assert_frame_equal(a.reset_index(drop=True), b.reset_index(drop=True))

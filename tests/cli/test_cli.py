@@ -1,0 +1,58 @@
+"""The CLI on a real local store (Typer's runner, same process)."""
+
+from __future__ import annotations
+
+import json
+
+from typer.testing import CliRunner
+
+from zhinao.cli import app
+from zhinao.cli.common import console
+
+runner = CliRunner()
+console.width = 220  # a wide terminal, so Rich does not abbreviate table cells
+
+
+def run(*args, input=None):
+    r = runner.invoke(app, list(args), input=input)
+    return r
+
+
+def test_tenants_keys_usage_roundtrip(settings):
+    r = run("tenants", "create", "noc", "--tokens-per-day", "5000")
+    assert r.exit_code == 0, r.output
+    assert "noc" in run("tenants", "list").output
+    r = run("keys", "create", "--name", "noc-bot", "--tenant", "noc", "--model", "echo")
+    assert r.exit_code == 0, r.output
+    key = r.output.strip().splitlines()[-1]
+    assert key.startswith("zk-")
+    listed = run("keys", "list", "--tenant", "noc").output
+    assert "noc-bot" in listed and key not in listed
+    # a chat through the CLI is metered like an API call
+    r = run("chat", "--model", "echo", "--once", "话务量 预测")
+    assert r.exit_code == 0 and "话务量 预测" in r.output, r.output
+    res = json.loads(run("usage", "--group-by", "model", "--json").output)
+    assert any(row["model"] == "echo" and row["requests"] == 1 for row in res["rows"])
+    assert run("tenants", "create", "noc").exit_code == 2  # conflict: clear one-line error
+    assert "already exists" in run("tenants", "create", "noc").output
+
+
+def test_models_add_list_test_remove(settings):
+    r = run("models", "add", "echo-x", "--backend", "echo", "--alias", "ex", "--to-file")
+    assert r.exit_code == 0, r.output
+    assert "echo-x" in settings.models_path.read_text()
+    assert "echo-x" in run("models", "list").output
+    r = run("models", "test", "ex")
+    assert r.exit_code == 0 and "ok" in r.output, r.output
+    assert run("models", "remove", "echo-x").exit_code == 0
+    assert "echo-x" not in settings.models_path.read_text()
+    r = run("models", "test", "nope")
+    assert r.exit_code == 2 and "does not exist" in r.output
+    r = run("models", "add", "bad", "--backend", "warp")
+    assert r.exit_code == 2 and "unknown backend" in r.output
+
+
+def test_interactive_chat_multi_turn(settings):
+    r = run("chat", "--model", "echo", input="first question\nsecond one\n\n")
+    assert r.exit_code == 0, r.output
+    assert "first question" in r.output and "second one" in r.output
