@@ -70,3 +70,9 @@ class QuotaExceeded(RateLimited):
 
 class EngineUnavailable(ZhinaoError):
     status, type, code = 503, "server_error", "engine_unavailable"
+
+
+class GenerationTimeout(ZhinaoError):
+    """The engine did not finish within ``ZHINAO_GENERATION_TIMEOUT_S``."""
+
+    status, type, code = 504, "server_error", "generation_timeout"

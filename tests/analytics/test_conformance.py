@@ -116,7 +116,6 @@ def test_fitted_model_pickles_and_scores(key):
     loaded = joblib.load(buf)
     assert type(loaded) is type(m) and loaded.get_params() == m.get_params()
     if supports_score(m) and isinstance(data, pd.DataFrame):
-        sample = m.from_frame(data) if False else data
-        a, b = m.score(sample.head(200).copy()), loaded.score(sample.head(200).copy())
+        a, b = m.score(data.head(200).copy()), loaded.score(data.head(200).copy())
         assert isinstance(a, pd.DataFrame) and len(a) > 0
         pd.testing.assert_frame_equal(a.reset_index(drop=True), b.reset_index(drop=True))

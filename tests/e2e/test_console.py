@@ -164,6 +164,15 @@ def test_thumbs_up_and_correction_reach_feedback_api(admin_page, live_server):
     assert fb["rating"] == 1  # correcting does not lose the rating
     assert fb["user_message"] == "What is 5G slicing?"
 
+    page.click(f"{REPLY} >> nth=-1 >> [data-testid=fb-down]")
+    page.wait_for_selector(f"{REPLY} >> nth=-1 >> [data-testid=fb-down][aria-pressed=true]")
+    assert page.locator(f"{REPLY} >> nth=-1 >> [data-testid=fb-up]").get_attribute("aria-pressed") == "false"
+    fb = feedback_for(turn_id)
+    assert fb["rating"] == -1 and fb["corrected_answer"] == corrected  # changing the rating keeps the correction
+    page.reload()  # what the page shows after a reload comes from the server
+    page.wait_for_selector(f"{REPLY}[data-turn-id='{turn_id}'] [data-testid=fb-down][aria-pressed=true]")
+    assert corrected in page.locator(f"{REPLY}[data-turn-id='{turn_id}'] [data-testid=correction]").inner_text()
+
 
 def test_reply_html_is_shown_as_text(admin_page, live_server):
     page = admin_page
@@ -279,3 +288,123 @@ def test_admin_pages_render_in_english(admin_page, live_server):
     for tenant in tenants:
         page.locator("[data-testid=tenants-table] tr", has_text=tenant["name"]).first.wait_for()
     assert page.locator("[data-testid=tenants-table] th", has_text="Display name").count() == 1
+
+
+def test_conversation_list_switch_and_delete(admin_page, live_server):
+    page = admin_page
+    token = page.console_token
+    convs = []
+    for text in ("first topic 第一个话题", "second topic 第二个话题"):
+        c = live_server.api("POST", "/api/conversations", token=token, json={"model": "echo"}).json()
+        live_server.chat(c["id"], text, token=token)
+        convs.append(c["id"])
+    page.reload()  # the list was loaded before these conversations existed
+    first = page.locator(f"[data-testid=conv-item][data-id='{convs[0]}']")
+    first.click()
+    page.wait_for_selector("[data-testid=msg-user]:has-text('第一个话题')")
+    assert page.locator("[data-testid=conv-title]").inner_text().startswith("first topic")
+    assert page.url.endswith(f"#/chat/{convs[0]}")
+
+    first.hover()
+    first.locator("button").click()
+    page.click("[data-testid=confirm-ok]")
+    page.wait_for_selector("[data-testid=welcome]")
+    assert page.locator(f"[data-testid=conv-item][data-id='{convs[0]}']").count() == 0
+    assert live_server.api("GET", f"/api/conversations/{convs[0]}", token=token).status_code == 404
+    assert page.locator(f"[data-testid=conv-item][data-id='{convs[1]}']").count() == 1
+
+
+def test_member_sees_chat_but_not_admin_pages(admin_page, live_server, browser):
+    page = admin_page
+    page.goto(live_server.base_url + "/#/users")
+    form = page.locator("[data-testid=user-form]")
+    form.locator("input[name=username]").fill("e2e-member")
+    form.locator("input[name=password]").fill("member-pass-123")
+    form.locator("button[type=submit]").click()
+    page.locator("[data-testid=users-table] tr", has_text="e2e-member").wait_for()
+
+    ctx = browser.new_context(viewport={"width": 1280, "height": 800})
+    try:
+        member = ctx.new_page()
+        member.goto(live_server.base_url + "/")
+        member.fill("input[name=username]", "e2e-member")
+        member.fill("input[name=password]", "member-pass-123")
+        member.click("[data-testid=login-form] button[type=submit]")
+        member.wait_for_selector("[data-testid=nav] a[data-page=chat]")
+        for pid in ("tenants", "users", "feedback"):
+            assert member.locator(f"[data-testid=nav] a[data-page={pid}]").count() == 0, pid
+        member.goto(live_server.base_url + "/#/tenants")  # not listed: falls back to the first page
+        member.wait_for_selector("[data-testid=chat-input]")
+        send(member, "member question")
+        wait_done(member)
+        assert last_reply(member).locator("[data-testid=reply]").inner_text().strip() == "member question"
+        errors: list[str] = []
+        member.on("pageerror", lambda e: errors.append(str(e)))
+        for pid in ("usage", "status", "keys", "models"):  # the pages a member has work for a member
+            member.goto(f"{live_server.base_url}/#/{pid}")
+            member.wait_for_selector("[data-testid=content] .card")
+            member.wait_for_timeout(200)
+            assert member.locator(".toast.error").count() == 0, (pid, member.locator(".toast.error").all_inner_texts())
+        assert member.locator("[data-testid=model-form]").count() == 0  # only admins add models
+        assert not errors
+    finally:
+        ctx.close()
+    # the member's conversation is not the admin's
+    admin_titles = [c["title"] for c in live_server.api("GET", "/api/conversations", token=page.console_token).json()]
+    assert "member question" not in admin_titles
+
+
+def test_server_error_is_shown_and_the_message_kept(admin_page, live_server):
+    page = admin_page
+    # a model that vanished after the page loaded: the server refuses with a clear 4xx
+    page.evaluate("""() => { const s = document.querySelector('[data-testid=model-select]');
+        s.appendChild(new Option('no-such-model', 'no-such-model')); s.value = 'no-such-model'; }""")
+    send(page, "keep me")
+    toast = page.locator(".toast.error")
+    toast.wait_for()
+    assert "no-such-model" in toast.inner_text()
+    assert page.locator("[data-testid=chat-input]").input_value() == "keep me"
+    assert page.locator("[data-testid=send-btn]").is_visible()
+
+
+def test_generation_settings_are_sent_and_remembered(admin_page, live_server):
+    page = admin_page
+    page.click("[data-testid=params-toggle]")
+    page.fill("[data-testid=param-max-tokens]", "3")
+    page.locator("[data-testid=param-max-tokens]").dispatch_event("change")
+    send(page, "one two three four five six")
+    wait_done(page)
+    assert last_reply(page).locator("[data-testid=reply]").inner_text().strip() == "one two three"
+    assert last_reply(page).locator(".badge.warn").count() == 1  # "hit the length limit"
+    turn = conversation(live_server, page, current_conversation(page))["turns"][-1]
+    assert turn["finish_reason"] == "length" and turn["completion_tokens"] == 3
+    page.reload()
+    page.wait_for_selector("[data-testid=param-max-tokens]", state="attached")
+    assert page.locator("[data-testid=param-max-tokens]").input_value() == "3"
+
+
+def test_tenant_create_edit_disable(admin_page, live_server):
+    page = admin_page
+    page.goto(live_server.base_url + "/#/tenants")
+    form = page.locator("[data-testid=tenant-form]")
+    form.locator("input[name=name]").fill("e2e-sales")
+    form.locator("input[name=display_name]").fill("销售部")
+    form.locator("input[name=tpm]").fill("1000")
+    form.locator("button[type=submit]").click()
+    row = page.locator("[data-testid=tenants-table] tr", has_text="e2e-sales")
+    row.wait_for()
+    assert "销售部" in row.inner_text()
+
+    def tenant() -> dict:
+        return next(t for t in live_server.api("GET", "/api/tenants").json() if t["name"] == "e2e-sales")
+
+    assert tenant()["tpm"] == 1000 and tenant()["display_name"] == "销售部"
+    row.get_by_role("button", name="编辑").click()
+    page.locator(".modal input[name=tokens_per_day]").fill("50000")
+    page.locator(".modal button[type=submit]").click()
+    page.wait_for_selector(".modal", state="detached")
+    page.locator("[data-testid=tenants-table] tr", has_text="e2e-sales").get_by_text("50,000").wait_for()
+    assert tenant()["tokens_per_day"] == 50000 and tenant()["tpm"] == 1000
+    page.locator("[data-testid=tenants-table] tr", has_text="e2e-sales").get_by_role("button", name="停用").click()
+    page.locator("[data-testid=tenants-table] tr", has_text="e2e-sales").locator(".badge.bad").wait_for()
+    assert tenant()["disabled"] is True

@@ -161,6 +161,7 @@ def test_disconnect_stops_generation_and_frees_slot(server):
     rows = httpx.get(server["base"] + "/api/usage?group_by=model", headers=h).json()["rows"]
     row = next(r for r in rows if r["model"] == "echo-slow")
     assert row["completion_tokens"] < 150  # stopped long before the 400 tokens it was asked for
+    assert row["prompt_tokens"] > 0  # a stopped request is still billed for its prompt
 
 
 def test_metrics_after_traffic(server):

@@ -97,3 +97,15 @@ def test_models_admin_and_status(client, tmp_path):
     assert any(m["name"] == "echo-b" for m in st["models"])
     assert client.delete("/api/models/echo-b", headers=AUTH).status_code == 200
     assert client.delete("/api/models/echo", headers=AUTH).status_code == 400  # built in
+
+
+def test_rating_can_be_withdrawn_and_usage_totals_have_latency(client):
+    h = login(client)
+    conv = client.post("/api/conversations", headers=h, json={"model": "echo"}).json()
+    turn = send(client, h, conv["id"], content="hello")[0]["turn_id"]
+    client.post(f"/api/turns/{turn}/feedback", headers=h, json={"rating": 1, "comment": "good"})
+    fb = client.post(f"/api/turns/{turn}/feedback", headers=h, json={"rating": None}).json()
+    assert fb["rating"] is None and fb["comment"] == "good"
+    assert client.post(f"/api/turns/{turn}/feedback", headers=h, json={}).status_code == 400
+    totals = client.get("/api/usage", headers=AUTH).json()["totals"]
+    assert totals["requests"] >= 1 and totals["avg_latency_ms"] >= 0

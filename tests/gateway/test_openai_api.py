@@ -191,3 +191,13 @@ def test_health_ready_metrics(client):
 def test_member_cannot_admin(client, path):
     k = client.post("/api/keys", headers=AUTH, json={"name": "member"}).json()
     _err(client.get(path, headers={"Authorization": f"Bearer {k['key']}"}), 403)
+
+
+def test_generation_timeout_is_504_and_gateway_survives(client, platform):
+    platform.settings.generation_timeout_s = 0.1
+    r = chat(client, model="slow", messages=[{"role": "user", "content": " ".join(["w"] * 50)}])
+    e = _err(r, 504, "generation_timeout")
+    assert "did not finish" in e["message"]
+    platform.settings.generation_timeout_s = 600
+    assert chat(client, model="slow").status_code == 200
+    assert platform.models.resolve("slow").scheduler.busy == 0

@@ -2,38 +2,8 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
-
-from zhinao.knowledge.config import KBConfig
-from zhinao.knowledge.service import KnowledgeService
-from zhinao.maas.tenancy import Principal
-from zhinao.runtime.echo import EchoChatModel, HashEmbedder
-from zhinao.settings import Settings
-from zhinao.store.db import Database
-
-ADMIN = Principal(tenant_id=1, tenant="acme", user_id=1, username="admin", key_id=None, role="admin")
-
-
-def member(user_id: int, tenant_id: int = 1) -> Principal:
-    return Principal(tenant_id=tenant_id, tenant="acme", user_id=user_id, username=f"u{user_id}", key_id=None,
-                     role="member")
-
-
-def make_service(home: Path, embedder=None, chat_model=None, **cfg) -> KnowledgeService:
-    settings = Settings(home=home, env="test")
-    db = Database(settings.db_url)
-    db.migrate()
-    config = KBConfig(**{"min_relevance": -1.0, **cfg})
-    return KnowledgeService(settings=settings, db=db, embedder=embedder or HashEmbedder(),
-                            chat_model=chat_model or EchoChatModel(), config=config)
-
-
-def close_service(svc: KnowledgeService) -> None:
-    svc.jobs.shutdown()
-    svc.close()
-    svc.db.dispose()
+from kbutil import close_service, make_service
 
 
 @pytest.fixture(scope="module")

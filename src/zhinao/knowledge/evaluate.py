@@ -87,7 +87,7 @@ def evaluate(service: Any, principal: Any, collection: str, qa: list[dict[str, A
         m["p95_ms"] = lat[min(len(lat) - 1, int(len(lat) * 0.95))]
         report["modes"][mode] = m
     if refusals:
-        thr = service.config.min_relevance
+        thr = service.relevance_threshold
         def best(q: str) -> float:
             return max([h.relevance or 0.0 for h in service.retrieve(principal, collection, q, k=3)], default=0.0)
 

@@ -176,3 +176,10 @@ class MilvusIndex:
             self.client.close()
         except Exception:
             pass
+        if "://" not in self.uri:  # Milvus Lite: stop its local server process now, not at exit
+            try:
+                from milvus_lite.server_manager import server_manager_instance
+
+                server_manager_instance.release_server(self.uri)
+            except Exception:
+                pass

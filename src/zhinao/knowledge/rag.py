@@ -76,9 +76,21 @@ class Prepared:
     citations: list[dict[str, Any]] = field(default_factory=list)
 
 
+_INJECTION = re.compile(
+    r"[^。！？!?.\n]*(?:ignore (?:all |any |your |the )?(?:previous |prior |above )?(?:instructions|rules|prompt)"
+    r"|disregard (?:all |your |the )?(?:previous |above )?(?:instructions|rules)|you are now|system prompt"
+    r"|(?:忽略|无视|忘记|不要遵守)[你您的之前以上述所有全部先和系统]{0,10}(?:指令|指示|规则|提示|设定)"
+    r"|你现在是|系统提示)[^。！？!?.\n]*[。！？!?.]?", re.I)
+REMOVED = "[instruction-like text removed / 已移除疑似指令]"
+
+
 def sanitize(passage: str) -> str:
-    """Passages cannot close the context block or inject chat-template control tokens."""
-    return _DELIM.sub(" ", passage)
+    """Passages cannot close the context block, inject chat-template tokens, or carry orders.
+
+    Delimiting alone does not stop a small model from obeying "ignore your instructions"
+    inside a passage, so sentences that address the assistant are replaced as well.
+    """
+    return _INJECTION.sub(REMOVED, _DELIM.sub(" ", passage))
 
 
 def build_context(hits: list[Hit], lang: str) -> str:
@@ -152,7 +164,7 @@ class RagChat:
         lang = lang_of(question)
         hits = await asyncio.to_thread(self.svc.retrieve, principal, name, standalone)
         best = max((h.relevance for h in hits if h.relevance is not None), default=None)
-        found = bool(hits) and (best is None or best >= self.svc.config.min_relevance)
+        found = bool(hits) and (best is None or best >= self.svc.relevance_threshold)
         p = Prepared(question=question, standalone=standalone, hits=hits if found else [], found=found,
                      lang=lang, name=name)
         if found:

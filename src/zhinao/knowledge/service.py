@@ -74,6 +74,15 @@ class KnowledgeService:
         ingestion._SERVICES[self.db.url] = self
         self._sync_stop = threading.Event()
         self._sync_thread: threading.Thread | None = None
+        if self.config.sync_interval_s:
+            self.start_scheduled_sync()
+
+    @property
+    def relevance_threshold(self) -> float:
+        """Best-passage cosine under which chat answers "not found" (embedder-specific)."""
+        from zhinao.knowledge.config import relevance_threshold
+
+        return relevance_threshold(self.config, getattr(self.embedder, "backend", ""))
 
     @property
     def embedder(self) -> Embedder:

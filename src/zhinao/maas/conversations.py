@@ -144,10 +144,12 @@ class ConversationService:
 
     # -- feedback ------------------------------------------------------------------------
     def feedback(self, turn_id: int, tenant_id: int, user_id: int | None, *, rating: int | None,
-                 corrected_answer: str | None = None, comment: str | None = None) -> dict[str, Any]:
+                 corrected_answer: str | None = None, comment: str | None = None,
+                 clear_rating: bool = False) -> dict[str, Any]:
+        """Create or update the caller's feedback on a turn; ``clear_rating`` withdraws a 👍/👎."""
         if rating not in (None, 1, -1):
             raise InvalidRequest("rating must be 1 (👍), -1 (👎) or null", param="rating")
-        if rating is None and not corrected_answer and not comment:
+        if rating is None and not corrected_answer and not comment and not clear_rating:
             raise InvalidRequest("give a rating, a corrected answer or a comment")
         with self.db.session() as s:
             t = s.get(ChatTurn, turn_id)
@@ -157,7 +159,7 @@ class ConversationService:
             if f is None:
                 f = Feedback(turn_id=turn_id, tenant_id=tenant_id, user_id=user_id)
                 s.add(f)
-            if rating is not None:
+            if rating is not None or clear_rating:
                 f.rating = rating
             if corrected_answer is not None:
                 f.corrected_answer = corrected_answer

@@ -16,10 +16,11 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from zhinao.errors import EngineUnavailable, ZhinaoError
+from zhinao.errors import EngineUnavailable, GenerationTimeout, ZhinaoError
 from zhinao.maas.tenancy import Principal
 from zhinao.maas.usage import UsageEvent
 from zhinao.runtime.base import ChatDelta, GenerationParams, Message, Usage
+from zhinao.runtime.echo import count_tokens
 
 if TYPE_CHECKING:
     from zhinao.platform import Platform
@@ -53,6 +54,13 @@ class Generation:
             return await self._it.__anext__()
         except StopAsyncIteration:
             return None
+
+
+def estimate_tokens(prompt: str | Sequence[Message]) -> int:
+    """Rough prompt size (words + CJK characters + per-message overhead) for cancelled requests."""
+    if isinstance(prompt, str):
+        return count_tokens(prompt)
+    return sum(count_tokens(str(m.get("content") or "")) + 3 for m in prompt)
 
 
 class GenerationService:
@@ -95,8 +103,18 @@ class GenerationService:
                 stream = engine.stream_text(prompt, params)
             else:
                 stream = engine.stream(messages, params)
+            deadline = time.monotonic() + self.p.settings.generation_timeout_s
             async with contextlib.aclosing(stream) as it:
-                async for d in it:
+                while True:
+                    remaining = deadline - time.monotonic()
+                    try:
+                        d = await asyncio.wait_for(it.__anext__(), max(remaining, 0.001))
+                    except StopAsyncIteration:
+                        break
+                    except asyncio.TimeoutError:
+                        raise GenerationTimeout(
+                            f"the model {gen.model!r} did not finish within "
+                            f"{self.p.settings.generation_timeout_s:.0f}s; ask for fewer tokens") from None
                     yield d
 
     async def _run(self, gen: Generation, served, principal: Principal, messages: list[Message],
@@ -135,7 +153,10 @@ class GenerationService:
             gen.latency_ms = (time.perf_counter() - t0) * 1000
             gen.content, gen.tool_calls = "".join(parts), calls or None
             if gen.usage.completion_tokens == 0 and parts:
-                gen.usage.completion_tokens = len(parts)
+                gen.usage.completion_tokens = len(parts)  # engines stream about one token per delta
+            if gen.usage.prompt_tokens == 0 and status == 499:
+                # stopped before the engine reported usage: bill an estimate, never zero
+                gen.usage.prompt_tokens = estimate_tokens(prompt if prompt is not None else messages)
             self._finish(gen, principal, messages, params, endpoint, prompt, status, outcome,
                          conversation_id, parent_turn_id, record_turn)
 

@@ -90,4 +90,6 @@ class UsageService:
                 for k in tot:
                     tot[k] += d[k]
                 rows.append(d)
+        lat_weight = sum(r["avg_latency_ms"] * r["requests"] for r in rows)
+        tot["avg_latency_ms"] = round(lat_weight / tot["requests"], 1) if tot["requests"] else 0.0
         return {"rows": rows, "totals": tot, "since": since.isoformat(), "group_by": groups}

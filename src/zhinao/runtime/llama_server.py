@@ -344,11 +344,27 @@ class LlamaServerChatModel(ChatModel):
 
     async def stream(self, messages: Sequence[Message], params: GenerationParams) -> AsyncIterator[ChatDelta]:
         body = chat_payload(self.name, messages, self._server_params(params))
-        wire = await self._ready_wire()
-        async for d in wire.stream_chat(body):
+        async for d in self._with_retry(lambda wire: wire.stream_chat(body)):
             yield d
 
     async def stream_text(self, prompt: str, params: GenerationParams) -> AsyncIterator[ChatDelta]:
-        wire = await self._ready_wire()
-        async for d in wire.stream_completion(completion_payload(self.name, prompt, params)):
+        body = completion_payload(self.name, prompt, params)
+        async for d in self._with_retry(lambda wire: wire.stream_completion(body)):
             yield d
+
+    async def _with_retry(self, call: Any) -> AsyncIterator[ChatDelta]:
+        """Run ``call(wire)``; if the engine could not be reached before any output (it
+        crashed a moment ago), wait for the supervisor's restart and try once more."""
+        for attempt in (0, 1):
+            wire = await self._ready_wire()
+            produced = False
+            try:
+                async for d in call(wire):
+                    produced = True
+                    yield d
+                return
+            except EngineUnavailable as e:
+                if produced or attempt or not isinstance(e.__cause__, httpx.TransportError):
+                    raise
+                log.warning("llama-server for %s unreachable (%s); retrying after restart", self.name, e.__cause__)
+                await asyncio.sleep(0.5)  # let the supervisor notice the exit and clear ``ready``

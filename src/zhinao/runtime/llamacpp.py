@@ -61,6 +61,13 @@ def _text(content: Any) -> str:
     return "" if content is None else str(content)
 
 
+def _stops(stop: Any) -> list[str]:
+    """``stop`` as a list (OpenAI also allows a single string)."""
+    if not stop:
+        return []
+    return [stop] if isinstance(stop, str) else [s for s in stop if s]
+
+
 def _tools_prompt(tools: list[dict[str, Any]]) -> str:
     lines = ["You can call these functions. To call one, reply only with "
              '<tool_call>{"name": <function name>, "arguments": <JSON arguments>}</tool_call>.']
@@ -246,7 +253,7 @@ class LlamaCppChatModel(ChatModel):
             raise InvalidRequest(f"the model's chat template rejected the messages: {e}", param="messages") from e
         tokens = self._llm.tokenize(prompt.encode("utf-8"), add_bos=False, special=True)
         plan = _Plan(tokens=tokens, max_tokens=self._check_fit(len(tokens), params),
-                     stop=[*params.stop, *([self._eos_text] if self._eos_text else [])],
+                     stop=[*_stops(params.stop), *([self._eos_text] if self._eos_text else [])],
                      tool_mode=tool_mode, tool_names=names)
         if tool_mode == "forced":
             plan.schema = self._tool_schema(tools or [], names)
@@ -430,7 +437,7 @@ class LlamaCppChatModel(ChatModel):
 
         def plan() -> _Plan:
             tokens = self._llm.tokenize(prompt.encode("utf-8"), add_bos=True, special=True)
-            return _Plan(tokens=tokens, max_tokens=self._check_fit(len(tokens), params), stop=list(params.stop))
+            return _Plan(tokens=tokens, max_tokens=self._check_fit(len(tokens), params), stop=_stops(params.stop))
 
         p = await asyncio.to_thread(plan)
         async for item in self._generate(p, params):

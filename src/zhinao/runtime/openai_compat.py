@@ -104,7 +104,7 @@ def _sampling(params: GenerationParams) -> dict[str, Any]:
     if params.max_tokens is not None:
         out["max_tokens"] = params.max_tokens
     if params.stop:
-        out["stop"] = list(params.stop)
+        out["stop"] = [params.stop] if isinstance(params.stop, str) else list(params.stop)
     if params.seed is not None:
         out["seed"] = params.seed
     return out

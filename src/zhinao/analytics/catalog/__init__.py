@@ -42,8 +42,6 @@ conformance suite in ``tests/analytics/test_conformance.py`` rely on exactly thi
    with a fixed seed, ``info.synthetic=True``, and labelled in the explanation notes.
 """
 
-import importlib
-
 from zhinao.analytics.catalog.base import Evaluation, MiningModel, ModelInfo, catalogue, register
 from zhinao.analytics.catalog.protocol import RunnableMixin, supports_score
 
@@ -53,16 +51,9 @@ from zhinao.analytics.catalog import classification  # noqa: E402,F401
 from zhinao.analytics.catalog import clustering  # noqa: E402,F401
 from zhinao.analytics.catalog import forecasting  # noqa: E402,F401
 from zhinao.analytics.catalog import graph  # noqa: E402,F401
+from zhinao.analytics.catalog import sequence  # noqa: E402,F401
+from zhinao.analytics.catalog import tabular_transformer  # noqa: E402,F401
 from zhinao.analytics.catalog import text  # noqa: E402,F401
-
-# Families still being written: imported when the module exists; an error *inside* one is
-# not masked (only the module itself being absent is tolerated).
-for _name in ("sequence", "tabular_transformer"):
-    try:
-        importlib.import_module(f"{__name__}.{_name}")
-    except ModuleNotFoundError as _e:
-        if _e.name != f"{__name__}.{_name}":
-            raise
 
 __all__ = ["Evaluation", "MiningModel", "ModelInfo", "RunnableMixin", "catalogue", "register",
            "supports_score"]

@@ -47,11 +47,12 @@ CHARGES = ["tenure", "MonthlyCharges", "TotalCharges"]
 MIN_ROWS = 40
 
 
-def _preprocessor(X: pd.DataFrame) -> ColumnTransformer:
+def _preprocessor(X: pd.DataFrame, scale: bool = True) -> ColumnTransformer:
     num = [c for c in X.columns if pd.api.types.is_numeric_dtype(X[c])]
     cat = [c for c in X.columns if c not in num]
+    num_steps = [("impute", SimpleImputer(strategy="median"))] + ([("scale", StandardScaler())] if scale else [])
     return ColumnTransformer([
-        ("num", Pipeline([("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler())]), num),
+        ("num", Pipeline(num_steps), num),
         ("cat", Pipeline([("impute", SimpleImputer(strategy="most_frequent")),
                           ("onehot", OneHotEncoder(handle_unknown="ignore"))]), cat),
     ])
@@ -73,6 +74,7 @@ class _TabularClassifier(RunnableMixin, MiningModel):
     default_target: ClassVar[str] = "Churn"
     positive_label: ClassVar[Any] = "Yes"  #: binary targets: the class whose probability is scored
     feature_columns: ClassVar[tuple[str, ...]] = tuple(PROFILE + SERVICES + ACCOUNT + CHARGES)
+    scale_numbers: ClassVar[bool] = True  #: trees split on raw values, so their rules stay readable
 
     # -- subclass hooks -------------------------------------------------------------------
     def _estimator(self):
@@ -116,9 +118,19 @@ class _TabularClassifier(RunnableMixin, MiningModel):
         cols = usable_features(X, X.columns)
         X = X[cols]
         self.feature_names_in_ = cols
-        self.pipeline_ = Pipeline([("prep", _preprocessor(X)), ("model", self._estimator())]).fit(X, y)
+        self.pipeline_ = Pipeline([("prep", _preprocessor(X, self.scale_numbers)), ("model", self._estimator())]).fit(X, y)
         self.classes_ = list(self.pipeline_.classes_)
+        self.positive_class_ = self._positive_class(y)
         return self
+
+    def _positive_class(self, y: pd.Series) -> Any:
+        """The class whose probability is scored: "Yes"-like if present, else the rarer class."""
+        if len(self.classes_) != 2:
+            return None
+        for cand in (self.positive_label, 1, True, "1", "yes", "Y", "y", "True", "true"):
+            if cand in self.classes_:
+                return cand
+        return pd.Series(y).value_counts().idxmin()
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:
         return self.pipeline_.predict(self._features(X)[self.feature_names_in_])
@@ -127,7 +139,7 @@ class _TabularClassifier(RunnableMixin, MiningModel):
         return self.pipeline_.predict_proba(self._features(X)[self.feature_names_in_])
 
     def _positive_scores(self, X: pd.DataFrame) -> np.ndarray:
-        return self.predict_proba(X)[:, self.classes_.index(self.positive_label)]
+        return self.predict_proba(X)[:, self.classes_.index(self.positive_class_)]
 
     # -- runner API -----------------------------------------------------------------------
     def evaluate(self, data: pd.DataFrame) -> Evaluation:
@@ -139,7 +151,7 @@ class _TabularClassifier(RunnableMixin, MiningModel):
         pred, bpred = self.predict(X_te), base.predict(X_te)
         binary = len(self.classes_) == 2
         if binary:
-            pos = self.positive_label
+            pos = self.positive_class_
             s, bs = self._positive_scores(X_te), base.predict_proba(X_te)[:, list(base.classes_).index(pos)]
             yb = (y_te == pos).astype(int)
             metrics = self._binary_metrics(yb, s, pred == pos)
@@ -314,6 +326,7 @@ class PlanTree(_TabularClassifier):
                "with the same services, profile, tenure and monthly charge; a recommendation that differs "
                "from the current contract marks a plan-migration candidate. Churn is excluded (an outcome).")
     default_target = "Contract"
+    scale_numbers = False
     feature_columns = tuple(PROFILE + SERVICES + ["PaperlessBilling", "PaymentMethod", "tenure", "MonthlyCharges"])
 
     def __init__(self, target: str = "Contract", id_column: str = "customerID", max_depth: int = 5,
@@ -336,7 +349,8 @@ class PlanTree(_TabularClassifier):
     def _explain(self, X_test, y_test):
         imp = _grouped_importances(self)
         return ({"rules": self.rules(), "feature_importance": imp,
-                 "notes": ["Numbers in the rules are standardised (z-scores) because the tree sees scaled inputs.",
+                 "notes": ["Rules use raw values (tenure in months, MonthlyCharges in USD); a one-hot "
+                           "feature such as InternetService_Fiber optic is 1 when the customer has it.",
                            "class_weight='balanced' so the rarer one- and two-year plans are not ignored."]},
                 {"importance": charts.bar_chart(list(imp), list(imp.values()), "特征重要性 Feature importance")})
 

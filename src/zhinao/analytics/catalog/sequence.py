@@ -121,7 +121,7 @@ class HmmWordTagger(RunnableMixin, MiningModel):
         if isinstance(X, (list, tuple)) and X and isinstance(X[0], (list, tuple)):
             sents = [[w for w in s if str(w).strip()] for s in X]
         else:
-            sents = [jieba_words(t) for t in _texts(X, self.text_column)]
+            sents = [jieba_words(t) for t in _texts(X, self.text_column)[: int(self.max_train)]]
         require_rows(len(sents), 20, self.info.key)
         a = float(self.smoothing)
         start = Counter()
@@ -155,8 +155,9 @@ class HmmWordTagger(RunnableMixin, MiningModel):
         self.log_emit_unseen_ = {}
         self.log_emit_class_ = {}
         classes = ("<DIGIT>", "<LATIN>", "<PUNCT>", "<UNK>")
+        n_chars = len({ch for s in STATES for ch in emit[s]}) + 1  # add-a smoothing over the whole alphabet
         for s in STATES:
-            tot = sum(emit[s].values()) + a * (len(emit[s]) + 1)
+            tot = sum(emit[s].values()) + a * n_chars
             self.log_emit_[s] = {ch: math.log((c + a) / tot) for ch, c in emit[s].items()}
             self.log_emit_unseen_[s] = math.log(a / tot)
             ctot = sum(emit_class[s].values()) + a * len(classes)

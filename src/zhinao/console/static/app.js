@@ -128,6 +128,12 @@
   function renderMarkdown(el, text) {
     el.innerHTML = markdown(text);
     for (const a of el.querySelectorAll("a[href]")) { a.target = "_blank"; a.rel = "noopener noreferrer"; }
+    for (const pre of el.querySelectorAll("pre")) {
+      const code = pre.textContent;
+      pre.appendChild(h("button", { class: "btn small copy-code", type: "button", onclick: async () => {
+        try { await navigator.clipboard.writeText(code); toast(t("已复制代码", "Code copied")); } catch (_) { toast(t("无法访问剪贴板", "Clipboard is not available"), "error"); }
+      } }, t("复制", "Copy")));
+    }
     return el;
   }
 
@@ -423,6 +429,7 @@
           h("button", { class: "btn small ghost", style: { color: "#c7d2e0" }, "data-testid": "sign-out", onclick: () => signOut(true) },
             icon("log-out", 14), t("退出", "Sign out")))));
     const title = h("h2", { "data-testid": "page-title" }, page ? t(page.title.zh, page.title.en) : "");
+    document.title = (page ? t(page.title.zh, page.title.en) + " · " : "") + t("智脑", "Zhinao");
     const content = h("div", { class: "content" + (page && page.flush ? " flush" : ""), "data-testid": "content" });
     const main = h("div", { class: "main" },
       h("header", { class: "topbar" },

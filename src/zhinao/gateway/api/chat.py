@@ -119,8 +119,10 @@ async def send_message(conv_id: int, body: SendMessage, principal: PrincipalDep,
 
 @router.post("/turns/{turn_id}/feedback")
 def feedback(turn_id: int, body: FeedbackBody, principal: PrincipalDep, platform: PlatformDep):
+    clear = "rating" in body.model_fields_set and body.rating is None  # {"rating": null} withdraws it
     return platform.conversations.feedback(turn_id, principal.tenant_id, principal.user_id, rating=body.rating,
-                                           corrected_answer=body.corrected_answer, comment=body.comment)
+                                           corrected_answer=body.corrected_answer, comment=body.comment,
+                                           clear_rating=clear)
 
 
 @router.get("/feedback")

@@ -139,6 +139,20 @@
     await load();
   }
 
+  /** Health of one model as {cls, label}: a lazily started model is idle, not broken. */
+  function health(m, t) {
+    if (!m) return { cls: "", label: "—" };
+    if (m.healthy) return { cls: "ok", label: t("正常", "Healthy") };
+    if (m.started === false && !m.error) return { cls: "", label: t("未启动（首次使用时启动）", "Idle (starts on first use)") };
+    return { cls: "bad", label: t("异常", "Unhealthy") };
+  }
+
+  const JOB_BADGE = { queued: "", running: "blue", succeeded: "ok", failed: "bad", cancelled: "warn" };
+  function jobLabel(st, t) {
+    return ({ queued: t("排队中", "Queued"), running: t("运行中", "Running"), succeeded: t("已完成", "Succeeded"),
+      failed: t("失败", "Failed"), cancelled: t("已取消", "Cancelled") })[st] || st;
+  }
+
   // ------------------------------------------------------------------ live status
   async function statusPage(el, ctx) {
     const { h, t, api } = ctx;
@@ -149,28 +163,43 @@
     let timer = null, stopped = false;
     async function tick() {
       try {
-        const st = await api("/api/status");
+        const [st, jobs] = await Promise.all([api("/api/status"), api("/api/jobs?limit=20").catch(() => [])]);
         if (stopped) return;
         const models = st.models || [];
         const healthy = models.filter((m) => m.healthy).length;
+        const started = models.filter((m) => m.started !== false).length;
         ctx.clear(body).append(
           h("div", { class: "stats" },
             h("div", { class: "stat" }, h("div", { class: "k" }, t("运行时长", "Uptime")), h("div", { class: "v", "data-testid": "status-uptime" }, ctx.fmtDuration(st.uptime_s))),
-            h("div", { class: "stat" }, h("div", { class: "k" }, t("健康模型", "Healthy models")), h("div", { class: "v" }, `${healthy} / ${models.length}`)),
+            h("div", { class: "stat" }, h("div", { class: "k" }, t("健康 / 已启动模型", "Healthy / started models")), h("div", { class: "v", "data-testid": "status-healthy" }, `${healthy} / ${started}`)),
             h("div", { class: "stat" }, h("div", { class: "k" }, t("处理中请求", "Requests in flight")),
               h("div", { class: "v", "data-testid": "status-busy" }, ctx.fmtNum(models.reduce((a, m) => a + (m.busy || 0), 0)))),
             h("div", { class: "stat" }, h("div", { class: "k" }, t("排队请求", "Queued requests")),
               h("div", { class: "v", "data-testid": "status-queued" }, ctx.fmtNum(models.reduce((a, m) => a + (m.queued || 0), 0)))),
             h("div", { class: "stat" }, h("div", { class: "k" }, t("后台任务", "Background jobs")), h("div", { class: "v" }, ctx.fmtNum(st.jobs_running || 0)))),
           ctx.card(t("模型与队列", "Models and queues"), ctx.table([
-            { label: t("模型", "Model"), render: (m) => h("span", {}, h("span", { class: "dot " + (m.healthy ? "ok" : "bad") }), m.name) },
+            { label: t("模型", "Model"), render: (m) => h("span", {}, h("span", { class: "dot " + health(m, t).cls }), m.name) },
             { label: t("后端", "Backend"), key: "backend" },
-            { label: t("状态", "Health"), render: (m) => h("span", { class: "badge " + (m.healthy ? "ok" : "bad") }, m.healthy ? t("正常", "Healthy") : t("异常", "Unhealthy")) },
+            { label: t("状态", "Health"), render: (m) => h("span", { class: "badge " + health(m, t).cls, title: m.error || "" }, health(m, t).label) },
             { label: t("槽位占用", "Slots in use"), render: (m) => h("div", { class: "row", style: { flexWrap: "nowrap" } },
               h("div", { class: "bar", style: { flex: "1" } }, h("i", { style: { width: (m.slots ? Math.min(100, 100 * (m.busy || 0) / m.slots) : 0) + "%" } })),
               h("span", { class: "mono" }, `${m.busy || 0}/${m.slots || 0}`)) },
             { label: t("排队", "Queued"), key: "queued", num: true },
-          ], models, { testid: "status-models" })));
+            { label: t("已拒绝 (429)", "Rejected (429)"), key: "rejected", num: true },
+          ], models, { testid: "status-models" })),
+          ctx.card(t("后台任务（最近 20 个）", "Background jobs (latest 20)"), ctx.table([
+            { label: "#", key: "id" },
+            { label: t("类型", "Kind"), render: (j) => h("span", { class: "mono" }, j.kind) },
+            { label: t("状态", "State"), render: (j) => h("span", { class: "badge " + JOB_BADGE[j.status] }, jobLabel(j.status, t)) },
+            { label: t("进度", "Progress"), render: (j) => h("div", { class: "row", style: { flexWrap: "nowrap" } },
+              h("div", { class: "bar", style: { flex: "1" } }, h("i", { style: { width: Math.round(100 * Math.min(1, j.progress || 0)) + "%" } })),
+              h("span", { class: "mono" }, Math.round(100 * Math.min(1, j.progress || 0)) + "%")) },
+            { label: t("信息", "Message"), render: (j) => h("span", { title: j.error || j.message || "" }, j.error || j.message || "—") },
+            { label: t("创建", "Created"), render: (j) => ctx.fmtTime(j.created_at) },
+            { label: "", class: "actions", render: (j) => (j.status === "queued" || j.status === "running") ? h("button", { class: "btn small danger", onclick: async () => {
+              try { await api(`/api/jobs/${j.id}/cancel`, { method: "POST" }); ctx.toast(t("已请求取消", "Cancellation requested")); } catch (e) { ctx.showError(e); }
+            } }, t("取消", "Cancel")) : null },
+          ], jobs, { testid: "status-jobs", empty: t("暂无后台任务", "No background jobs yet") })));
         stamp.textContent = t("更新于 ", "Updated ") + new Date().toLocaleTimeString(ctx.lang === "en" ? "en-US" : "zh-CN", { hour12: false });
       } catch (e) { if (!stopped) stamp.textContent = t("刷新失败：", "Refresh failed: ") + e.message; }
       if (!stopped) timer = setTimeout(tick, 3000);
@@ -210,10 +239,11 @@
     async function load() {
       const rows = await api("/api/models");
       ctx.clear(listBox).appendChild(ctx.card(t("已注册模型", "Registered models"), ctx.table([
-        { label: t("名称", "Name"), render: (m) => h("span", {}, h("span", { class: "dot " + (m.status && m.status.healthy ? "ok" : "bad") }), h("b", {}, m.name)) },
+        { label: t("名称", "Name"), render: (m) => h("span", {}, h("span", { class: "dot " + health(m.status, t).cls }), h("b", {}, m.name)) },
         { label: t("后端", "Backend"), key: "backend" },
+        { label: t("状态", "Health"), render: (m) => h("span", { class: "badge " + health(m.status, t).cls, title: (m.status && m.status.error) || "" }, health(m.status, t).label) },
         { label: t("别名", "Aliases"), render: (m) => (m.aliases || []).join(", ") || "—" },
-        { label: t("槽位×副本", "Slots × replicas"), render: (m) => `${m.slots ?? "—"} × ${m.replicas ?? 1}` },
+        { label: t("槽位×副本", "Slots × replicas"), render: (m) => `${m.slots ?? (m.status && m.status.slots) ?? "—"} × ${m.replicas ?? 1}` },
         { label: t("来源", "Source"), render: (m) => h("span", { class: "badge" }, m.source || "—") },
         { label: t("说明", "Description"), render: (m) => m.description || m.path || "—" },
         { label: "", class: "actions", render: (m) => isAdmin ? h("span", {},
@@ -237,11 +267,15 @@
     }
     el.appendChild(listBox);
     if (isAdmin) {
+      let backends = ["llama-server", "llamacpp", "openai", "echo"];
+      try { backends = await api("/api/models/backends"); } catch (_) { /* keep the usual ones */ }
+      const known = { "llama-server": t("llama.cpp 服务（GGUF，并发槽位）", "llama.cpp server (GGUF, parallel slots)"),
+        llamacpp: t("llama.cpp 进程内（GGUF）", "llama.cpp in-process (GGUF)"), openai: t("OpenAI 兼容接口", "OpenAI-compatible endpoint"),
+        echo: t("回显（测试用）", "Echo (for tests)") };
       el.appendChild(ctx.card(t("添加模型", "Add a model"), ctx.form([
         { name: "name", label: t("名称", "Name"), required: true, placeholder: "qwen2.5-7b" },
-        { name: "backend", label: t("后端", "Backend"), type: "select", options: [
-          { value: "llamacpp", label: "llama.cpp (GGUF)" }, { value: "openai", label: t("OpenAI 兼容接口", "OpenAI-compatible") },
-          { value: "echo", label: t("回显（测试）", "Echo (testing)") }] },
+        { name: "backend", label: t("后端", "Backend"), type: "select", value: backends[0],
+          options: backends.map((b) => ({ value: b, label: known[b] ? `${b} — ${known[b]}` : b })) },
         { name: "path", label: t("GGUF 路径", "GGUF path"), placeholder: "/models/x.gguf" },
         { name: "base_url", label: t("接口地址", "Base URL"), placeholder: "http://host:8000/v1" },
         { name: "remote_name", label: t("远端模型名", "Remote model name") },

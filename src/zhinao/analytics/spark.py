@@ -1,0 +1,441 @@
+"""Apache Spark engine: the catalogue's models that MLlib has, on Parquet, for data that
+outgrows one process (DuckDB + scikit-learn remain the embedded default).
+
+How the runner chooses it (``engine="spark"``):
+
+1. ``spark_algorithm(key)`` maps a catalogue key (``churn_logistic``, ``sim_farm_kmeans`` ...)
+   or a plain MLlib name (``logistic_regression``, ``kmeans`` ...) to an MLlib algorithm,
+   raising :class:`~zhinao.errors.InvalidRequest` when Spark has no such model.
+2. The runner exports the workspace table to Parquet (DuckDB:
+   ``COPY (SELECT * FROM t) TO 'x.parquet' (FORMAT parquet)``) and calls
+   ``fit_spark(key, parquet_path, target=..., features=..., params=...)``.
+3. It gets a :class:`SparkResult` (metrics, baseline metrics, explanation) with the same
+   metric names as the embedded model of that key, so runs compare across engines.
+
+Table shapes: supervised models and clustering read one row per entity (feature columns,
+strings one-hot encoded); ``fpgrowth`` reads ``(transaction_id, item)`` rows; ``prefixspan``
+reads ``(session_id, position, item)`` rows. One ``SparkSession`` (``local[*]`` by default,
+UI off, small driver memory) is created lazily and reused; pyspark is an optional extra.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from zhinao.errors import EngineUnavailable, InvalidRequest, NotFound
+
+CLASSIFIERS = {"logistic_regression", "decision_tree", "naive_bayes", "mlp", "linear_svm"}
+REGRESSORS = {"linear_regression"}
+CLUSTERERS = {"kmeans", "gmm"}
+PATTERNS = {"fpgrowth", "prefixspan"}
+ALGORITHMS = CLASSIFIERS | REGRESSORS | CLUSTERERS | PATTERNS
+
+#: catalogue key -> MLlib algorithm (the embedded model's Spark counterpart)
+CATALOGUE_KEYS: dict[str, str] = {
+    "churn_logistic": "logistic_regression",
+    "churn_mlp": "mlp",
+    "plan_tree": "decision_tree",
+    "value_svm": "linear_svm",
+    "sim_farm_kmeans": "kmeans",
+    "segments_em": "gmm",
+    "cross_sell_apriori": "fpgrowth",
+    "next_content_prefixspan": "prefixspan",
+}
+
+_LOCK = threading.Lock()
+_SESSION = None
+
+
+@dataclass
+class SparkResult:
+    algorithm: str
+    metrics: dict[str, float]
+    baseline: dict[str, float]
+    baseline_name: str
+    explanation: dict[str, Any] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+def spark_algorithm(key: str) -> str:
+    """The MLlib algorithm behind a catalogue key or MLlib name."""
+    algo = CATALOGUE_KEYS.get(key, key)
+    if algo not in ALGORITHMS:
+        raise InvalidRequest(f"no Spark implementation for {key!r}; Spark runs: "
+                             f"{', '.join(sorted(ALGORITHMS | set(CATALOGUE_KEYS)))}", param="engine")
+    return algo
+
+
+def get_spark(master: str = "local[*]", driver_memory: str = "1g", shuffle_partitions: int = 4):
+    """The process-wide SparkSession (created on first use, then reused)."""
+    global _SESSION
+    with _LOCK:
+        if _SESSION is not None and _SESSION.sparkContext._jsc is not None:
+            return _SESSION
+        try:
+            from pyspark.sql import SparkSession
+        except ImportError as e:
+            raise EngineUnavailable("engine 'spark' needs pyspark: pip install 'zhinao[spark]' "
+                                    "(and Java 17)") from e
+        _SESSION = (SparkSession.builder.master(master).appName("zhinao-analytics")
+                    .config("spark.driver.memory", driver_memory)
+                    .config("spark.ui.enabled", "false")
+                    .config("spark.ui.showConsoleProgress", "false")
+                    .config("spark.sql.shuffle.partitions", str(shuffle_partitions))
+                    .config("spark.driver.host", "127.0.0.1")
+                    .config("spark.driver.bindAddress", "127.0.0.1")
+                    .getOrCreate())
+        _SESSION.sparkContext.setLogLevel("ERROR")
+        return _SESSION
+
+
+def stop_spark() -> None:
+    global _SESSION
+    with _LOCK:
+        if _SESSION is not None:
+            _SESSION.stop()
+            _SESSION = None
+
+
+def fit_spark(key: str, parquet_path: str | Path, target: str | None = None, features: list[str] | None = None,
+              *, params: dict[str, Any] | None = None, test_size: float = 0.25, seed: int = 0,
+              spark=None) -> SparkResult:
+    """Fit the MLlib model for ``key`` on a Parquet table; metrics on a seeded hold-out.
+
+    Args:
+        key: catalogue key or MLlib name (see ``CATALOGUE_KEYS`` / ``ALGORITHMS``).
+        parquet_path: a Parquet file or folder.
+        target: label column (supervised models; ignored otherwise).
+        features: feature columns (default: every column but the target and id-like ones).
+        params: algorithm parameters (``k``, ``max_depth``, ``min_support`` ...).
+    """
+    algo = spark_algorithm(key)
+    path = Path(parquet_path)
+    if not path.exists():
+        raise NotFound(f"no Parquet data at {path}")
+    spark = spark or get_spark()
+    df = spark.read.parquet(str(path))
+    params = dict(params or {})
+    t0 = time.perf_counter()
+    if algo in CLASSIFIERS or algo in REGRESSORS:
+        res = _supervised(algo, df, target, features, params, test_size, seed)
+    elif algo in CLUSTERERS:
+        res = _clustering(algo, df, features, params, test_size, seed)
+    elif algo == "fpgrowth":
+        res = _fpgrowth(df, params, test_size, seed)
+    else:
+        res = _prefixspan(df, params, test_size, seed)
+    res.seconds = time.perf_counter() - t0
+    res.explanation.setdefault("engine", f"Spark {spark.version} ({spark.sparkContext.master})")
+    return res
+
+
+# -- supervised -------------------------------------------------------------------------
+
+def _feature_columns(df, target: str | None, features: list[str] | None) -> tuple[list[str], list[str]]:
+    from pyspark.sql.types import NumericType
+
+    types = {f.name: f.dataType for f in df.schema.fields}
+    if features:
+        missing = [c for c in features if c not in types]
+        if missing:
+            raise InvalidRequest(f"Parquet table lacks feature column(s) {missing}", param=missing[0])
+        cols = list(features)
+    else:
+        cols = [c for c in types if c != target and not c.lower().endswith("id")]
+    if not cols:
+        raise InvalidRequest("no feature columns")
+    numeric = [c for c in cols if isinstance(types[c], NumericType)]
+    categorical = [c for c in cols if c not in numeric]
+    return numeric, categorical
+
+
+def _assembler_stages(numeric: list[str], categorical: list[str], scale: str | None):
+    from pyspark.ml.feature import (MinMaxScaler, OneHotEncoder, StandardScaler, StringIndexer,
+                                    VectorAssembler)
+
+    stages = []
+    cat_vecs = []
+    for c in categorical:
+        stages.append(StringIndexer(inputCol=c, outputCol=f"{c}__idx", handleInvalid="keep"))
+        stages.append(OneHotEncoder(inputCol=f"{c}__idx", outputCol=f"{c}__oh", handleInvalid="keep"))
+        cat_vecs.append(f"{c}__oh")
+    if numeric:
+        stages.append(VectorAssembler(inputCols=numeric, outputCol="num__raw", handleInvalid="keep"))
+        if scale == "standard":
+            stages.append(StandardScaler(inputCol="num__raw", outputCol="num__vec", withMean=True, withStd=True))
+        elif scale == "minmax":  # naive Bayes needs non-negative features
+            stages.append(MinMaxScaler(inputCol="num__raw", outputCol="num__vec"))
+        num_col = "num__vec" if scale else "num__raw"
+        cat_vecs.insert(0, num_col)
+    stages.append(VectorAssembler(inputCols=cat_vecs, outputCol="features", handleInvalid="keep"))
+    return stages
+
+
+def _supervised(algo, df, target, features, params, test_size, seed) -> SparkResult:
+    from pyspark.ml import Pipeline
+    from pyspark.ml import classification as C
+    from pyspark.ml import regression as R
+    from pyspark.ml.feature import StringIndexer
+    from pyspark.sql import functions as F
+
+    if not target:
+        raise InvalidRequest(f"{algo} needs a target column", param="target")
+    if target not in df.columns:
+        raise InvalidRequest(f"Parquet table lacks target column {target!r}", param="target")
+    df = df.where(F.col(target).isNotNull())
+    numeric, categorical = _feature_columns(df, target, features)
+    if numeric:
+        df = df.fillna(0.0, subset=numeric)
+    if categorical:
+        df = df.fillna("∅", subset=categorical)
+    train, test = df.randomSplit([1 - test_size, test_size], seed=seed)
+    train, test = train.cache(), test.cache()
+    n_train = train.count()
+    if n_train < 20 or test.count() < 5:
+        raise InvalidRequest(f"{algo} needs at least 20 training and 5 hold-out rows")
+    scale = "minmax" if algo == "naive_bayes" else None if algo == "decision_tree" else "standard"
+    stages = _assembler_stages(numeric, categorical, scale)
+    if algo == "linear_regression":
+        if categorical and target in categorical:
+            raise InvalidRequest(f"target {target!r} must be numeric for regression", param="target")
+        model = R.LinearRegression(featuresCol="features", labelCol=target, regParam=float(params.get("reg", 0.0)))
+        fitted = Pipeline(stages=stages + [model]).fit(train)
+        pred = fitted.transform(test).select(target, "prediction").toPandas()
+        y, p = pred[target].to_numpy(float), pred["prediction"].to_numpy(float)
+        mean = float(train.agg(F.mean(target)).first()[0])
+        metrics = _reg_metrics(y, p)
+        baseline = _reg_metrics(y, np.full_like(y, mean))
+        lr = fitted.stages[-1]
+        expl = {"intercept": float(lr.intercept), "n_coefficients": len(lr.coefficients),
+                "train_r2": float(lr.summary.r2)}
+        return SparkResult(algo, metrics, baseline, "training mean", expl)
+
+    labeler = StringIndexer(inputCol=target, outputCol="label", stringOrderType="alphabetAsc")
+    label_model = labeler.fit(train)
+    labels = list(label_model.labels)
+    if len(labels) < 2:
+        raise InvalidRequest(f"target {target!r} is constant in the training part", param="target")
+    if algo == "linear_svm" and len(labels) > 2:
+        raise InvalidRequest("linear_svm in Spark is binary only; the target has "
+                             f"{len(labels)} classes", param="target")
+    n_features_guess = None
+    if algo == "logistic_regression":
+        est = C.LogisticRegression(maxIter=int(params.get("max_iter", 100)), regParam=float(params.get("reg", 0.0)))
+    elif algo == "decision_tree":
+        est = C.DecisionTreeClassifier(maxDepth=int(params.get("max_depth", 5)),
+                                       minInstancesPerNode=int(params.get("min_samples_leaf", 20)), seed=seed)
+    elif algo == "naive_bayes":
+        est = C.NaiveBayes(modelType="multinomial", smoothing=float(params.get("smoothing", 1.0)))
+    elif algo == "linear_svm":
+        est = C.LinearSVC(maxIter=int(params.get("max_iter", 100)), regParam=float(params.get("reg", 0.01)))
+    else:  # mlp: layer sizes need the feature width, known after the feature pipeline
+        prep = Pipeline(stages=stages).fit(train)
+        n_features_guess = prep.transform(train.limit(1)).first()["features"].size
+        hidden = [int(h) for h in params.get("hidden", [32])]
+        est = C.MultilayerPerceptronClassifier(layers=[n_features_guess, *hidden, len(labels)],
+                                               maxIter=int(params.get("max_iter", 200)), seed=seed)
+    fitted = Pipeline(stages=stages + [label_model, est]).fit(train)
+    out = fitted.transform(test)
+    cols = ["label", "prediction"] + (["rawPrediction"] if "rawPrediction" in out.columns else [])
+    pred = out.select(*cols).toPandas()
+    y, p = pred["label"].to_numpy(int), pred["prediction"].to_numpy(int)
+    score = None
+    if len(labels) == 2 and "rawPrediction" in pred.columns:
+        raw = np.stack(pred["rawPrediction"].map(lambda v: v.toArray()).to_numpy())
+        score = raw[:, 1] - raw[:, 0] if raw.shape[1] == 2 else raw[:, -1]
+    counts = label_model.transform(train).groupBy("label").count().orderBy(F.desc("count")).first()
+    majority = int(counts["label"])
+    metrics = _clf_metrics(y, p, score, len(labels))
+    baseline = _clf_metrics(y, np.full_like(y, majority), np.zeros(len(y)) if score is not None else None, len(labels))
+    expl = {"labels": labels, "n_features": n_features_guess or len(numeric) + len(categorical),
+            "numeric": numeric, "categorical": categorical, "train_rows": n_train}
+    train.unpersist(), test.unpersist()
+    return SparkResult(algo, metrics, baseline, "majority class", expl)
+
+
+def _clf_metrics(y, p, score, n_classes) -> dict[str, float]:
+    from sklearn.metrics import accuracy_score, f1_score, roc_auc_score
+
+    out = {"accuracy": float(accuracy_score(y, p)),
+           "macro_f1": float(f1_score(y, p, average="macro", zero_division=0))}
+    if n_classes == 2:
+        out["f1"] = float(f1_score(y, p, zero_division=0))
+        out["auc"] = float(roc_auc_score(y, score)) if score is not None and len(set(y)) == 2 else 0.5
+    return out
+
+
+def _reg_metrics(y, p) -> dict[str, float]:
+    err = p - y
+    ss = float(np.sum((y - y.mean()) ** 2)) or 1.0
+    return {"rmse": float(np.sqrt(np.mean(err ** 2))), "mae": float(np.mean(np.abs(err))),
+            "r2": float(1 - np.sum(err ** 2) / ss)}
+
+
+# -- clustering -------------------------------------------------------------------------
+
+def _clustering(algo, df, features, params, test_size, seed) -> SparkResult:
+    from pyspark.ml import Pipeline
+    from pyspark.ml.clustering import GaussianMixture, KMeans
+    from pyspark.ml.evaluation import ClusteringEvaluator
+
+    numeric, categorical = _feature_columns(df, None, features)
+    if numeric:
+        df = df.fillna(0.0, subset=numeric)
+    if categorical:
+        df = df.fillna("∅", subset=categorical)
+    train, test = df.randomSplit([1 - test_size, test_size], seed=seed)
+    train = train.cache()
+    stages = _assembler_stages(numeric, categorical, "standard")
+    prep = Pipeline(stages=stages).fit(train)
+    tr, te = prep.transform(train).select("features").cache(), prep.transform(test).select("features")
+    k = int(params.get("k", 8 if algo == "kmeans" else 4))
+    if algo == "kmeans":
+        km = KMeans(k=k, seed=seed, maxIter=int(params.get("max_iter", 20))).fit(tr)
+        one = KMeans(k=1, seed=seed, maxIter=2).fit(tr)
+        ev = ClusteringEvaluator(featuresCol="features", predictionCol="prediction")
+        pred = km.transform(te)
+        sil = float(ev.evaluate(pred)) if te.limit(2).count() > 1 else 0.0
+        n_te = max(te.count(), 1)
+        # mean squared distance to the nearest centre on the hold-out, model vs k=1 (the mean)
+        metrics = {"silhouette": sil, "holdout_mse": _holdout_mse(pred, km.clusterCenters()) / n_te}
+        baseline = {"silhouette": 0.0, "holdout_mse": _holdout_mse(one.transform(te), one.clusterCenters()) / n_te}
+        expl = {"k": k, "cluster_sizes": [int(s) for s in km.summary.clusterSizes]}
+        name = "one cluster (k=1)"
+    else:
+        gm = GaussianMixture(k=k, seed=seed, maxIter=int(params.get("max_iter", 50))).fit(tr)
+        one = GaussianMixture(k=1, seed=seed, maxIter=20).fit(tr)
+        n = max(tr.count(), 1)
+        metrics = {"train_loglik": float(gm.summary.logLikelihood) / n}
+        baseline = {"train_loglik": float(one.summary.logLikelihood) / n}
+        expl = {"k": k, "weights": [round(float(w), 4) for w in gm.weights]}
+        name = "single Gaussian (k=1)"
+    train.unpersist()
+    return SparkResult(algo, metrics, baseline, name, expl)
+
+
+def _holdout_mse(pred, centers) -> float:
+    cs = [np.asarray(c) for c in centers]
+    rows = pred.select("features", "prediction").rdd.map(
+        lambda r: float(np.sum((r["features"].toArray() - cs[r["prediction"]]) ** 2)))
+    return float(rows.sum()) if not rows.isEmpty() else 0.0
+
+
+# -- patterns (reusing the embedded models' recommendation and scoring code) -------------
+
+def _fpgrowth(df, params, test_size, seed) -> SparkResult:
+    import pandas as pd
+    from pyspark.ml.fpm import FPGrowth
+    from pyspark.sql import functions as F
+
+    from zhinao.analytics.catalog.association import AprioriCrossSell, hit_rate, split_and_hide
+
+    if not {"transaction_id", "item"} <= set(df.columns):
+        raise InvalidRequest("fpgrowth reads a (transaction_id, item) table", param="item")
+    baskets_df = df.groupBy("transaction_id").agg(F.array_distinct(F.collect_list(F.col("item").cast("string")))
+                                                  .alias("items"))
+    baskets = [list(r["items"]) for r in baskets_df.orderBy("transaction_id").collect()]
+    train, queries = split_and_hide(baskets, test_size, seed)
+    min_support = float(params.get("min_support", 0.01))
+    min_conf = float(params.get("min_confidence", 0.1))
+    spark = df.sparkSession
+    tr = spark.createDataFrame([(b,) for b in train], ["items"])
+    fp = FPGrowth(itemsCol="items", minSupport=min_support, minConfidence=min_conf).fit(tr)
+    rules = fp.associationRules.where(F.size("consequent") == 1).toPandas()
+    # hand the mined rules to the embedded recommender: one recommendation/scoring code path
+    rec = AprioriCrossSell(min_support=min_support, min_confidence=min_conf, k=int(params.get("k", 3)))
+    from collections import Counter
+
+    counts = Counter(i for b in train for i in b)
+    rec.popularity_ = [i for i, _ in counts.most_common()]
+    rec.rules_ = pd.DataFrame({"antecedents": rules["antecedent"].map(frozenset),
+                               "consequents": rules["consequent"].map(frozenset),
+                               "support": rules["support"], "confidence": rules["confidence"],
+                               "lift": rules["lift"]}).sort_values(["confidence", "lift"], ascending=False)
+    rec._index_rules()
+    k = int(rec.k)
+    metrics = hit_rate(rec.recommend, queries, k)
+    baseline = hit_rate(rec.popular, queries, k)
+    top = rec.rules_.sort_values("lift", ascending=False).head(10)
+    expl = {"n_rules": int(len(rec.rules_)), "n_frequent_itemsets": int(fp.freqItemsets.count()),
+            "top_rules_by_lift": [{"if": sorted(a), "then": sorted(c), "confidence": round(float(cf), 4),
+                                   "lift": round(float(lf), 3)}
+                                  for a, c, cf, lf in zip(top["antecedents"], top["consequents"],
+                                                          top["confidence"], top["lift"])]}
+    return SparkResult("fpgrowth", metrics, baseline, "most popular items", expl)
+
+
+def _prefixspan(df, params, test_size, seed) -> SparkResult:
+    from pyspark.ml.fpm import PrefixSpan
+    from pyspark.sql import functions as F
+
+    from zhinao.analytics.catalog.sequence import NextContentPrefixSpan
+
+    item = "category" if "category" in df.columns else "item"
+    if not {"session_id", item} <= set(df.columns):
+        raise InvalidRequest("prefixspan reads a (session_id, position, item) table", param="session_id")
+    order = "position" if "position" in df.columns else item
+    seqs_df = df.groupBy("session_id").agg(F.sort_array(F.collect_list(F.struct(order, F.col(item).cast("string"))))
+                                           .alias("s"))
+    seqs = [[x[1] for x in r["s"]] for r in seqs_df.orderBy("session_id").collect()]
+    rng = np.random.default_rng(seed)
+    idx = rng.permutation(len(seqs))
+    n_te = int(len(seqs) * test_size)
+    truncate = int(params.get("truncate", 20))
+    train = [seqs[i][:truncate] for i in idx[n_te:]]
+    test = [seqs[i][: truncate + 1] for i in idx[:n_te] if len(seqs[i]) >= 2]
+    if len(train) < 20 or not test:
+        raise InvalidRequest("prefixspan needs at least 20 training sessions and some hold-out sessions")
+    spark = df.sparkSession
+    tr = spark.createDataFrame([([[x] for x in s],) for s in train], ["sequence"])
+    min_support = float(params.get("min_support", 0.001))
+    max_len = int(params.get("max_len", 4))
+    ps = PrefixSpan(minSupport=min_support, maxPatternLength=max_len, sequenceCol="sequence")
+    pats = ps.findFrequentSequentialPatterns(tr).toPandas()
+    # same next-item rules and evaluation as the embedded model
+    rec = NextContentPrefixSpan(min_support=min_support, max_len=max_len, k=int(params.get("k", 3)))
+    rec.support_ = {tuple(x[0] for x in seq): int(f) for seq, f in zip(pats["sequence"], pats["freq"])
+                    if all(len(x) == 1 for x in seq)}
+    rec.n_sessions_ = len(train)
+    from collections import Counter, defaultdict
+
+    rules: dict[tuple, list] = defaultdict(list)
+    for p, c in rec.support_.items():
+        if len(p) >= 2 and p[:-1] in rec.support_:
+            rules[p[:-1]].append((c / rec.support_[p[:-1]], c, p[-1]))
+    rec.rules_ = {a: sorted(v, key=lambda r: (-r[0], -r[1], str(r[2]))) for a, v in rules.items()}
+    rec.popularity_ = [i for i, _ in Counter(i for s in train for i in s).most_common()]
+    k = int(rec.k)
+
+    def evaluate_with(fn):
+        hit = rr = 0.0
+        for s in test:
+            recs = fn(s[:-1])
+            if s[-1] in recs:
+                hit += 1
+                rr += 1 / (recs.index(s[-1]) + 1)
+        return {f"hit@{k}": hit / len(test), f"mrr@{k}": rr / len(test)}
+
+    metrics = evaluate_with(lambda p: rec.recommend(p, k))
+    baseline = evaluate_with(lambda p: rec.popularity_[:k])
+    top = sorted(((c, p) for p, c in rec.support_.items() if len(p) >= 2), reverse=True)[:10]
+    expl = {"n_patterns": len(rec.support_), "top_patterns": [{"pattern": list(p), "support": c} for c, p in top],
+            "train_sessions": len(train), "holdout_sessions": len(test)}
+    return SparkResult("prefixspan", metrics, baseline, "most popular items", expl)
+
+
+def export_parquet(df, path: str | Path) -> Path:
+    """Write a pandas frame to Parquet (tests, benchmarks, the runner's hand-off)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    df.to_parquet(path, index=False)
+    return path
+
+
+__all__ = ["ALGORITHMS", "CATALOGUE_KEYS", "SparkResult", "export_parquet", "fit_spark", "get_spark",
+           "spark_algorithm", "stop_spark"]
