@@ -19,7 +19,6 @@ import argparse
 import json
 import os
 import random
-import statistics
 import sys
 import tempfile
 import time
@@ -281,7 +280,15 @@ def main() -> None:
     ap.add_argument("--skip-quality", action="store_true")
     ap.add_argument("--write", type=Path, default=None, help="docs/benchmarks.md to update")
     ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--from-json", type=Path, default=None, help="render a saved --json result instead of running")
     args = ap.parse_args()
+    if args.from_json:
+        saved = json.loads(args.from_json.read_text())
+        text = markdown(saved["quality"], saved["scale"])
+        print(text)
+        if args.write:
+            write_section(args.write, text)
+        return
     q = None if args.skip_quality else quality()
     if q:
         print(json.dumps(q["modes"], indent=1), q["refusal"], flush=True)

@@ -46,7 +46,11 @@ class Settings(BaseSettings):
     generation_timeout_s: float = Field(600.0, description="Longest one generation may run.")
 
     # -- limits -------------------------------------------------------------------------
-    max_body_bytes: int = Field(4 * 1024 * 1024, description="Largest request body accepted (413 above).")
+    max_body_bytes: int = Field(4 * 1024 * 1024, description="Largest JSON request body accepted (413 above).")
+    max_upload_bytes: int = Field(
+        512 * 1024 * 1024, description="Largest multipart upload (documents, datasets) accepted (413 above).")
+    analytics_max_import_bytes: int = Field(
+        512 * 1024 * 1024, description="Largest file an analytics workspace imports (413 above).")
     default_tenant_rpm: int | None = Field(None, description="Default requests/minute for new tenants (None: unlimited).")
     default_tenant_tpm: int | None = Field(None, description="Default tokens/minute for new tenants.")
     default_tenant_tokens_per_day: int | None = Field(None, description="Default daily token quota for new tenants.")

@@ -107,3 +107,34 @@ def test_scoring_needs_a_scoring_model_and_a_succeeded_run(service, demo):
     r = _run_on(service, demo, "tiny2", service.workspaces.frame(TENANT, demo, "telco").head(5))
     with pytest.raises(InvalidRequest, match="has not succeeded"):
         service.score(TENANT, r["id"], demo, "telco")
+
+
+def test_a_run_left_unfinished_by_a_crash_is_resumed(store, tmp_path):
+    """A process died mid-run (job 'running', run 'running'): a new JobRunner.resume() finishes it."""
+    import zhinao.analytics.jobs  # noqa: F401  (what the web app imports before resume)
+    from zhinao.analytics.models import AnalyticsRun
+    from zhinao.store.jobs import JobRunner
+    from zhinao.store.models import Job
+
+    db, _ = store
+    home = tmp_path / "home"
+    with db.session() as s:
+        run = AnalyticsRun(tenant_id=TENANT, model_key="plan_tree", version=1, dataset="demo:telco", params={},
+                           status="running", artifact_dir=str(home / "analytics" / "models" / "plan_tree" / "v1"))
+        s.add(run)
+        s.flush()
+        job = Job(kind="analytics.run", params={"run_id": run.id, "home": str(home)}, tenant_id=TENANT,
+                  status="running", progress=0.15)
+        s.add(job)
+        s.flush()
+        run.job_id, run_id, job_id = job.id, run.id, job.id
+    runner = JobRunner(db)
+    try:
+        assert runner.resume() == [job_id]
+        assert runner.wait(job_id, timeout=120)["status"] == "succeeded"
+    finally:
+        runner.shutdown()
+    with db.session() as s:
+        r = s.get(AnalyticsRun, run_id)
+        assert r.status == "succeeded" and r.metrics["macro_f1"] > r.baseline["macro_f1"]
+    assert (home / "analytics" / "models" / "plan_tree" / "v1" / "model.joblib").is_file()

@@ -11,6 +11,8 @@ XSS = b"<html><body><script>window.__pwned = 1</script><p>IPTV <b>LAN2</b> port 
 
 
 def test_knowledge_page_upload_ask_search_delete(admin_page, live_server):
+    from playwright.sync_api import expect
+
     page = admin_page
     page.click("[data-testid=nav] a[data-page=knowledge]")
     page.wait_for_selector("[data-testid=kb-create]")
@@ -31,7 +33,7 @@ def test_knowledge_page_upload_ask_search_delete(admin_page, live_server):
     page.fill("[data-testid=kb-question]", "携号转网办理条件")
     page.click("[data-testid=kb-ask]")
     page.wait_for_selector("[data-testid=kb-citations] li")
-    page.wait_for_function("document.querySelector('[data-testid=kb-answer]').textContent.length > 0")
+    expect(page.locator("[data-testid=kb-answer]")).to_have_text("携号转网办理条件")  # echo model
     assert "携号转网" in page.locator("[data-testid=kb-citations] li").first.inner_text()
     page.locator("[data-testid=kb-citations] li a").first.click()  # the citation opens its passage
     page.wait_for_selector(".modal")
@@ -44,11 +46,11 @@ def test_knowledge_page_upload_ask_search_delete(admin_page, live_server):
     page.wait_for_selector("[data-testid=kb-search-results] mark")
     text = page.locator("[data-testid=kb-search-results]").inner_text()
     assert "iptv.html" in text and "<img" in text  # shown as text, never as markup
-    assert page.evaluate("window.__pwned === undefined")
+    assert page.locator("script", has_text="__pwned").count() == 0
     assert page.locator("[data-testid=kb-search-results] img").count() == 0
 
     page.locator("[data-testid=kb-docs] tbody tr", has_text="iptv.html").locator("[data-testid=kb-delete]").click()
     page.click("[data-testid=confirm-ok]")
-    page.wait_for_function("document.querySelectorAll('[data-testid=kb-docs] tbody tr').length === 1")
+    expect(page.locator("[data-testid=kb-docs] tbody tr")).to_have_count(1)
     docs = live_server.api("GET", "/api/kb/e2e-kb/documents", token=page.console_token).json()
     assert [d["source"] for d in docs] == ["mnp.md"] and docs[0]["tags"] == ["policy"]

@@ -80,7 +80,8 @@ def test_stream_yields_citations_first_and_fills_extra(rag):
 
     deltas, extra = run(collect())
     assert deltas[0].citations and deltas[-1].finish_reason == "stop"
-    assert "".join(d.content for d in deltas) == "携号转网 手续费"
+    text = "".join(d.content for d in deltas)
+    assert text.startswith("携号转网 手续费\n\n参考资料：\n[1] 携号转网 — /api/kb/cs/passages/")
     assert extra["citations"] is deltas[-1].citations
 
 

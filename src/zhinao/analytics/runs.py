@@ -29,9 +29,8 @@ from zhinao.analytics.catalog.protocol import beats_baseline, higher_is_better, 
 from zhinao.analytics.models import AnalyticsRun, AnalyticsWorkspace
 from zhinao.errors import InvalidRequest, NotFound, ZhinaoError
 from zhinao.store.db import Database, utcnow
-from zhinao.store.jobs import JobContext, JobRunner, job_handler
-
-JOB_KIND = "analytics.run"
+from zhinao.analytics.jobs import JOB_KIND  # noqa: F401  (registers the job handler)
+from zhinao.store.jobs import JobRunner
 
 
 def model_class(key: str) -> type[MiningModel]:
@@ -306,7 +305,3 @@ def execute_run(db: Database, run_id: int, home: Path,
             r.status, r.error, r.finished_at, r.duration_s = "failed", msg, utcnow(), time.perf_counter() - t0
         raise
 
-
-@job_handler(JOB_KIND)
-def _run_job(ctx: JobContext, params: dict[str, Any]) -> dict[str, Any]:
-    return execute_run(ctx.db, int(params["run_id"]), Path(params["home"]), ctx.progress)

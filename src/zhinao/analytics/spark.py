@@ -20,6 +20,7 @@ UI off, small driver memory) is created lazily and reused; pyspark is an optiona
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from dataclasses import dataclass, field
@@ -297,26 +298,59 @@ def _clustering(algo, df, features, params, test_size, seed) -> SparkResult:
     k = int(params.get("k", 8 if algo == "kmeans" else 4))
     if algo == "kmeans":
         km = KMeans(k=k, seed=seed, maxIter=int(params.get("max_iter", 20))).fit(tr)
-        one = KMeans(k=1, seed=seed, maxIter=2).fit(tr)
+        from pyspark.ml.stat import Summarizer
+        from pyspark.sql import functions as F
+
         ev = ClusteringEvaluator(featuresCol="features", predictionCol="prediction")
         pred = km.transform(te)
         sil = float(ev.evaluate(pred)) if te.limit(2).count() > 1 else 0.0
         n_te = max(te.count(), 1)
-        # mean squared distance to the nearest centre on the hold-out, model vs k=1 (the mean)
+        # mean squared distance to the nearest centre on the hold-out, model vs k=1 (MLlib
+        # refuses k=1, so the single centre is the training mean)
+        mean = tr.select(Summarizer.mean(F.col("features")).alias("m")).first()["m"].toArray()
         metrics = {"silhouette": sil, "holdout_mse": _holdout_mse(pred, km.clusterCenters()) / n_te}
-        baseline = {"silhouette": 0.0, "holdout_mse": _holdout_mse(one.transform(te), one.clusterCenters()) / n_te}
+        baseline = {"silhouette": 0.0,
+                    "holdout_mse": _holdout_mse(te.withColumn("prediction", F.lit(0)), [mean]) / n_te}
         expl = {"k": k, "cluster_sizes": [int(s) for s in km.summary.clusterSizes]}
         name = "one cluster (k=1)"
     else:
+        from pyspark.mllib.linalg.distributed import RowMatrix
+
         gm = GaussianMixture(k=k, seed=seed, maxIter=int(params.get("max_iter", 50))).fit(tr)
-        one = GaussianMixture(k=1, seed=seed, maxIter=20).fit(tr)
-        n = max(tr.count(), 1)
-        metrics = {"train_loglik": float(gm.summary.logLikelihood) / n}
-        baseline = {"train_loglik": float(one.summary.logLikelihood) / n}
-        expl = {"k": k, "weights": [round(float(w), 4) for w in gm.weights]}
+        comps = [(float(w), np.asarray(g.mean.toArray()), g.cov.toArray())
+                 for w, g in zip(gm.weights, gm.gaussiansDF.collect())]
+        # MLlib refuses k=1: the single Gaussian is the training mean and covariance
+        rows = tr.rdd.map(lambda r: r["features"].toArray().tolist())
+        mean = np.asarray(rows.reduce(lambda a, b: [x + y for x, y in zip(a, b)])) / max(tr.count(), 1)
+        cov = RowMatrix(rows.map(lambda x: x)).computeCovariance().toArray()
+        metrics = {"holdout_loglik": _mixture_loglik(te, comps)}
+        baseline = {"holdout_loglik": _mixture_loglik(te, [(1.0, mean, cov)])}
+        expl = {"k": k, "weights": [round(float(w), 4) for w in gm.weights],
+                "train_loglik_per_row": float(gm.summary.logLikelihood) / max(tr.count(), 1)}
         name = "single Gaussian (k=1)"
     train.unpersist()
     return SparkResult(algo, metrics, baseline, name, expl)
+
+
+def _mixture_loglik(df, comps) -> float:
+    """Mean log-likelihood per row of ``df.features`` under a Gaussian mixture (on the executors)."""
+    dims = comps[0][1].shape[0]
+    prepared = []
+    for w, mu, cov in comps:
+        cov = cov + 1e-6 * np.eye(dims)  # MLlib covariances can be singular on one-hot columns
+        sign, logdet = np.linalg.slogdet(cov)
+        prepared.append((math.log(max(w, 1e-300)), mu, np.linalg.inv(cov), logdet))
+    const = dims * math.log(2 * math.pi)
+
+    def ll(v):
+        x = v.toArray()
+        terms = [lw - 0.5 * (const + ld + float((x - mu) @ inv @ (x - mu))) for lw, mu, inv, ld in prepared]
+        m = max(terms)
+        return m + math.log(sum(math.exp(t - m) for t in terms))
+
+    vals = df.select("features").rdd.map(lambda r: ll(r["features"]))
+    n = vals.count()
+    return float(vals.sum()) / n if n else 0.0
 
 
 def _holdout_mse(pred, centers) -> float:

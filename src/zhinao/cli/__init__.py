@@ -37,6 +37,8 @@ for _mod, _name, _help in SUBAPPS:
             raise
         continue
     app.add_typer(_m.app, name=_name, help=_help)
+    if _name == "data":  # the issue's `zhinao models run KEY`: the same command under models
+        models.app.command("run", help="Run a catalogue mining model (same as `zhinao data run`)")(_m.run)
 
 
 def main() -> None:

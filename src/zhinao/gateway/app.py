@@ -69,6 +69,7 @@ def create_app(platform: Platform | None = None, *, warm_default: bool = True) -
     app.state.metrics = platform.metrics = Metrics(platform.models)
     install_error_handlers(app)
     app.add_middleware(RequestContextMiddleware, max_body_bytes=platform.settings.max_body_bytes,
+                       max_upload_bytes=platform.settings.max_upload_bytes,
                        metrics_getter=lambda: app.state.metrics)
     for name in ROUTERS:
         try:

@@ -17,9 +17,10 @@ log = logging.getLogger("zhinao.access")
 
 
 class RequestContextMiddleware:
-    def __init__(self, app, *, max_body_bytes: int, metrics_getter):
+    def __init__(self, app, *, max_body_bytes: int, max_upload_bytes: int, metrics_getter):
         self.app = app
-        self.max_body = max_body_bytes
+        self.max_json = max_body_bytes
+        self.max_upload = max_upload_bytes
         self.metrics_getter = metrics_getter
 
     async def __call__(self, scope, receive, send):
@@ -38,10 +39,13 @@ class RequestContextMiddleware:
                 message["headers"] = list(message["headers"]) + [(b"x-request-id", rid.encode())]
             await send(message)
 
+        # uploads (multipart) get their own, larger limit; the capability checks its own per-file limit
+        is_upload = headers.get(b"content-type", b"").startswith(b"multipart/form-data")
+        limit = self.max_upload if is_upload else self.max_json
         try:
             clen = headers.get(b"content-length")
-            if clen is not None and clen.isdigit() and int(clen) > self.max_body:
-                return await self._too_large(send_wrapper)
+            if clen is not None and clen.isdigit() and int(clen) > limit:
+                return await self._too_large(send_wrapper, limit)
             received = 0
 
             async def receive_wrapper():
@@ -49,14 +53,14 @@ class RequestContextMiddleware:
                 message = await receive()
                 if message["type"] == "http.request":
                     received += len(message.get("body", b""))
-                    if received > self.max_body:
+                    if received > limit:
                         raise _TooLarge()
                 return message
 
             try:
                 await self.app(scope, receive_wrapper, send_wrapper)
             except _TooLarge:
-                await self._too_large(send_wrapper)
+                await self._too_large(send_wrapper, limit)
         finally:
             dt = time.perf_counter() - t0
             route = scope.get("route")
@@ -71,9 +75,10 @@ class RequestContextMiddleware:
                                 "status": status_holder["status"], "duration_ms": round(dt * 1000, 1)})
             request_id_var.reset(token)
 
-    async def _too_large(self, send):
+    async def _too_large(self, send, limit: int):
+        setting = "ZHINAO_MAX_UPLOAD_BYTES" if limit == self.max_upload else "ZHINAO_MAX_BODY_BYTES"
         body = json.dumps({"error": {
-            "message": f"request body too large: the limit is {self.max_body} bytes (ZHINAO_MAX_BODY_BYTES)",
+            "message": f"request body too large: the limit is {limit} bytes ({setting})",
             "type": "invalid_request_error", "param": None, "code": "payload_too_large"}}).encode()
         await send({"type": "http.response.start", "status": 413,
                     "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})

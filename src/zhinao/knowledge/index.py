@@ -69,7 +69,15 @@ class MilvusIndex:
         from pymilvus import MilvusClient
 
         self.uri, self.prefix = uri, prefix
-        self.client = MilvusClient(uri=uri, token=token or "")
+        try:
+            self.client = MilvusClient(uri=uri, token=token or "")
+        except Exception as e:  # Milvus Lite: one process per file; a server: unreachable
+            from zhinao.errors import EngineUnavailable
+
+            hint = ("the Milvus Lite file is probably open in another process (is `zhinao serve` running?); "
+                    "stop it, or point the knowledge base at a Milvus server (kb milvus_uri)") if "://" not in uri \
+                else "check that the Milvus server is running and the token is right"
+            raise EngineUnavailable(f"cannot open the knowledge index at {uri}: {e}; {hint}") from e
         self._known: set[str] = set()
         self._lock = threading.Lock()
 

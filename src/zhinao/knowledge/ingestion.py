@@ -20,6 +20,7 @@ import hashlib
 import json
 import logging
 import threading
+import time
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -101,8 +102,13 @@ def index_text(title: str, heading: list[str], body: str) -> str:
 @job_handler("kb.ingest")
 def run_ingest_job(ctx: JobContext, params: dict[str, Any]) -> dict[str, Any]:
     svc = _SERVICES.get(ctx.db.url)
+    deadline = time.monotonic() + 60
+    while svc is None and time.monotonic() < deadline:  # resumed at start-up, before the service exists
+        ctx.check()
+        time.sleep(0.2)
+        svc = _SERVICES.get(ctx.db.url)
     if svc is None:
-        raise RuntimeError("no KnowledgeService is running for this database")
+        raise RuntimeError("no KnowledgeService was started for this database (touch platform.knowledge)")
     return Ingestor(svc).run(ctx, params)
 
 
@@ -168,7 +174,8 @@ class Ingestor:
             if doc is None:
                 doc = KBDocument(collection_id=cid, source=source, tags=[], access_tags=[], meta={})
                 s.add(doc)
-            if doc.status == "indexing" and doc.pending_hash == digest and doc.pending_version:
+            resuming = doc.status == "indexing" and doc.pending_hash == digest and bool(doc.pending_version)
+            if resuming:
                 pv = doc.pending_version  # resuming the very same content: reuse its version
             else:
                 pv = max(doc.version or 0, doc.pending_version or 0) + 1
@@ -183,7 +190,8 @@ class Ingestor:
         title = item.get("title") or parsed.title
         chunks = chunk_sections(parsed.sections, self.cfg.chunk_tokens, self.cfg.chunk_overlap)
         key = f"{doc_id}:{pv}"
-        self.index.delete(name, f'doc_key == "{key}"')  # a resumed run starts from a clean slate
+        if resuming:  # a resumed run starts from a clean slate (a fresh version has no chunks yet)
+            self.index.delete(name, f'doc_key == "{key}"')
         batch = self.cfg.embed_batch
         for start in range(0, len(chunks), batch):
             part = chunks[start:start + batch]
@@ -203,7 +211,8 @@ class Ingestor:
             doc.doc_type = parsed.doc_type
             doc.meta = {**(doc.meta or {}), **parsed.meta, "pages": max((c.page or 0 for c in chunks), default=0)}
             doc.updated_at = utcnow()
-        self.index.delete(name, f"doc_id == {doc_id} and version != {pv}")
+        if pv > 1:  # earlier versions (replaced, or abandoned by a crash) go; a first version has none
+            self.index.delete(name, f"doc_id == {doc_id} and version != {pv}")
         return {"source": source, "doc_id": doc_id, "status": "replaced" if old else "added", "chunks": len(chunks),
                 "version": pv}
 
@@ -231,7 +240,9 @@ class Ingestor:
                 doc = KBDocument(collection_id=cid, source=item["source"], tags=item.get("tags") or [],
                                  access_tags=item.get("access_tags") or [], meta={}, title=item.get("title") or "")
                 s.add(doc)
-            doc.pending_version, doc.pending_hash = None, None
+            # pending_version stays as a burned number: the next attempt takes a fresh one, so
+            # chunks a failed attempt may have written can never be mistaken for it (the sweep drops them)
+            doc.pending_hash = None
             # a failed replace keeps serving the previous version
             doc.status = "ready" if doc.version > 0 else "failed"
             doc.error = message

@@ -124,6 +124,16 @@ def cited_numbers(answer: str, n_sources: int) -> list[int]:
     return out
 
 
+def footer(citations: list[dict[str, Any]], lang: str) -> str:
+    """A plain-text source list, for clients that only show the message text (any OpenAI client)."""
+    shown = [c for c in citations if c["cited"]] or citations
+    lines = ["", "", "参考资料：" if lang == "zh" else "Sources:"]
+    for c in shown:
+        page = (f"（第 {c['page']} 页）" if lang == "zh" else f" (p. {c['page']})") if c.get("page") else ""
+        lines.append(f"[{c['n']}] {c['title']}{page} — {c['url']}")
+    return "\n".join(lines)
+
+
 class RagChat:
     def __init__(self, svc: "KnowledgeService"):
         self.svc = svc
@@ -177,7 +187,10 @@ class RagChat:
 
     async def stream(self, principal: Any, collection: str | int, messages: Sequence[dict[str, Any]],
                      params: GenerationParams, *, model: str | None = None,
-                     extra: dict[str, Any] | None = None) -> AsyncIterator[ChatDelta]:
+                     extra: dict[str, Any] | None = None,
+                     sources_footer: bool | None = None) -> AsyncIterator[ChatDelta]:
+        if sources_footer is None:  # the MaaS path (/v1, console chat): clients see only the text
+            sources_footer = extra is not None
         chat_model = await self.svc.model_for(model)
         p = await self.prepare(principal, collection, messages, chat_model)
         if extra is not None:
@@ -203,6 +216,8 @@ class RagChat:
         nums = cited_numbers(answer, len(p.citations))
         for c in p.citations:
             c["cited"] = c["n"] in nums
+        if sources_footer:
+            yield ChatDelta(content=footer(p.citations, p.lang))
         yield CitedDelta(finish_reason=last.finish_reason if last else "stop",
                          usage=last.usage if last else None, citations=p.citations)
 

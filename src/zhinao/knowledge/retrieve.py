@@ -31,10 +31,17 @@ class Scope:
     active_keys: set[str]  # "doc_id:version" the asking user may see
     expr: str = ""  # extra Milvus filter (rarely needed; SQL-side filters become active_keys)
     docs: dict[int, dict[str, Any]] = field(default_factory=dict)  # doc id -> title, source, ...
+    #: False when the reader sees every active document: then the collection holds little else
+    #: (versions being replaced, for seconds) and a post-filter is cheaper than a long ``in`` list
+    restricted: bool = True
+
+    @property
+    def prefiltered(self) -> bool:
+        return self.restricted and len(self.active_keys) <= PREFILTER_MAX_KEYS
 
     def filter_expr(self) -> str:
         parts = [self.expr] if self.expr else []
-        if len(self.active_keys) <= PREFILTER_MAX_KEYS:
+        if self.prefiltered:
             parts.append(f"doc_key in {quote_list(sorted(self.active_keys))}")
         return " and ".join(f"({p})" for p in parts)
 
@@ -56,7 +63,9 @@ class Retriever(abc.ABC):
 
     def _over(self, k: int, scope: Scope) -> int:
         # post-filtering needs head room: ask for more when the filter is applied afterwards
-        return k if len(scope.active_keys) <= PREFILTER_MAX_KEYS else k * 3
+        if scope.prefiltered:
+            return k
+        return k * 2 if not scope.restricted else k * 4
 
     def _qvec(self, query: str) -> list[float]:
         return self.embedder.embed([query], kind="query")[0]

@@ -31,7 +31,7 @@ from zhinao.knowledge.ingestion import BlobStore, Ingestor, _date, collection_lo
 from zhinao.knowledge.models import KBCollection, KBDocument, KBMember
 from zhinao.knowledge.retrieve import Scope, make_retriever, rerank
 from zhinao.runtime.base import ChatDelta, ChatModel, Embedder, GenerationParams
-from zhinao.store.db import Database, utcnow
+from zhinao.store.db import Database
 from zhinao.store.jobs import JobRunner
 
 log = logging.getLogger(__name__)
@@ -435,10 +435,12 @@ class KnowledgeService:
         allowed = self._allowed_tags(s, coll, principal)
         d0, d1 = _date(date_from), _date(date_to)
         keys, docs = set(), {}
+        restricted = bool(tags or doc_types or d0 or d1)
         q = select(KBDocument).where(KBDocument.collection_id == coll.id, KBDocument.version > 0,
                                      KBDocument.status != "deleting")
         for d in s.scalars(q):
             if not self._visible(d, allowed):
+                restricted = True
                 continue
             if tags and not set(tags) & set(d.tags or []):
                 continue
@@ -450,7 +452,8 @@ class KnowledgeService:
             keys.add(f"{d.id}:{d.version}")
             docs[d.id] = {"doc_id": d.id, "title": d.title, "source": d.source, "doc_type": d.doc_type,
                           "tags": d.tags, "effective_date": d.effective_date.isoformat() if d.effective_date else None}
-        return Scope(collection=self.index.ensure(coll.id, coll.dim), active_keys=keys, docs=docs)
+        return Scope(collection=self.index.ensure(coll.id, coll.dim), active_keys=keys, docs=docs,
+                     restricted=restricted)
 
     def retrieve(self, principal: Any, collection: str | int, query: str, *, k: int | None = None,
                  mode: str = "hybrid", rerank_with: str | None = None, **filters: Any) -> list[Hit]:
@@ -502,12 +505,13 @@ class KnowledgeService:
 
     def chat_stream(self, principal: Any, collection: str | int, messages: Sequence[dict[str, Any]],
                     params: GenerationParams | None = None, *, model: str | None = None,
-                    extra: dict[str, Any] | None = None) -> "AsyncIterator[ChatDelta]":
+                    extra: dict[str, Any] | None = None) -> AsyncIterator[ChatDelta]:
         """Retrieval + generation, streamed.
 
         The first and the last delta are :class:`~zhinao.knowledge.rag.CitedDelta` s carrying
         ``citations``; when ``extra`` is given, ``extra["citations"]`` (and
-        ``extra["standalone_question"]``) are kept up to date as well, for the /v1 layer.
+        ``extra["standalone_question"]``) are kept up to date as well, for the /v1 layer, and
+        the reply ends with a plain-text source list (clients there show only the text).
         """
         from zhinao.knowledge.rag import RagChat
 

@@ -14,6 +14,7 @@ from fastapi import APIRouter, File, Form, Response, UploadFile
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
 
+import zhinao.analytics.jobs  # noqa: F401  (job handler registered before JobRunner.resume)
 from zhinao.analytics.importers import check_size
 from zhinao.analytics.profile import _json
 from zhinao.errors import InvalidRequest

@@ -3,7 +3,9 @@
 from alembic import context
 from sqlalchemy import engine_from_config, pool
 
-import zhinao.store.models  # noqa: F401  (registers tables)
+import zhinao.analytics.models  # noqa: F401  (registers tables of every branch)
+import zhinao.knowledge.models  # noqa: F401
+import zhinao.store.models  # noqa: F401
 from zhinao.store.db import Base
 
 config = context.config
