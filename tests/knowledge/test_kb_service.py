@@ -170,3 +170,36 @@ def test_html_scripts_never_reach_the_index(kb):
     kb.add_documents(ADMIN, "web", [("iptv.html", page)], wait=True)
     bodies = [r["body"] for r in chunk_rows(kb, "web")]
     assert bodies == ["IPTV uses the LAN2 port."]
+
+
+def test_a_failure_mid_indexing_leaves_no_duplicates_when_retried(tmp_path):
+    from kbutil import close_service, make_service
+
+    from zhinao.runtime.echo import HashEmbedder
+
+    class FlakyEmbedder(HashEmbedder):
+        """Fails on the second batch once: the first batch's chunks are already in Milvus."""
+
+        calls = 0
+
+        def embed(self, texts, kind="passage"):
+            FlakyEmbedder.calls += 1
+            if kind == "passage" and FlakyEmbedder.calls == 2:
+                raise RuntimeError("embedding backend went away")
+            return super().embed(texts, kind)
+
+    svc = make_service(tmp_path, embedder=FlakyEmbedder(), embed_batch=2)
+    try:
+        svc.create_collection(ADMIN, "flaky")
+        text = "\n\n".join(f"## 第{i}节\n\n第{i}节的内容。" for i in range(6)).encode()
+        first = svc.add_documents(ADMIN, "flaky", [("a.md", text)], wait=True)
+        assert first["job"]["result"]["results"][0]["status"] == "failed"
+        assert svc.list_documents(ADMIN, "flaky")[0]["status"] == "failed"
+        assert chunk_rows(svc, "flaky") == []  # the partial chunks were swept
+        again = svc.add_documents(ADMIN, "flaky", [("a.md", text)], wait=True)
+        assert again["job"]["result"]["results"][0]["status"] == "added"
+        rows = chunk_rows(svc, "flaky")
+        doc = svc.list_documents(ADMIN, "flaky")[0]
+        assert len(rows) == doc["chunks"] == len({r["pk"] for r in rows}) and {r["version"] for r in rows} == {2}
+    finally:
+        close_service(svc)

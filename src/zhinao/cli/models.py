@@ -86,8 +86,10 @@ def packs() -> None:
 
     t = Table("name", "role", "size", "languages", "installed")
     with platform() as p:
-        for info in packs_mod.list_packs(p.settings.model_dir):
-            t.add_row(*(str(info.get(k, "")) for k in ("name", "role", "size", "languages", "installed")))
+        for info in packs_mod.list_packs():
+            where = packs_mod.installed_path(str(info["name"]), p.settings.model_dir)
+            t.add_row(str(info["name"]), str(info["role"]), f"{info['size_mb']} MB", ", ".join(info["languages"]),
+                      str(where) if where else "no")
     console.print(t)
 
 
