@@ -18,64 +18,32 @@ import json
 import logging
 import os
 import random
-import re
 import threading
-import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from zhinao.errors import ContextOverflow, EngineUnavailable, InvalidRequest
 from zhinao.runtime.base import ChatDelta, ChatModel, GenerationParams, Message, Usage
+from zhinao.runtime.tooling import (
+    assemble_calls,
+    call_arguments,
+    plain_messages,
+    resolve_choice,
+    text_of,
+    tool_schema,
+)
 
 log = logging.getLogger(__name__)
 
 # Models without a chat template in their GGUF get ChatML (what most instruct models use).
 _CHATML = ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
            "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
-_TOOL_CALL = re.compile(r"<tool_call>\s*(.*?)\s*(?:</tool_call>|$)", re.S)
-_FENCE = re.compile(r"^```[a-zA-Z]*\s*(.*?)\s*(?:```\s*)?$", re.S)
-
-
-def _could_be_tool_call(head: str) -> bool:
-    """While this is True for the start of a reply, "auto" mode buffers it: it may still
-    turn out to be a tool call (``<tool_call>``, a bare JSON object, or one in a fence,
-    which small models like to write)."""
-    head = head.lstrip()
-    if not head or head.startswith("{") or "<tool_call>".startswith(head) or head.startswith("<tool_call>"):
-        return True
-    if "```json".startswith(head):
-        return True
-    if head.startswith("```"):
-        rest = head[3:]
-        rest = rest[4:] if rest[:4].lower() == "json" else rest
-        rest = rest.lstrip()
-        return rest == "" or rest.startswith("{")
-    return False
-
-
-def _text(content: Any) -> str:
-    """OpenAI content (string or list of parts) as plain text."""
-    if isinstance(content, list):
-        return "".join(p.get("text", "") for p in content if isinstance(p, dict))
-    return "" if content is None else str(content)
-
-
 def _stops(stop: Any) -> list[str]:
     """``stop`` as a list (OpenAI also allows a single string)."""
     if not stop:
         return []
     return [stop] if isinstance(stop, str) else [s for s in stop if s]
-
-
-def _tools_prompt(tools: list[dict[str, Any]]) -> str:
-    lines = ["You can call these functions. To call one, reply only with "
-             '<tool_call>{"name": <function name>, "arguments": <JSON arguments>}</tool_call>.']
-    for t in tools:
-        fn = t.get("function", {})
-        lines.append(json.dumps({"name": fn.get("name"), "description": fn.get("description", ""),
-                                 "parameters": fn.get("parameters", {})}, ensure_ascii=False))
-    return "\n".join(lines)
 
 
 @dataclass
@@ -164,53 +132,28 @@ class LlamaCppChatModel(ChatModel):
         """Messages shaped for the GGUF's Jinja template.
 
         Templates with tool support expect ``arguments`` as objects; templates without it
-        (SmolLM2) get tool traffic rewritten as plain turns and tools described in the
-        system message, so any instruct model can take part in a tool loop.
+        (SmolLM2) get tool traffic as plain turns and the tools described in the system
+        message (:mod:`zhinao.runtime.tooling`), so any instruct model can join a tool loop.
         """
-        native = "tool" in self._template
+        if not self.native_tools:
+            return plain_messages(messages, tools)
         out: list[Message] = []
         for m in messages:
-            role = m.get("role", "user")
-            msg: dict[str, Any] = {"role": role, "content": _text(m.get("content"))}
-            calls = m.get("tool_calls") or []
-            if native:
-                if calls:
-                    msg["tool_calls"] = [self._call_for_template(c) for c in calls]
-                if role == "tool" and m.get("tool_call_id"):
-                    msg["tool_call_id"] = m["tool_call_id"]
-                if m.get("name"):
-                    msg["name"] = m["name"]
-            else:
-                if calls:
-                    msg["content"] = (msg["content"] + "".join(
-                        "<tool_call>" + json.dumps({"name": c["function"]["name"],
-                                                    "arguments": self._args(c)}, ensure_ascii=False)
-                        + "</tool_call>" for c in calls)).strip()
-                if role == "tool":
-                    msg = {"role": "user", "content": f"Function result: {msg['content']}"}
+            msg: dict[str, Any] = {"role": m.get("role", "user"), "content": text_of(m.get("content"))}
+            if m.get("tool_calls"):
+                msg["tool_calls"] = [{"id": c.get("id"), "type": "function",
+                                      "function": {"name": c.get("function", {}).get("name"),
+                                                   "arguments": call_arguments(c)}} for c in m["tool_calls"]]
+            for key in ("tool_call_id", "name"):
+                if m.get(key):
+                    msg[key] = m[key]
             out.append(msg)
-        if tools and not native:
-            note = _tools_prompt(tools)
-            if out and out[0]["role"] == "system":
-                out[0] = {"role": "system", "content": out[0]["content"] + "\n\n" + note}
-            else:
-                out.insert(0, {"role": "system", "content": note})
         return out
 
-    @staticmethod
-    def _args(call: dict[str, Any]) -> Any:
-        args = call.get("function", {}).get("arguments", "{}")
-        if isinstance(args, str):
-            try:
-                return json.loads(args or "{}")
-            except ValueError:
-                return args
-        return args
-
-    def _call_for_template(self, call: dict[str, Any]) -> dict[str, Any]:
-        fn = call.get("function", {})
-        return {"id": call.get("id"), "type": "function",
-                "function": {"name": fn.get("name"), "arguments": self._args(call)}}
+    @property
+    def native_tools(self) -> bool:
+        """Whether the model's chat template renders tools itself."""
+        return "tools" in self._template
 
     def _check_fit(self, n_prompt: int, params: GenerationParams) -> int:
         """The completion budget; ContextOverflow when the prompt and the requested reply
@@ -229,23 +172,9 @@ class LlamaCppChatModel(ChatModel):
         self._load()
         if not messages:
             raise InvalidRequest("messages must not be empty", param="messages")
-        tools = params.tools or None
         choice = params.tool_choice
-        if tools and choice == "none":
-            tools = None
-        tool_mode, names = None, []
-        if tools:
-            all_names = [t.get("function", {}).get("name") for t in tools]
-            if isinstance(choice, dict):
-                wanted = (choice.get("function") or {}).get("name")
-                if wanted not in all_names:
-                    raise InvalidRequest(f"tool_choice names {wanted!r}, which is not among the tools "
-                                         f"({', '.join(map(str, all_names))})", param="tool_choice")
-                tool_mode, names = "forced", [wanted]
-            elif choice == "required":
-                tool_mode, names = "forced", all_names
-            else:
-                tool_mode, names = "auto", all_names
+        tool_mode, names = resolve_choice(params.tools, choice)
+        tools = params.tools if tool_mode else None
         try:
             prompt = self._formatter(messages=self._template_messages(messages, tools), tools=tools,
                                      tool_choice=choice).prompt
@@ -256,7 +185,7 @@ class LlamaCppChatModel(ChatModel):
                      stop=[*_stops(params.stop), *([self._eos_text] if self._eos_text else [])],
                      tool_mode=tool_mode, tool_names=names)
         if tool_mode == "forced":
-            plan.schema = self._tool_schema(tools or [], names)
+            plan.schema = tool_schema(tools or [], names)
         else:
             rf = params.response_format or {}
             rtype = rf.get("type")
@@ -274,14 +203,6 @@ class LlamaCppChatModel(ChatModel):
             elif rtype not in (None, "text"):
                 raise InvalidRequest(f"unsupported response_format type {rtype!r}", param="response_format")
         return plan
-
-    @staticmethod
-    def _tool_schema(tools: list[dict[str, Any]], names: list[str]) -> dict[str, Any]:
-        params = {t["function"]["name"]: t["function"].get("parameters") or {"type": "object"} for t in tools}
-        if len(names) == 1:
-            return params[names[0]]
-        return {"anyOf": [{"type": "object", "properties": {"name": {"const": n}, "arguments": params[n]},
-                           "required": ["name", "arguments"]} for n in names]}
 
     # -- generation ----------------------------------------------------------------------
     def _grammar(self, plan: _Plan) -> Any:
@@ -363,74 +284,24 @@ class LlamaCppChatModel(ChatModel):
         finally:
             cancel.set()  # consumer closed the stream or was cancelled: stop within one token
 
+    async def _deltas(self, plan: _Plan, params: GenerationParams) -> AsyncIterator[ChatDelta]:
+        async for item in self._generate(plan, params):
+            if item[0] == "text":
+                yield ChatDelta(content=item[1])
+            else:
+                yield ChatDelta(finish_reason=item[1], usage=Usage(len(plan.tokens), item[2]))
+
     async def stream(self, messages: Sequence[Message], params: GenerationParams) -> AsyncIterator[ChatDelta]:
         await self.start()
         plan = await asyncio.to_thread(self._plan_chat, messages, params)
-        n_prompt = len(plan.tokens)
-        if plan.tool_mode is None:
-            async for item in self._generate(plan, params):
-                if item[0] == "text":
-                    yield ChatDelta(content=item[1])
-                else:
-                    yield ChatDelta(finish_reason=item[1], usage=Usage(n_prompt, item[2]))
-            return
-        # Tool modes: a forced call is buffered whole; "auto" streams text as soon as it is
-        # clearly not a tool call, and buffers while it still might be one.
-        buf, streaming = "", plan.tool_mode == "auto"
-        decided = False
-        async for item in self._generate(plan, params):
-            if item[0] == "text":
-                buf += item[1]
-                if plan.tool_mode == "auto" and not decided:
-                    if not _could_be_tool_call(buf):
-                        decided = True
-                        yield ChatDelta(content=buf)
-                elif decided and streaming:
-                    yield ChatDelta(content=item[1])
-                continue
-            finish, n_done = item[1], item[2]
-            usage = Usage(n_prompt, n_done)
-            if decided:
-                yield ChatDelta(finish_reason=finish, usage=usage)
-                return
-            calls = self._parse_calls(buf, plan)
-            if calls:
-                yield ChatDelta(tool_calls=calls)
-                yield ChatDelta(finish_reason="length" if finish == "length" else "tool_calls", usage=usage)
-            else:
-                if buf:
-                    yield ChatDelta(content=buf)
-                yield ChatDelta(finish_reason=finish, usage=usage)
-
-    @staticmethod
-    def _parse_calls(text: str, plan: _Plan) -> list[dict[str, Any]]:
-        """Tool calls in generated text: bare arguments (one forced function), a
-        ``{"name", "arguments"}`` object, or ``<tool_call>`` blocks (Qwen, Hermes)."""
-
-        def call(name: str, args: Any) -> dict[str, Any]:
-            return {"id": "call_" + uuid.uuid4().hex[:24], "type": "function",
-                    "function": {"name": name,
-                                 "arguments": args if isinstance(args, str) else json.dumps(args, ensure_ascii=False)}}
-
-        if plan.tool_mode == "forced" and len(plan.tool_names) == 1:
-            return [call(plan.tool_names[0], text.strip() or "{}")]
-        stripped = text.strip()
-        if "<tool_call>" in stripped:
-            blobs = _TOOL_CALL.findall(stripped)
-        else:
-            fenced = _FENCE.match(stripped)
-            blobs = [fenced.group(1) if fenced else stripped]
-        calls = []
-        for blob in blobs:
-            try:
-                obj = json.loads(blob)
-            except ValueError:
-                if plan.tool_mode == "forced":  # truncated by max_tokens: keep what there is
-                    calls.append(call(plan.tool_names[0], blob))
-                continue
-            if isinstance(obj, dict) and obj.get("name") in plan.tool_names:
-                calls.append(call(obj["name"], obj.get("arguments", obj.get("parameters", {}))))
-        return calls
+        deltas = self._deltas(plan, params)
+        if plan.tool_mode is not None:
+            deltas = assemble_calls(deltas, plan.tool_mode, plan.tool_names)
+        try:
+            async for d in deltas:
+                yield d
+        finally:
+            await deltas.aclose()  # closing reaches the worker's cancel flag at once
 
     async def stream_text(self, prompt: str, params: GenerationParams) -> AsyncIterator[ChatDelta]:
         await self.start()
@@ -439,9 +310,9 @@ class LlamaCppChatModel(ChatModel):
             tokens = self._llm.tokenize(prompt.encode("utf-8"), add_bos=True, special=True)
             return _Plan(tokens=tokens, max_tokens=self._check_fit(len(tokens), params), stop=_stops(params.stop))
 
-        p = await asyncio.to_thread(plan)
-        async for item in self._generate(p, params):
-            if item[0] == "text":
-                yield ChatDelta(content=item[1])
-            else:
-                yield ChatDelta(finish_reason=item[1], usage=Usage(len(p.tokens), item[2]))
+        deltas = self._deltas(await asyncio.to_thread(plan), params)
+        try:
+            async for d in deltas:
+                yield d
+        finally:
+            await deltas.aclose()
