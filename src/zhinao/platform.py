@@ -81,6 +81,7 @@ class Platform:
             except Exception as e:  # one bad declaration must not keep the platform down
                 log.error("model %s not registered: %s", spec.name, e)
         self._embedder: Embedder | None = None
+        self.pending_secrets: dict[str, str] | None = None  #: generated bootstrap secrets, shown once
 
     # -- models --------------------------------------------------------------------------
     def _declared_specs(self) -> list[ModelSpec]:
@@ -149,9 +150,27 @@ class Platform:
 
     # -- lifecycle -----------------------------------------------------------------------
     def bootstrap(self) -> dict[str, Any] | None:
+        """Create the default tenant and admin on an empty store (idempotent).
+
+        Generated secrets are kept in :attr:`pending_secrets` until someone shows them once
+        (:meth:`take_bootstrap_secrets`): whichever entry point created the store (server or CLI).
+        """
         s = self.settings
-        return self.tenancy.bootstrap(s.admin_key, s.admin_password, {
+        created = self.tenancy.bootstrap(s.admin_key, s.admin_password, {
             "rpm": s.default_tenant_rpm, "tpm": s.default_tenant_tpm, "tokens_per_day": s.default_tenant_tokens_per_day})
+        if created:
+            self.pending_secrets = created
+        return created
+
+    def take_bootstrap_secrets(self) -> str | None:
+        """The text announcing generated bootstrap secrets, once; None when there is nothing to show."""
+        secrets = self.pending_secrets
+        self.pending_secrets = None
+        if not secrets:
+            return None
+        lines = [f"  {k}: {v}" for k, v in secrets.items()]
+        return ("Zhinao bootstrap — shown once, store it now / 首次启动凭据（仅显示一次，请妥善保存）:\n"
+                + "\n".join(lines) + "\n  (admin user: admin)")
 
     async def aclose(self) -> None:
         await self.models.close()

@@ -56,3 +56,19 @@ def test_interactive_chat_multi_turn(settings):
     r = run("chat", "--model", "echo", input="first question\nsecond one\n\n")
     assert r.exit_code == 0, r.output
     assert "first question" in r.output and "second one" in r.output
+
+
+def test_first_command_prints_generated_admin_secrets_once(settings, monkeypatch):
+    from zhinao.settings import get_settings
+
+    monkeypatch.delenv("ZHINAO_ADMIN_KEY")
+    monkeypatch.delenv("ZHINAO_ADMIN_PASSWORD")
+    get_settings.cache_clear()
+    first = run("tenants", "list")
+    assert first.exit_code == 0 and "admin_key: zk-" in first.output and "admin_password:" in first.output
+    key = first.output.split("admin_key: ")[1].split()[0]
+    again = run("tenants", "list")
+    assert "admin_key" not in again.output
+    from zhinao.platform import Platform
+
+    assert Platform(get_settings()).tenancy.authenticate(key).is_admin

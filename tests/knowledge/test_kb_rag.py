@@ -120,3 +120,13 @@ def test_real_model_is_not_hijacked_by_a_document(tmp_path):
     finally:
         run(model.close())
         close_service(svc)
+
+
+def test_answers_without_markers_are_attributed_by_overlap():
+    from zhinao.knowledge.index import Hit
+    from zhinao.knowledge.rag import attribute
+
+    hits = [Hit(pk="1:1:0", doc_id=1, version=1, idx=0, body="宽带报修后，城区故障承诺 24 小时内修复。"),
+            Hit(pk="2:1:0", doc_id=2, version=1, idx=0, body="携号转网免收手续费，余额 30 天内退还。")]
+    assert attribute("城区宽带故障会在 24 小时内修复。", hits) == [1]
+    assert attribute("我不知道。", hits) == []

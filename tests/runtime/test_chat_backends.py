@@ -150,6 +150,15 @@ def test_forced_tool_call(collect, model) -> None:
     assert deltas[-1].finish_reason == "tool_calls"
 
 
+def test_required_tool_choice_calls_one_of_the_tools(collect, model) -> None:
+    _, deltas = collect(model, user("What time is it in Tokyo?"), temperature=0, max_tokens=80,
+                        tools=[WEATHER_TOOL, TIME_TOOL], tool_choice="required")
+    calls = [c for d in deltas if d.tool_calls for c in d.tool_calls]
+    assert len(calls) == 1 and deltas[-1].finish_reason == "tool_calls"
+    fn = {"get_weather": WEATHER_TOOL, "get_time": TIME_TOOL}[calls[0]["function"]["name"]]
+    assert conforms(json.loads(calls[0]["function"]["arguments"]), fn["function"]["parameters"])
+
+
 def test_unknown_forced_tool_is_a_clear_error(collect, model) -> None:
     with pytest.raises(InvalidRequest, match="not among the tools"):
         collect(model, user("hi"), tools=[WEATHER_TOOL],

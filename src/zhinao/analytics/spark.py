@@ -88,6 +88,7 @@ def get_spark(master: str = "local[*]", driver_memory: str = "1g", shuffle_parti
                     .config("spark.ui.enabled", "false")
                     .config("spark.ui.showConsoleProgress", "false")
                     .config("spark.sql.shuffle.partitions", str(shuffle_partitions))
+                    .config("spark.sql.execution.arrow.pyspark.enabled", "false")
                     .config("spark.driver.host", "127.0.0.1")
                     .config("spark.driver.bindAddress", "127.0.0.1")
                     .getOrCreate())
@@ -207,8 +208,9 @@ def _supervised(algo, df, target, features, params, test_size, seed) -> SparkRes
             raise InvalidRequest(f"target {target!r} must be numeric for regression", param="target")
         model = R.LinearRegression(featuresCol="features", labelCol=target, regParam=float(params.get("reg", 0.0)))
         fitted = Pipeline(stages=stages + [model]).fit(train)
-        pred = fitted.transform(test).select(target, "prediction").toPandas()
-        y, p = pred[target].to_numpy(float), pred["prediction"].to_numpy(float)
+        pred = fitted.transform(test).select(target, "prediction").collect()
+        y = np.array([r[0] for r in pred], float)
+        p = np.array([r[1] for r in pred], float)
         mean = float(train.agg(F.mean(target)).first()[0])
         metrics = _reg_metrics(y, p)
         baseline = _reg_metrics(y, np.full_like(y, mean))
@@ -244,11 +246,13 @@ def _supervised(algo, df, target, features, params, test_size, seed) -> SparkRes
     fitted = Pipeline(stages=stages + [label_model, est]).fit(train)
     out = fitted.transform(test)
     cols = ["label", "prediction"] + (["rawPrediction"] if "rawPrediction" in out.columns else [])
-    pred = out.select(*cols).toPandas()
-    y, p = pred["label"].to_numpy(int), pred["prediction"].to_numpy(int)
+    # collect() rather than toPandas(): pyspark's Arrow path lags pandas 3
+    pred = out.select(*cols).collect()
+    y = np.array([r["label"] for r in pred], int)
+    p = np.array([r["prediction"] for r in pred], int)
     score = None
-    if len(labels) == 2 and "rawPrediction" in pred.columns:
-        raw = np.stack(pred["rawPrediction"].map(lambda v: v.toArray()).to_numpy())
+    if len(labels) == 2 and "rawPrediction" in cols:
+        raw = np.stack([r["rawPrediction"].toArray() for r in pred])
         score = raw[:, 1] - raw[:, 0] if raw.shape[1] == 2 else raw[:, -1]
     counts = label_model.transform(train).groupBy("label").count().orderBy(F.desc("count")).first()
     majority = int(counts["label"])
@@ -380,17 +384,20 @@ def _fpgrowth(df, params, test_size, seed) -> SparkResult:
     spark = df.sparkSession
     tr = spark.createDataFrame([(b,) for b in train], ["items"])
     fp = FPGrowth(itemsCol="items", minSupport=min_support, minConfidence=min_conf).fit(tr)
-    rules = fp.associationRules.where(F.size("consequent") == 1).toPandas()
+    rules = [r.asDict() for r in fp.associationRules.where(F.size("consequent") == 1).collect()]
     # hand the mined rules to the embedded recommender: one recommendation/scoring code path
     rec = AprioriCrossSell(min_support=min_support, min_confidence=min_conf, k=int(params.get("k", 3)))
     from collections import Counter
 
     counts = Counter(i for b in train for i in b)
     rec.popularity_ = [i for i, _ in counts.most_common()]
-    rec.rules_ = pd.DataFrame({"antecedents": rules["antecedent"].map(frozenset),
-                               "consequents": rules["consequent"].map(frozenset),
-                               "support": rules["support"], "confidence": rules["confidence"],
-                               "lift": rules["lift"]}).sort_values(["confidence", "lift"], ascending=False)
+    rec.rules_ = pd.DataFrame({"antecedents": [frozenset(r["antecedent"]) for r in rules],
+                               "consequents": [frozenset(r["consequent"]) for r in rules],
+                               "support": [float(r["support"]) for r in rules],
+                               "confidence": [float(r["confidence"]) for r in rules],
+                               "lift": [float(r["lift"]) for r in rules]},
+                              columns=["antecedents", "consequents", "support", "confidence", "lift"]) \
+        .sort_values(["confidence", "lift"], ascending=False)
     rec._index_rules()
     k = int(rec.k)
     metrics = hit_rate(rec.recommend, queries, k)
@@ -430,11 +437,11 @@ def _prefixspan(df, params, test_size, seed) -> SparkResult:
     min_support = float(params.get("min_support", 0.001))
     max_len = int(params.get("max_len", 4))
     ps = PrefixSpan(minSupport=min_support, maxPatternLength=max_len, sequenceCol="sequence")
-    pats = ps.findFrequentSequentialPatterns(tr).toPandas()
+    pats = ps.findFrequentSequentialPatterns(tr).collect()
     # same next-item rules and evaluation as the embedded model
     rec = NextContentPrefixSpan(min_support=min_support, max_len=max_len, k=int(params.get("k", 3)))
-    rec.support_ = {tuple(x[0] for x in seq): int(f) for seq, f in zip(pats["sequence"], pats["freq"])
-                    if all(len(x) == 1 for x in seq)}
+    rec.support_ = {tuple(x[0] for x in r["sequence"]): int(r["freq"]) for r in pats
+                    if all(len(x) == 1 for x in r["sequence"])}
     rec.n_sessions_ = len(train)
     from collections import Counter, defaultdict
 

@@ -21,7 +21,10 @@ def platform() -> Iterator[Any]:
     from zhinao.platform import Platform
 
     p = Platform()
-    p.bootstrap_result = p.bootstrap()
+    p.bootstrap()
+    announcement = p.take_bootstrap_secrets()
+    if announcement:  # the CLI created the store: this is the only time the secrets exist in clear
+        err_console.print(announcement, markup=False, highlight=False)
     try:
         yield p
     finally:

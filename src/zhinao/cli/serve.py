@@ -21,6 +21,7 @@ def serve(host: str = typer.Option(None, help="Bind address (default ZHINAO_HOST
     s = get_settings()
     host, port = host or s.host, port or s.port
     platform = Platform(s)
+    platform.bootstrap()  # before the demo loader, which needs the default tenant
     if demo or s.demo:
         from zhinao.demo import load_demo
 

@@ -46,11 +46,10 @@ def create_app(platform: Platform | None = None, *, warm_default: bool = True) -
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
-        printed = platform.bootstrap()
-        if printed:
-            lines = [f"  {k}: {v}" for k, v in printed.items()]
-            print("Zhinao bootstrap — shown once, store it now / 首次启动凭据（仅显示一次）:\n" + "\n".join(lines),
-                  flush=True)
+        platform.bootstrap()
+        announcement = platform.take_bootstrap_secrets()
+        if announcement:
+            print(announcement, flush=True)
         platform.jobs.resume()
         warm = None
         if warm_default and platform.settings.default_model in platform.models:

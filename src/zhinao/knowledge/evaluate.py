@@ -111,10 +111,10 @@ async def _answers(service: Any, principal: Any, collection: str, rows: list[dic
                                  GenerationParams(temperature=0.0, max_tokens=160), model=model)
         found += bool(res["found"])
         cited = [c for c in res["citations"] if c.get("cited")]
-        cited_any += bool(cited)
+        cited_any += any(c.get("cited_by") == "model" for c in cited)
         ok += any(r["gold"] in c["snippet"] or _gold_in_passage(service, principal, collection, c, r) for c in cited)
     n = len(rows)
-    return {"n": n, "model": model, "citation_accuracy": ok / n, "answers_with_citations": cited_any / n,
+    return {"n": n, "model": model, "citation_accuracy": ok / n, "answers_with_model_markers": cited_any / n,
             "found": found / n, "seconds": round(time.perf_counter() - t0, 1)}
 
 

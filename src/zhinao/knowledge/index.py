@@ -158,8 +158,11 @@ class MilvusIndex:
 
     def dense(self, name: str, vector: list[float], k: int, expr: str = "") -> list[Hit]:
         res = self.client.search(name, data=[vector], anns_field="dense", limit=k, filter=expr,
-                                 search_params={"metric_type": "IP"}, output_fields=FIELDS + ["dense"])
-        return [Hit.from_entity(r["entity"], r["distance"]) for r in res[0]]
+                                 search_params={"metric_type": "IP"}, output_fields=FIELDS)
+        hits = [Hit.from_entity(r["entity"], r["distance"]) for r in res[0]]
+        for h in hits:  # inner product of unit vectors: the score is the cosine
+            h.relevance = h.score
+        return hits
 
     def bm25(self, name: str, text: str, k: int, expr: str = "") -> list[Hit]:
         res = self.client.search(name, data=[text], anns_field="sparse", limit=k, filter=expr,

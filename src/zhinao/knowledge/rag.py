@@ -124,6 +124,25 @@ def cited_numbers(answer: str, n_sources: int) -> list[int]:
     return out
 
 
+def _terms(text: str) -> set[str]:
+    import jieba
+
+    return {t.lower() for t in jieba.cut(text) if len(t.strip()) > 1 and not t.isspace()}
+
+
+def attribute(answer: str, hits: list[Hit], min_share: float = 0.35) -> list[int]:
+    """Passages whose words make up a good share of the answer's words (at most two), best first."""
+    words = _terms(answer)
+    if len(words) < 3:
+        return []
+    scored = []
+    for i, h in enumerate(hits, 1):
+        share = len(words & _terms(h.body)) / len(words)
+        if share >= min_share:
+            scored.append((share, i))
+    return [i for _, i in sorted(scored, reverse=True)[:2]]
+
+
 def footer(citations: list[dict[str, Any]], lang: str) -> str:
     """A plain-text source list, for clients that only show the message text (any OpenAI client)."""
     shown = [c for c in citations if c["cited"]] or citations
@@ -214,8 +233,12 @@ class RagChat:
             if d.content:
                 yield d
         nums = cited_numbers(answer, len(p.citations))
+        how = "model"
+        if not nums:  # small models often omit markers: attribute by what the answer actually reuses
+            nums, how = attribute(answer, p.hits), "overlap"
         for c in p.citations:
             c["cited"] = c["n"] in nums
+            c["cited_by"] = how if c["cited"] else None
         if sources_footer:
             yield ChatDelta(content=footer(p.citations, p.lang))
         yield CitedDelta(finish_reason=last.finish_reason if last else "stop",

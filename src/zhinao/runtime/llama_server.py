@@ -33,6 +33,7 @@ import httpx
 from zhinao.errors import EngineUnavailable, InvalidRequest
 from zhinao.runtime.base import ChatDelta, ChatModel, GenerationParams, Message
 from zhinao.runtime.openai_compat import OpenAIWire, chat_payload, completion_payload
+from zhinao.runtime.tooling import assemble_calls, plain_messages, resolve_choice, tool_schema
 
 log = logging.getLogger(__name__)
 
@@ -260,6 +261,7 @@ class LlamaServerChatModel(ChatModel):
         self.extra_args = list(extra_args)
         self._proc: LlamaServerProcess | None = None
         self._wire: OpenAIWire | None = None
+        self._native_tools: bool | None = None
 
     # -- engine lifecycle ----------------------------------------------------------------
     def argv(self) -> list[str]:
@@ -327,25 +329,44 @@ class LlamaServerChatModel(ChatModel):
         return resp.json() if resp.status_code == 200 else []
 
     # -- generation ----------------------------------------------------------------------
-    @staticmethod
-    def _server_params(params: GenerationParams) -> GenerationParams:
-        """llama-server takes tool_choice only as a string; a named function becomes
-        "required" over that one tool, which forces exactly that call."""
-        choice = params.tool_choice
-        if not (isinstance(choice, dict) and params.tools):
-            return params
-        wanted = (choice.get("function") or {}).get("name")
-        tools = [t for t in params.tools if (t.get("function") or {}).get("name") == wanted]
-        if not tools:
-            names = ", ".join(str((t.get("function") or {}).get("name")) for t in params.tools)
-            raise InvalidRequest(f"tool_choice names {wanted!r}, which is not among the tools ({names})",
-                                 param="tool_choice")
-        return dataclasses.replace(params, tools=tools, tool_choice="required")
+    async def native_tools(self) -> bool:
+        """Whether llama-server renders tools with this model's template (``/props``).
+        Without it llama-server silently ignores ``tools``, so Zhinao emulates them."""
+        if self._native_tools is None:
+            wire = await self._ready_wire()
+            assert self._proc is not None
+            try:
+                props = (await wire.client().get(self._proc.base_url + "/props", timeout=5.0)).json()
+                self._native_tools = bool(props.get("chat_template_caps", {}).get("supports_tools"))
+            except (httpx.HTTPError, ValueError):
+                return False
+        return self._native_tools
 
     async def stream(self, messages: Sequence[Message], params: GenerationParams) -> AsyncIterator[ChatDelta]:
-        body = chat_payload(self.name, messages, self._server_params(params))
-        async for d in self._with_retry(lambda wire: wire.stream_chat(body)):
-            yield d
+        mode, names = resolve_choice(params.tools, params.tool_choice)
+        if mode is None:
+            body = chat_payload(self.name, messages, dataclasses.replace(params, tools=None, tool_choice=None))
+            deltas = self._with_retry(lambda wire: wire.stream_chat(body))
+        elif mode == "auto" and await self.native_tools():
+            # The template renders the tools; calls the server's parser misses (small
+            # models like fenced JSON) are still recognised.
+            body = chat_payload(self.name, messages, params)
+            deltas = assemble_calls(self._with_retry(lambda wire: wire.stream_chat(body)), mode, names)
+        else:
+            # Forced calls are always grammar-constrained here: llama-server's own
+            # "required" did not constrain Qwen2.5 (it answered in a code fence), and it
+            # takes no named function at all.
+            rf = ({"type": "json_schema", "json_schema": {"name": "tool_call",
+                                                          "schema": tool_schema(params.tools or [], names)}}
+                  if mode == "forced" else params.response_format)
+            plain = dataclasses.replace(params, tools=None, tool_choice=None, response_format=rf)
+            body = chat_payload(self.name, plain_messages(messages, params.tools), plain)
+            deltas = assemble_calls(self._with_retry(lambda wire: wire.stream_chat(body)), mode, names)
+        try:
+            async for d in deltas:
+                yield d
+        finally:
+            await deltas.aclose()
 
     async def stream_text(self, prompt: str, params: GenerationParams) -> AsyncIterator[ChatDelta]:
         body = completion_payload(self.name, prompt, params)
