@@ -71,6 +71,14 @@ def test_errors_are_4xx(client):
     assert client.post("/api/kb/collections", json={"name": "bad name!"}, headers=AUTH).status_code == 400
     big = [("files", ("big.txt", b"a" * 5000, "text/plain"))]
     assert client.post("/api/kb/x/documents", files=big, headers=AUTH).status_code == 413
+    batch = [("files", ("big.txt", b"a" * 5000, "text/plain")), ("files", ("ok.txt", "补卡免费。".encode(), "text/plain")),
+             ("files", ("e.txt", b"", "text/plain")), ("files", ("x.bin", b"\x00\x01", "application/octet-stream"))]
+    r = client.post("/api/kb/x/documents", files=batch, data={"wait": "true"}, headers=AUTH)
+    assert r.status_code == 202, r.text  # the good file goes on; each bad one has its own error
+    assert r.json()["accepted"] == ["ok.txt"]
+    assert [(x["source"], x["status"], x["code"]) for x in r.json()["rejected"]] == [
+        ("big.txt", 413, "payload_too_large"), ("e.txt", 400, "empty_file"), ("x.bin", 400, "unsupported_type")]
+    assert r.json()["job"]["result"]["counts"] == {"added": 1}
     empty = [("files", ("e.txt", b"", "text/plain"))]
     r = client.post("/api/kb/x/documents", files=empty, headers=AUTH)
     assert r.status_code == 400 and "empty" in r.text

@@ -20,6 +20,7 @@ def test_add_docs_search_sync_eval(settings, tmp_path):
     r = runner.invoke(app, ["add", str(folder), "-c", "cs", "--tags", "policy"])
     assert r.exit_code == 0, r.output
     assert "added" in r.output and "junk.exe" in r.output  # the bad file is reported, the rest ingested
+    assert "indexing" in r.output and "100%" in r.output  # the Rich progress bar, finished
     r = runner.invoke(app, ["add", str(folder / "mnp.md"), "-c", "cs"])
     assert "unchanged" in r.output
     r = runner.invoke(app, ["docs", "-c", "cs"])
@@ -39,3 +40,13 @@ def test_add_docs_search_sync_eval(settings, tmp_path):
     assert set(rep["modes"]) == {"bm25", "dense", "hybrid"} and rep["modes"]["bm25"]["recall@1"] == 1.0
     r = runner.invoke(app, ["rm", "999", "-c", "cs"])
     assert r.exit_code == 2 and "not found" in r.output
+
+
+def test_sync_every_keeps_watching_the_folder(settings, tmp_path):
+    folder = tmp_path / "watched"
+    folder.mkdir()
+    (folder / "a.md").write_text("# 停机保号\n\n每月 5 元。", encoding="utf-8")
+    r = runner.invoke(app, ["sync", str(folder), "-c", "w", "--every", "0.1", "--rounds", "3"])
+    assert r.exit_code == 0, r.output
+    assert r.output.count("up to date: nothing changed") == 2  # round 1 indexed a.md; rounds 2-3 found no change
+    assert "a.md" in r.output and "added" in r.output

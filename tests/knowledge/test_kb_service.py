@@ -33,12 +33,30 @@ def test_add_is_idempotent_by_content_hash(kb):
     assert [d["source"] for d in kb.list_documents(ADMIN, "idem")] == ["a.txt"]
 
 
+def encrypted_pdf() -> bytes:
+    import io
+
+    from pypdf import PdfReader, PdfWriter
+    from test_kb_ingest import make_pdf
+
+    w = PdfWriter()
+    for page in PdfReader(io.BytesIO(make_pdf(["secret tariff"]))).pages:
+        w.add_page(page)
+    w.encrypt(user_password="s3cret", owner_password="owner")
+    buf = io.BytesIO()
+    w.write(buf)
+    return buf.getvalue()
+
+
 def test_bad_files_get_their_own_errors_and_the_batch_continues(kb):
+    from test_kb_ingest import make_pdf
+
     kb.create_collection(ADMIN, "batch")
     big = b"x" * (kb.config.max_upload_bytes + 1)
     out = kb.add_documents(ADMIN, "batch", [
         ("good.md", "# 宽带\n\n光猫重启后等待 3 分钟。".encode()), ("empty.txt", b""), ("virus.exe", b"MZ"),
-        ("huge.txt", big), ("broken.pdf", b"%PDF-1.7 broken"), ("locked.docx", b"\xd0\xcf\x11\xe0rest")], wait=True)
+        ("huge.txt", big), ("broken.pdf", b"%PDF-1.7 broken"), ("locked.docx", b"\xd0\xcf\x11\xe0rest"),
+        ("secret.pdf", encrypted_pdf()), ("guide.pdf", make_pdf(["Roaming day pass costs 25 yuan."]))], wait=True)
     rejected = {r["source"]: (r["code"], r["status"]) for r in out["rejected"]}
     assert rejected == {"empty.txt": ("empty_file", 400), "virus.exe": ("unsupported_type", 400),
                         "huge.txt": ("payload_too_large", 413)}
@@ -46,8 +64,13 @@ def test_bad_files_get_their_own_errors_and_the_batch_continues(kb):
     assert results["good.md"]["status"] == "added"
     assert results["broken.pdf"]["status"] == "failed" and "corrupted" in results["broken.pdf"]["error"]
     assert results["locked.docx"]["status"] == "failed" and "encrypted" in results["locked.docx"]["error"]
+    assert results["secret.pdf"]["status"] == "failed" and results["secret.pdf"]["code"] == "encrypted_file"
+    assert "password" in results["secret.pdf"]["error"]
+    assert results["guide.pdf"]["status"] == "added"  # files after the bad ones are still ingested
     docs = {d["source"]: d for d in kb.list_documents(ADMIN, "batch")}
     assert docs["good.md"]["status"] == "ready" and docs["broken.pdf"]["status"] == "failed"
+    assert docs["secret.pdf"]["status"] == "failed" and "encrypted" in docs["secret.pdf"]["error"]
+    assert [h.doc["source"] for h in kb.retrieve(ADMIN, "batch", "roaming day pass", k=1)] == ["guide.pdf"]
     with pytest.raises(PayloadTooLarge):  # a single refused file is the request's error (413)
         kb.add_documents(ADMIN, "batch", [("huge.txt", big)])
 
@@ -155,13 +178,54 @@ def test_sync_dir_picks_up_new_changed_and_deleted_files(kb, tmp_path):
     (folder / "a.md").write_text("# A\n\n携号转网需要在网 90 天。", encoding="utf-8")
     (folder / "sub" / "b.txt").unlink()
     (folder / "c.csv").write_text("名称,价格\n加油包,10元\n", encoding="utf-8")
+    (folder / "broken.pdf").write_bytes(b"%PDF-1.7 truncated")
     second = kb.sync_dir(ADMIN, "synced", folder, wait=True)
-    assert sorted(second["added_or_changed"]) == ["a.md", "c.csv"] and len(second["deleted"]) == 1
-    assert sorted(d["source"] for d in kb.list_documents(ADMIN, "synced")) == ["a.md", "c.csv"]
+    assert sorted(second["added_or_changed"]) == ["a.md", "broken.pdf", "c.csv"] and len(second["deleted"]) == 1
+    assert {d["source"]: d["status"] for d in kb.list_documents(ADMIN, "synced")} == {
+        "a.md": "ready", "c.csv": "ready", "broken.pdf": "failed"}
+    assert kb.sync_dir(ADMIN, "synced", folder, wait=True)["job_id"] is None  # the same broken bytes: no retry
+    (folder / "broken.pdf").unlink()
     assert all("120" not in h.body for h in kb.retrieve(ADMIN, "synced", "携号转网 在网", k=5))
     assert kb.sync_all()  # the scheduled sync re-reads the remembered folder
     assert Ingestor(kb).sweep(kb.get_collection(ADMIN, "synced")["id"],
                               kb.index.name(kb.get_collection(ADMIN, "synced")["id"])) == 0
+
+
+def test_scheduled_sync_follows_the_folder_on_its_own(tmp_path):
+    """The timer thread (kb sync_interval_s) picks up new, changed and deleted files unaided."""
+    import time
+
+    from kbutil import close_service, make_service
+
+    folder = tmp_path / "shared-drive"
+    folder.mkdir()
+    (folder / "a.md").write_text("# A\n\n停机保号每月 5 元。", encoding="utf-8")
+    svc = make_service(tmp_path / "home", sync_interval_s=0.3)
+    try:
+        svc.create_collection(ADMIN, "watched")
+        svc.sync_dir(ADMIN, "watched", folder, wait=True)  # remembers the folder
+
+        def wait_for(pred, what: str) -> None:
+            deadline = time.time() + 30
+            while time.time() < deadline:
+                if pred():
+                    return
+                time.sleep(0.2)
+            pytest.fail(f"the scheduled sync did not pick up {what}")
+
+        def sources() -> dict[str, str]:
+            return {d["source"]: d["status"] for d in svc.list_documents(ADMIN, "watched")}
+
+        (folder / "b.txt").write_text("宽带报修 24 小时修复。", encoding="utf-8")
+        wait_for(lambda: sources().get("b.txt") == "ready", "a new file")
+        (folder / "a.md").write_text("# A\n\n停机保号每月 8 元。", encoding="utf-8")
+        wait_for(lambda: any("8 元" in h.body for h in svc.retrieve(ADMIN, "watched", "停机保号", k=3)),
+                 "a changed file")
+        assert all("5 元" not in h.body for h in svc.retrieve(ADMIN, "watched", "停机保号", k=5))
+        (folder / "b.txt").unlink()
+        wait_for(lambda: set(sources()) == {"a.md"}, "a deleted file")
+    finally:
+        close_service(svc)
 
 
 def test_html_scripts_never_reach_the_index(kb):

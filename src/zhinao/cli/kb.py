@@ -31,6 +31,24 @@ def _print_job(job: dict) -> None:
         console.print(f"[red]job {job['id']} {job['status']}: {job.get('error')}[/red]")
 
 
+def _follow(p, job_id: int) -> dict:
+    """Show a Rich progress bar while the ingestion job runs; return the finished job."""
+    import time
+
+    from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
+
+    with Progress(TextColumn("[bold]indexing[/bold]"), BarColumn(), TaskProgressColumn(), TimeElapsedColumn(),
+                  TextColumn("{task.description}"), console=console, transient=False) as bar:
+        task = bar.add_task("", total=1.0)
+        while True:
+            job = p.jobs.get(job_id)
+            bar.update(task, completed=job["progress"] or 0.0, description=(job.get("message") or "")[:60])
+            if job["status"] not in ("queued", "running"):
+                break
+            time.sleep(0.3)
+    return p.jobs.wait(job_id)
+
+
 def _print_rejected(out: dict) -> None:
     for r in out.get("rejected", []):
         console.print(f"[yellow]skipped[/yellow] {r['source']}: {r['error']}")
@@ -68,24 +86,40 @@ def add(paths: list[Path] = typer.Argument(..., help="Files or folders (recursiv
         pr = cli_principal(p)
         p.knowledge.ensure_collection(pr, collection)
         out = p.knowledge.add_paths(pr, collection, paths, tags=_split(tags), access_tags=_split(access_tags),
-                                    title=title, effective_date=effective_date, wait=True)
+                                    title=title, effective_date=effective_date)
         _print_rejected(out)
-        _print_job(out["job"])
+        _print_job(_follow(p, out["job_id"]))
 
 
 @app.command("sync")
 @handle_errors
-def sync(directory: Path, collection: str = COLL) -> None:
-    """Mirror a folder: new and changed files are indexed, deleted files removed. 同步文件夹。"""
+def sync(directory: Path, collection: str = COLL,
+         every: float = typer.Option(0.0, "--every", help="Keep running and re-sync every N seconds (0: once)"),
+         rounds: int = typer.Option(0, "--rounds", hidden=True, help="Stop after N syncs (0: never; for tests)")) -> None:
+    """Mirror a folder: new and changed files are indexed, deleted files removed. 同步文件夹。
+
+    With ``--every`` the folder is watched on a schedule (the server does the same for every
+    collection that remembers a folder when ``kb sync_interval_s`` is set).
+    """
+    import time
+
     with platform() as p:
         pr = cli_principal(p)
         p.knowledge.ensure_collection(pr, collection)
-        out = p.knowledge.sync_dir(pr, collection, directory, wait=True)
-        _print_rejected(out)
-        if out["job_id"] is None:
-            console.print("up to date: nothing changed")
-        else:
-            _print_job(out["job"])
+        n = 0
+        while True:
+            out = p.knowledge.sync_dir(pr, collection, directory)
+            _print_rejected(out)
+            if out["job_id"] is None:
+                console.print("up to date: nothing changed")
+            else:
+                _print_job(_follow(p, out["job_id"]))
+                if out["deleted"]:
+                    console.print(f"deleted {len(out['deleted'])} document(s) whose files are gone")
+            n += 1
+            if not every or (rounds and n >= rounds):
+                break
+            time.sleep(every)
 
 
 @app.command("resume")

@@ -209,7 +209,8 @@ class Ingestor:
             doc.status, doc.error, doc.chunk_count = "ready", None, len(chunks)
             doc.title = title or doc.title
             doc.doc_type = parsed.doc_type
-            doc.meta = {**(doc.meta or {}), **parsed.meta, "pages": max((c.page or 0 for c in chunks), default=0)}
+            meta = {k: v for k, v in (doc.meta or {}).items() if k != "failed_hash"}
+            doc.meta = {**meta, **parsed.meta, "pages": max((c.page or 0 for c in chunks), default=0)}
             doc.updated_at = utcnow()
         if pv > 1:  # earlier versions (replaced, or abandoned by a crash) go; a first version has none
             self.index.delete(name, f"doc_id == {doc_id} and version != {pv}")
@@ -243,6 +244,8 @@ class Ingestor:
             # pending_version stays as a burned number: the next attempt takes a fresh one, so
             # chunks a failed attempt may have written can never be mistaken for it (the sweep drops them)
             doc.pending_hash = None
+            # remembered so that a folder sync does not retry the same broken bytes every round
+            doc.meta = {**(doc.meta or {}), "failed_hash": item.get("sha256")}
             # a failed replace keeps serving the previous version
             doc.status = "ready" if doc.version > 0 else "failed"
             doc.error = message

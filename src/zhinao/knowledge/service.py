@@ -312,7 +312,9 @@ class KnowledgeService:
             if remember:
                 coll.sync_dir = str(root.resolve())
             known = {d.source: d for d in s.scalars(select(KBDocument).where(KBDocument.collection_id == cid))}
-            known = {k: (d.id, d.content_hash, d.status) for k, d in known.items()}
+            # hashes a sync need not index again: the active content, or bytes that already failed
+            known = {k: (d.id, {d.content_hash if d.status == "ready" else None, (d.meta or {}).get("failed_hash")})
+                     for k, d in known.items()}
         items, rejected, seen = [], [], set()
         for f in sorted(root.rglob("*")):
             if not f.is_file() or f.name.startswith(".") or doc_type_of(f.name) is None:
@@ -321,13 +323,13 @@ class KnowledgeService:
             seen.add(rel)
             data = f.read_bytes()
             prev = known.get(rel)
-            if prev and prev[1] == sha256(data) and prev[2] == "ready":
+            if prev and sha256(data) in prev[1]:
                 continue
             try:
                 items.append(self.stage(rel, data) | {"replace": True})
             except ZhinaoError as e:
                 rejected.append({"source": rel, "error": e.message, "code": e.code, "status": e.status})
-        deletes = [doc_id for src, (doc_id, _, _) in known.items() if src not in seen]
+        deletes = [doc_id for src, (doc_id, _) in known.items() if src not in seen]
         if not items and not deletes:
             return {"job_id": None, "added_or_changed": [], "deleted": [], "rejected": rejected}
         job_id = self.jobs.submit("kb.ingest", {"collection_id": cid, "items": items, "delete": deletes},
