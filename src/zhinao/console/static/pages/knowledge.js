@@ -24,10 +24,10 @@
   }
 
   /** multipart upload with progress (fetch has no upload progress): resolves to the JSON reply */
-  function upload(path, form, onProgress) {
+  function upload(path, form, onProgress, method) {
     return new Promise((resolve, reject) => {
       const xhr = new XMLHttpRequest();
-      xhr.open("POST", path);
+      xhr.open(method || "POST", path);
       const token = localStorage.getItem("zhinao.token");
       if (token) xhr.setRequestHeader("Authorization", "Bearer " + token);
       xhr.setRequestHeader("Accept", "application/json");
@@ -79,10 +79,17 @@
       accept: ".pdf,.docx,.pptx,.xlsx,.csv,.tsv,.html,.htm,.md,.markdown,.txt,.jsonl" });
     const tags = h("input", { placeholder: t("标签，逗号分隔", "Tags, comma-separated"), "data-testid": "kb-tags" });
     const date = h("input", { type: "date", title: t("生效日期", "Effective date") });
-    const bar = h("div", { class: "progress", style: { height: "8px", background: "#e3e8ef", borderRadius: "4px", overflow: "hidden", display: "none" } },
+    const bar = h("div", { class: "progress", role: "progressbar", "aria-valuemin": "0", "aria-valuemax": "100",
+      "aria-valuenow": "0", "data-testid": "kb-progress", style: { height: "8px", background: "#e3e8ef", borderRadius: "4px", overflow: "hidden", display: "none" } },
       h("div", { style: { height: "100%", width: "0%", background: "#5b8def" } }));
     const status = h("div", { class: "muted", "data-testid": "kb-upload-status" });
-    const setBar = (f) => { bar.style.display = "block"; bar.firstChild.style.width = Math.round(f * 100) + "%"; };
+    // per-file errors stay on the page (refused at upload: size, type, empty; failed while indexing)
+    const fileErrors = h("ul", { class: "errors", "data-testid": "kb-upload-errors", style: { color: "#b42318", fontSize: "13px", margin: "6px 0 0 0" } });
+    const fileError = (source, msg) => fileErrors.append(h("li", { "data-source": source }, msg));
+    const setBar = (f) => {
+      const pct = Math.round(f * 100);
+      bar.style.display = "block"; bar.firstChild.style.width = pct + "%"; bar.setAttribute("aria-valuenow", String(pct));
+    };
     async function send(list) {
       if (!list.length) return ctx.toast(t("请选择文件", "Choose files"), "error");
       const fd = new FormData();
@@ -90,9 +97,10 @@
       if (tags.value.trim()) fd.append("tags", tags.value.trim());
       if (date.value) fd.append("effective_date", date.value);
       status.textContent = t("上传中…", "Uploading…");
+      Z.clear(fileErrors);
       try {
         const r = await upload(`${base}/documents`, fd, (p) => setBar(p * 0.3));
-        for (const x of r.rejected || []) ctx.toast(x.error, "error");
+        for (const x of r.rejected || []) { ctx.toast(x.error, "error"); fileError(x.source, x.error); }
         status.textContent = t(`已接收 ${r.accepted.length} 个文件，正在索引…`, `${r.accepted.length} file(s) accepted, indexing…`);
         await followJob(r.job_id);
       } catch (e) { ctx.showError(e); status.textContent = e.message; }
@@ -109,7 +117,9 @@
               status.textContent = j.status === "succeeded"
                 ? t("完成：", "Done: ") + Object.entries(counts).map(([k, v]) => `${k} ${v}`).join(", ")
                 : `${j.status}: ${j.error || ""}`;
-              for (const r of (j.result && j.result.results) || []) if (r.status === "failed") ctx.toast(r.error, "error");
+              for (const r of (j.result && j.result.results) || []) {
+                if (r.status === "failed") { ctx.toast(r.error, "error"); fileError(r.source, r.error); }
+              }
               await refreshDocs();
               resolve(j);
             }
@@ -128,7 +138,7 @@
     const sendBtn = h("button", { class: "btn primary", "data-testid": "kb-upload", onclick: () => send(Array.from(files.files)) },
       ctx.icon("upload", 14), t("上传", "Upload"));
     el.append(ctx.card(t("上传文档", "Upload documents"), h("div", {}, drop,
-      h("div", { class: "row", style: { gap: "8px", flexWrap: "wrap" } }, files, tags, date, sendBtn), bar, status)));
+      h("div", { class: "row", style: { gap: "8px", flexWrap: "wrap" } }, files, tags, date, sendBtn), bar, status, fileErrors)));
 
     // ---------------------------------------------------------------- documents
     const docsBox = h("div", {});
@@ -138,8 +148,9 @@
         if (!input.files.length) return;
         const fd = new FormData();
         fd.append("file", input.files[0], input.files[0].name);
-        try { const r = await upload(`${base}/documents/${d.id}`, fd, (p) => setBar(p * 0.3)); await followJob(r.job_id); }
-        catch (e) { ctx.showError(e); }
+        status.textContent = t(`正在替换 ${d.source}…`, `Replacing ${d.source}…`);
+        try { const r = await upload(`${base}/documents/${d.id}`, fd, (p) => setBar(p * 0.3), "PUT"); await followJob(r.job_id); }
+        catch (e) { ctx.showError(e); status.textContent = e.message; }
       };
       input.click();
     }
