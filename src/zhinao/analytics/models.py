@@ -75,6 +75,7 @@ class AnalyticsRun(Base):
     version: Mapped[int] = mapped_column(Integer)
     dataset: Mapped[str] = mapped_column(String(200), default="")  #: "demo:<key>" or a workspace table
     params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    engine: Mapped[str] = mapped_column(String(20), default="local")  #: local (DuckDB + scikit-learn) | spark
     status: Mapped[str] = mapped_column(String(20), default="queued")  #: queued|running|succeeded|failed
     job_id: Mapped[int | None] = mapped_column(Integer, nullable=True, index=True)
     metrics: Mapped[dict[str, float] | None] = mapped_column(JSON, nullable=True)

@@ -4,7 +4,9 @@ baseline, explain, chart, persist a new version, and optionally score into a tab
 A run is a row in ``analytics_runs`` and a job of kind ``analytics.run``. Its artefacts live
 in ``<home>/analytics/models/<key>/v<N>/``: ``model.joblib`` (the fitted instance, as
 ``evaluate`` left it: trained on the training part, which is what the metrics describe),
-``evaluation.json`` and ``charts/<name>.png``. The job handler reads everything it needs
+``evaluation.json`` and ``charts/<name>.png``. A run with ``engine="spark"`` fits the
+model's MLlib counterpart instead (:mod:`zhinao.analytics.spark_runs`) and keeps the MLlib
+model in ``mllib/`` (``model.zip`` for download). The job handler reads everything it needs
 from the row, so a run resumed after a crash simply runs again (idempotent).
 """
 
@@ -76,8 +78,10 @@ def jsonable(v: Any) -> Any:
 def run_dict(r: AnalyticsRun, detail: bool = True) -> dict[str, Any]:
     cls = catalogue().get(r.model_key)
     metric = primary_metric(cls.info) if cls else None
+    if r.metrics and metric not in r.metrics:  # a Spark counterpart may report other metrics: its first
+        metric = next(iter(r.metrics))
     out = {"id": r.id, "model_key": r.model_key, "version": r.version, "dataset": r.dataset, "params": r.params,
-           "status": r.status, "job_id": r.job_id, "workspace_id": r.workspace_id, "metrics": r.metrics,
+           "engine": r.engine or "local", "status": r.status, "job_id": r.job_id, "workspace_id": r.workspace_id, "metrics": r.metrics,
            "baseline": r.baseline, "baseline_name": r.baseline_name, "charts": r.charts or [],
            "score_table": r.score_table, "error": r.error, "duration_s": r.duration_s,
            "primary_metric": metric, "higher_is_better": higher_is_better(metric) if metric else None,
@@ -100,11 +104,18 @@ class RunManager:
         self.db, self.home, self.workspaces, self.jobs = db, Path(home), workspaces, jobs
 
     def start(self, tenant_id: int, key: str, *, workspace: str | None = None, dataset: str | None = None,
-              params: dict[str, Any] | None = None, score_table: str | None = None) -> dict[str, Any]:
-        """Queue a run (a background job when a JobRunner is present, else run it now)."""
+              params: dict[str, Any] | None = None, score_table: str | None = None,
+              engine: str = "local") -> dict[str, Any]:
+        """Queue a run (a background job when a JobRunner is present, else run it now).
+
+        ``engine="spark"`` fits the model's MLlib counterpart (keys in ``spark.CATALOGUE_KEYS``).
+        """
         cls = model_class(key)
         params = check_params(cls, params)
         cls(**params)  # bad values fail here, not in the job
+        from zhinao.analytics.spark_runs import check_engine
+
+        engine = check_engine(engine or "local", key)
         wsid = None
         if dataset and not workspace:
             raise InvalidRequest("a dataset lives in a workspace: pass workspace too", param="workspace")
@@ -120,13 +131,16 @@ class RunManager:
                 raise InvalidRequest("score_table needs a workspace to write into", param="workspace")
             if not supports_score(cls):
                 raise InvalidRequest(f"model {key!r} does not score rows", param="score_table")
+            if engine != "local":
+                raise InvalidRequest("scoring into a table needs engine 'local'; Spark runs report metrics only",
+                                     param="score_table")
         for _ in range(5):  # the version number is unique per model key; retry on a race
             try:
                 with self.db.session() as s:
                     v = (s.scalar(select(func.max(AnalyticsRun.version)).where(AnalyticsRun.model_key == key)) or 0) + 1
                     run = AnalyticsRun(tenant_id=tenant_id, workspace_id=wsid, model_key=key, version=v,
                                        dataset=dataset or f"demo:{cls.info.dataset}", params=jsonable(params),
-                                       status="queued", score_table=score_table,
+                                       engine=engine, status="queued", score_table=score_table,
                                        artifact_dir=str(self.home / "analytics" / "models" / key / f"v{v}"))
                     s.add(run)
                     s.flush()
@@ -194,12 +208,21 @@ class RunManager:
         return p.read_bytes()
 
     def model_file(self, tenant_id: int, run_id: int) -> Path:
-        return self.artifact_dir(tenant_id, run_id) / "model.joblib"
+        """``model.joblib`` (engine local) or ``model.zip`` (the saved MLlib model of a Spark run)."""
+        d = self.artifact_dir(tenant_id, run_id)
+        for name in ("model.joblib", "model.zip"):
+            if (d / name).is_file():
+                return d / name
+        raise NotFound(f"run {run_id} saved no model file")
 
     def load_model(self, tenant_id: int, run_id: int) -> MiningModel:
         import joblib
 
-        return joblib.load(self.model_file(tenant_id, run_id))
+        path = self.model_file(tenant_id, run_id)
+        if path.suffix != ".joblib":
+            raise InvalidRequest(f"run {run_id} ran on engine 'spark': its MLlib model ({path.name}) cannot score "
+                                 "here; run the model with engine 'local' to score rows")
+        return joblib.load(path)
 
     def score(self, tenant_id: int, run_id: int, workspace: str, dataset: str,
               output: str | None = None) -> dict[str, Any]:
@@ -246,6 +269,7 @@ def execute_run(db: Database, run_id: int, home: Path,
         if r.status == "succeeded":
             return {"run_id": run_id, "status": "succeeded"}
         key, params, dataset, wsid, score_table = r.model_key, dict(r.params or {}), r.dataset, r.workspace_id, r.score_table
+        engine = r.engine or "local"
         tenant_id, out_dir = r.tenant_id, Path(r.artifact_dir)
         ws = s.get(AnalyticsWorkspace, wsid) if wsid else None
         ws_path, ws_name = (ws.path, ws.name) if ws else (None, None)
@@ -263,24 +287,38 @@ def execute_run(db: Database, run_id: int, home: Path,
             data = model.from_frame(frame)
         else:
             data = model.load_demo()
-        progress(0.15, "training and evaluating on the hold-out / 训练并在留出集上评估")
+        progress(0.15, "training and evaluating on the hold-out / 训练并在留出集上评估"
+                 + (" (Spark)" if engine == "spark" else ""))
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        (out_dir / "charts").mkdir(parents=True)
         try:
-            ev = model.evaluate(data)
+            if engine == "spark":
+                from zhinao.analytics.spark_runs import evaluate_on_spark
+
+                ev = evaluate_on_spark(model, data, out_dir)
+            else:
+                ev = model.evaluate(data)
         except ZhinaoError:
             raise
         except (KeyError, ValueError, TypeError) as e:  # user data the model could not digest
             raise InvalidRequest(f"model {key!r} cannot use this data: {type(e).__name__}: {e}") from e
         progress(0.75, "saving model, charts and metrics / 保存模型与图表")
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        (out_dir / "charts").mkdir(parents=True)
         for name, png in ev.charts.items():
             (out_dir / "charts" / f"{name}.png").write_bytes(png)
-        joblib.dump(model, out_dir / "model.joblib")
-        evaluation = {"model_key": key, "params": jsonable(params), "dataset": dataset,
+        if engine == "spark":
+            from zhinao.analytics.spark_runs import archive_model
+
+            archive_model(out_dir)
+        else:
+            joblib.dump(model, out_dir / "model.joblib")
+        metric = primary_metric(cls.info)
+        if metric not in ev.metrics and ev.metrics:
+            metric = next(iter(ev.metrics))
+        evaluation = {"model_key": key, "engine": engine, "params": jsonable(params), "dataset": dataset,
                       "metrics": jsonable(ev.metrics), "baseline": jsonable(ev.baseline),
                       "baseline_name": ev.baseline_name, "explanation": jsonable(ev.explanation),
-                      "beats_baseline": beats_baseline(ev, primary_metric(cls.info))}
+                      "beats_baseline": beats_baseline(ev, metric)}
         (out_dir / "evaluation.json").write_text(json.dumps(evaluation, ensure_ascii=False, indent=1), encoding="utf-8")
         if score_table:
             progress(0.85, f"scoring into {score_table} / 写入评分表")

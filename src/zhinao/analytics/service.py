@@ -14,6 +14,7 @@ from zhinao.analytics import datasets as demo_data
 from zhinao.analytics.catalog import catalogue
 from zhinao.analytics.catalog.protocol import primary_metric, supports_score
 from zhinao.analytics.runs import RunManager, model_class
+from zhinao.analytics.spark import CATALOGUE_KEYS
 from zhinao.analytics.workspace import DEFAULT_IMPORT_LIMIT, WorkspaceManager
 from zhinao.errors import NotFound
 
@@ -30,7 +31,7 @@ def model_metadata(cls) -> dict[str, Any]:
             "theme": info.theme, "application_zh": info.application_zh, "application_en": info.application_en,
             "inputs": info.inputs, "metrics": list(info.metrics), "primary_metric": primary_metric(info),
             "dataset": info.dataset, "dataset_description": (ds.description_zh + " / " + ds.description_en) if ds else "",
-            "dataset_licence": ds.licence if ds else "", "spark": info.spark, "synthetic": info.synthetic,
+            "dataset_licence": ds.licence if ds else "", "spark": info.spark or info.key in CATALOGUE_KEYS, "synthetic": info.synthetic,
             "scores": supports_score(cls), "params": {k: _plain(v) for k, v in params.items()},
             "module": cls.__module__.rsplit(".", 1)[-1]}
 

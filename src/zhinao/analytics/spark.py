@@ -43,11 +43,15 @@ CATALOGUE_KEYS: dict[str, str] = {
     "churn_mlp": "mlp",
     "plan_tree": "decision_tree",
     "value_svm": "linear_svm",
+    "text_naive_bayes": "naive_bayes",
+    "traffic_linear": "linear_regression",
     "sim_farm_kmeans": "kmeans",
     "segments_em": "gmm",
     "cross_sell_apriori": "fpgrowth",
     "next_content_prefixspan": "prefixspan",
 }
+
+LABEL = "label__idx"  #: the indexed target (a user's column may well be called "label")
 
 _LOCK = threading.Lock()
 _SESSION = None
@@ -61,6 +65,8 @@ class SparkResult:
     baseline_name: str
     explanation: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
+    #: hold-out arrays for charts (not persisted): y, pred, score (binary), labels
+    holdout: dict[str, Any] = field(default_factory=dict)
 
 
 def spark_algorithm(key: str) -> str:
@@ -104,10 +110,26 @@ def stop_spark() -> None:
             _SESSION = None
 
 
+@dataclass
+class SplitSpec:
+    """How the hold-out is chosen (default: a seeded random ``test_size`` share).
+
+    ``time_column``: the last ``test_size`` share of rows by that column (forecasts);
+    ``split_column``: rows whose value is ``"test"`` (a dataset's own split), the rest train.
+    """
+
+    test_size: float = 0.25
+    seed: int = 0
+    time_column: str | None = None
+    split_column: str | None = None
+
+
 def fit_spark(key: str, parquet_path: str | Path, target: str | None = None, features: list[str] | None = None,
               *, params: dict[str, Any] | None = None, test_size: float = 0.25, seed: int = 0,
+              text_column: str | None = None, time_column: str | None = None, split_column: str | None = None,
+              log_target: bool = False, baseline_column: str | None = None, save_to: str | Path | None = None,
               spark=None) -> SparkResult:
-    """Fit the MLlib model for ``key`` on a Parquet table; metrics on a seeded hold-out.
+    """Fit the MLlib model for ``key`` on a Parquet table; metrics on a hold-out.
 
     Args:
         key: catalogue key or MLlib name (see ``CATALOGUE_KEYS`` / ``ALGORITHMS``).
@@ -115,6 +137,17 @@ def fit_spark(key: str, parquet_path: str | Path, target: str | None = None, fea
         target: label column (supervised models; ignored otherwise).
         features: feature columns (default: every column but the target and id-like ones).
         params: algorithm parameters (``k``, ``max_depth``, ``min_support`` ...).
+        text_column: a column of space-separated tokens, counted into the feature vector
+            (bag of words) -- naive Bayes over text.
+        time_column / split_column: hold-out by time or by the dataset's own split (:class:`SplitSpec`).
+        log_target: regression target is log1p(value); metrics are reported on the value scale.
+        baseline_column: regression: a column holding the naive forecast (e.g. last week's
+            same hour) used as the baseline instead of the training mean.
+        save_to: folder to save the fitted MLlib model (or the mined patterns) into.
+
+    Raises:
+        InvalidRequest: unknown algorithm, missing target/feature columns, too few rows.
+        EngineUnavailable: pyspark is not installed.
     """
     algo = spark_algorithm(key)
     path = Path(parquet_path)
@@ -123,18 +156,44 @@ def fit_spark(key: str, parquet_path: str | Path, target: str | None = None, fea
     spark = spark or get_spark()
     df = spark.read.parquet(str(path))
     params = dict(params or {})
+    split = SplitSpec(test_size, seed, time_column, split_column)
+    for c in (time_column, split_column, text_column, baseline_column):
+        if c and c not in df.columns:
+            raise InvalidRequest(f"Parquet table lacks column {c!r}", param=c)
     t0 = time.perf_counter()
     if algo in CLASSIFIERS or algo in REGRESSORS:
-        res = _supervised(algo, df, target, features, params, test_size, seed)
+        res = _supervised(algo, df, target, features, params, split, text_column=text_column,
+                          log_target=log_target, baseline_column=baseline_column, save_to=save_to)
     elif algo in CLUSTERERS:
-        res = _clustering(algo, df, features, params, test_size, seed)
+        res = _clustering(algo, df, features, params, test_size, seed, save_to=save_to)
     elif algo == "fpgrowth":
-        res = _fpgrowth(df, params, test_size, seed)
+        res = _fpgrowth(df, params, test_size, seed, save_to=save_to)
     else:
-        res = _prefixspan(df, params, test_size, seed)
+        res = _prefixspan(df, params, test_size, seed, save_to=save_to)
     res.seconds = time.perf_counter() - t0
     res.explanation.setdefault("engine", f"Spark {spark.version} ({spark.sparkContext.master})")
     return res
+
+
+def _save(model, save_to: str | Path | None) -> None:
+    if save_to is not None:
+        model.write().overwrite().save(str(save_to))
+
+
+def _split(df, split: SplitSpec):
+    """Train and hold-out frames per :class:`SplitSpec`."""
+    from pyspark.sql import functions as F
+
+    if split.split_column:
+        is_test = F.lower(F.col(split.split_column).cast("string")) == "test"
+        return df.where(~is_test), df.where(is_test)
+    if split.time_column:
+        n = df.count()
+        n_test = max(1, int(math.ceil(n * split.test_size)))
+        cut = df.select(split.time_column).orderBy(F.desc(split.time_column)).limit(n_test) \
+            .agg(F.min(split.time_column)).first()[0]
+        return df.where(F.col(split.time_column) < cut), df.where(F.col(split.time_column) >= cut)
+    return tuple(df.randomSplit([1 - split.test_size, split.test_size], seed=split.seed))
 
 
 # -- supervised -------------------------------------------------------------------------
@@ -146,27 +205,35 @@ def _feature_columns(df, target: str | None, features: list[str] | None) -> tupl
     if features:
         missing = [c for c in features if c not in types]
         if missing:
-            raise InvalidRequest(f"Parquet table lacks feature column(s) {missing}", param=missing[0])
+            raise InvalidRequest(f"Parquet table lacks feature column(s) {', '.join(map(repr, missing))}",
+                                 param=missing[0])
         cols = list(features)
     else:
         cols = [c for c in types if c != target and not c.lower().endswith("id")]
     if not cols:
-        raise InvalidRequest("no feature columns")
+        raise InvalidRequest("no feature columns: name them with features=[...]", param="features")
     numeric = [c for c in cols if isinstance(types[c], NumericType)]
     categorical = [c for c in cols if c not in numeric]
     return numeric, categorical
 
 
-def _assembler_stages(numeric: list[str], categorical: list[str], scale: str | None):
-    from pyspark.ml.feature import (MinMaxScaler, OneHotEncoder, StandardScaler, StringIndexer,
-                                    VectorAssembler)
+def _assembler_stages(numeric: list[str], categorical: list[str], scale: str | None,
+                      text_column: str | None = None, min_df: float = 2.0):
+    from pyspark.ml.feature import (CountVectorizer, MinMaxScaler, OneHotEncoder, StandardScaler,
+                                    StringIndexer, Tokenizer, VectorAssembler)
 
     stages = []
     cat_vecs = []
-    for c in categorical:
-        stages.append(StringIndexer(inputCol=c, outputCol=f"{c}__idx", handleInvalid="keep"))
-        stages.append(OneHotEncoder(inputCol=f"{c}__idx", outputCol=f"{c}__oh", handleInvalid="keep"))
-        cat_vecs.append(f"{c}__oh")
+    if text_column:  # bag of words over pre-tokenised (space-separated) text
+        stages.append(Tokenizer(inputCol=text_column, outputCol=f"{text_column}__tok"))
+        stages.append(CountVectorizer(inputCol=f"{text_column}__tok", outputCol=f"{text_column}__bow", minDF=min_df))
+        cat_vecs.append(f"{text_column}__bow")
+    if categorical:  # one multi-column indexer/encoder: one pass over the data, not one per column
+        stages.append(StringIndexer(inputCols=categorical, outputCols=[f"{c}__idx" for c in categorical],
+                                    handleInvalid="keep"))
+        stages.append(OneHotEncoder(inputCols=[f"{c}__idx" for c in categorical],
+                                    outputCols=[f"{c}__oh" for c in categorical], handleInvalid="keep"))
+        cat_vecs.extend(f"{c}__oh" for c in categorical)
     if numeric:
         stages.append(VectorAssembler(inputCols=numeric, outputCol="num__raw", handleInvalid="keep"))
         if scale == "standard":
@@ -179,47 +246,74 @@ def _assembler_stages(numeric: list[str], categorical: list[str], scale: str | N
     return stages
 
 
-def _supervised(algo, df, target, features, params, test_size, seed) -> SparkResult:
+def _supervised(algo, df, target, features, params, split: SplitSpec, *, text_column=None, log_target=False,
+                baseline_column=None, save_to=None) -> SparkResult:
     from pyspark.ml import Pipeline
     from pyspark.ml import classification as C
     from pyspark.ml import regression as R
     from pyspark.ml.feature import StringIndexer
     from pyspark.sql import functions as F
 
+    from pyspark.sql.types import NumericType
+
     if not target:
         raise InvalidRequest(f"{algo} needs a target column", param="target")
     if target not in df.columns:
-        raise InvalidRequest(f"Parquet table lacks target column {target!r}", param="target")
+        raise InvalidRequest(f"Parquet table lacks target column {target!r}; columns: "
+                             f"{', '.join(df.columns[:30])}", param=target)
     df = df.where(F.col(target).isNotNull())
-    numeric, categorical = _feature_columns(df, target, features)
+    if text_column:
+        numeric, categorical = [], []
+        if features:
+            numeric, categorical = _feature_columns(df, target, features)
+    else:
+        skip = {c for c in (split.time_column, split.split_column, baseline_column) if c}
+        feats = features or [c for c in df.columns if c != target and c not in skip and not c.lower().endswith("id")]
+        numeric, categorical = _feature_columns(df, target, feats)
     if numeric:
         df = df.fillna(0.0, subset=numeric)
     if categorical:
         df = df.fillna("∅", subset=categorical)
-    train, test = df.randomSplit([1 - test_size, test_size], seed=seed)
+    if text_column:
+        df = df.fillna("", subset=[text_column])
+    train, test = _split(df, split)
     train, test = train.cache(), test.cache()
-    n_train = train.count()
-    if n_train < 20 or test.count() < 5:
-        raise InvalidRequest(f"{algo} needs at least 20 training and 5 hold-out rows")
+    n_train, n_test = train.count(), test.count()
+    if n_train < 20 or n_test < 5:
+        raise InvalidRequest(f"{algo} needs at least 20 training and 5 hold-out rows, got {n_train} and {n_test}",
+                             code="too_few_rows")
     scale = "minmax" if algo == "naive_bayes" else None if algo == "decision_tree" else "standard"
-    stages = _assembler_stages(numeric, categorical, scale)
+    stages = _assembler_stages(numeric, categorical, scale, text_column, float(params.get("min_df", 2)))
     if algo == "linear_regression":
-        if categorical and target in categorical:
-            raise InvalidRequest(f"target {target!r} must be numeric for regression", param="target")
-        model = R.LinearRegression(featuresCol="features", labelCol=target, regParam=float(params.get("reg", 0.0)))
+        if not isinstance(df.schema[target].dataType, NumericType):
+            raise InvalidRequest(f"target {target!r} must be numeric for regression "
+                                 f"(it is {df.schema[target].dataType.simpleString()})", param=target)
+        model = R.LinearRegression(featuresCol="features", labelCol=target, regParam=float(params.get("reg", 0.0)),
+                                   elasticNetParam=0.0)
         fitted = Pipeline(stages=stages + [model]).fit(train)
-        pred = fitted.transform(test).select(target, "prediction").collect()
+        _save(fitted, save_to)
+        extra = [baseline_column] if baseline_column else []
+        pred = fitted.transform(test).select(target, "prediction", *extra).collect()
         y = np.array([r[0] for r in pred], float)
         p = np.array([r[1] for r in pred], float)
-        mean = float(train.agg(F.mean(target)).first()[0])
-        metrics = _reg_metrics(y, p)
-        baseline = _reg_metrics(y, np.full_like(y, mean))
+        if baseline_column:
+            b, bname = np.array([r[2] for r in pred], float), f"naive: {baseline_column}"
+        else:
+            b, bname = np.full_like(y, float(train.agg(F.mean(target)).first()[0])), "training mean"
+        if log_target:  # fitted on log1p(value): judge on the value scale
+            y, p, b = np.expm1(y), np.maximum(np.expm1(p), 0), np.expm1(b)
         lr = fitted.stages[-1]
+        names = numeric + categorical if not categorical else None
         expl = {"intercept": float(lr.intercept), "n_coefficients": len(lr.coefficients),
-                "train_r2": float(lr.summary.r2)}
-        return SparkResult(algo, metrics, baseline, "training mean", expl)
+                "train_r2": float(lr.summary.r2), "train_rows": n_train, "holdout_rows": n_test,
+                "split": _split_note(split)}
+        if names and len(names) == len(lr.coefficients):
+            expl["coefficients"] = dict(sorted(((n, round(float(c), 5)) for n, c in zip(names, lr.coefficients)),
+                                               key=lambda kv: -abs(kv[1]))[:15])
+        return SparkResult(algo, _reg_metrics(y, p), _reg_metrics(y, b), bname, expl,
+                           holdout={"y": y, "pred": p, "baseline": b})
 
-    labeler = StringIndexer(inputCol=target, outputCol="label", stringOrderType="alphabetAsc")
+    labeler = StringIndexer(inputCol=target, outputCol=LABEL, stringOrderType="alphabetAsc")
     label_model = labeler.fit(train)
     labels = list(label_model.labels)
     if len(labels) < 2:
@@ -229,39 +323,56 @@ def _supervised(algo, df, target, features, params, test_size, seed) -> SparkRes
                              f"{len(labels)} classes", param="target")
     n_features_guess = None
     if algo == "logistic_regression":
-        est = C.LogisticRegression(maxIter=int(params.get("max_iter", 100)), regParam=float(params.get("reg", 0.0)))
+        est = C.LogisticRegression(labelCol=LABEL, maxIter=int(params.get("max_iter", 100)), regParam=float(params.get("reg", 0.0)))
     elif algo == "decision_tree":
-        est = C.DecisionTreeClassifier(maxDepth=int(params.get("max_depth", 5)),
-                                       minInstancesPerNode=int(params.get("min_samples_leaf", 20)), seed=seed)
+        est = C.DecisionTreeClassifier(labelCol=LABEL, maxDepth=int(params.get("max_depth", 5)),
+                                       minInstancesPerNode=int(params.get("min_samples_leaf", 20)), seed=split.seed)
     elif algo == "naive_bayes":
-        est = C.NaiveBayes(modelType="multinomial", smoothing=float(params.get("smoothing", 1.0)))
+        est = C.NaiveBayes(labelCol=LABEL, modelType="multinomial", smoothing=float(params.get("smoothing", 1.0)))
     elif algo == "linear_svm":
-        est = C.LinearSVC(maxIter=int(params.get("max_iter", 100)), regParam=float(params.get("reg", 0.01)))
+        est = C.LinearSVC(labelCol=LABEL, maxIter=int(params.get("max_iter", 100)), regParam=float(params.get("reg", 0.01)))
     else:  # mlp: layer sizes need the feature width, known after the feature pipeline
         prep = Pipeline(stages=stages).fit(train)
         n_features_guess = prep.transform(train.limit(1)).first()["features"].size
         hidden = [int(h) for h in params.get("hidden", [32])]
-        est = C.MultilayerPerceptronClassifier(layers=[n_features_guess, *hidden, len(labels)],
-                                               maxIter=int(params.get("max_iter", 200)), seed=seed)
+        est = C.MultilayerPerceptronClassifier(labelCol=LABEL, layers=[n_features_guess, *hidden, len(labels)],
+                                               maxIter=int(params.get("max_iter", 200)), seed=split.seed)
     fitted = Pipeline(stages=stages + [label_model, est]).fit(train)
+    _save(fitted, save_to)
     out = fitted.transform(test)
-    cols = ["label", "prediction"] + (["rawPrediction"] if "rawPrediction" in out.columns else [])
+    cols = [LABEL, "prediction"] + (["rawPrediction"] if "rawPrediction" in out.columns else [])
     # collect() rather than toPandas(): pyspark's Arrow path lags pandas 3
     pred = out.select(*cols).collect()
-    y = np.array([r["label"] for r in pred], int)
+    y = np.array([r[LABEL] for r in pred], int)
     p = np.array([r["prediction"] for r in pred], int)
     score = None
     if len(labels) == 2 and "rawPrediction" in cols:
+        # margin of class 1 over class 0 ranks rows for AUC (probabilities where MLlib has them)
         raw = np.stack([r["rawPrediction"].toArray() for r in pred])
         score = raw[:, 1] - raw[:, 0] if raw.shape[1] == 2 else raw[:, -1]
-    counts = label_model.transform(train).groupBy("label").count().orderBy(F.desc("count")).first()
-    majority = int(counts["label"])
+    counts = label_model.transform(train).groupBy(LABEL).count().orderBy(F.desc("count")).first()
+    majority = int(counts[LABEL])
     metrics = _clf_metrics(y, p, score, len(labels))
     baseline = _clf_metrics(y, np.full_like(y, majority), np.zeros(len(y)) if score is not None else None, len(labels))
     expl = {"labels": labels, "n_features": n_features_guess or len(numeric) + len(categorical),
-            "numeric": numeric, "categorical": categorical, "train_rows": n_train}
+            "numeric": numeric, "categorical": categorical, "train_rows": n_train, "holdout_rows": n_test,
+            "split": _split_note(split)}
+    if text_column:
+        expl["vocabulary_size"] = len(fitted.stages[1].vocabulary)
+    if algo == "decision_tree":
+        expl["tree_depth"] = int(fitted.stages[-1].depth)
+        expl["tree_nodes"] = int(fitted.stages[-1].numNodes)
     train.unpersist(), test.unpersist()
-    return SparkResult(algo, metrics, baseline, "majority class", expl)
+    return SparkResult(algo, metrics, baseline, "majority class", expl,
+                       holdout={"y": y, "pred": p, "score": score, "labels": labels})
+
+
+def _split_note(split: SplitSpec) -> dict[str, Any]:
+    if split.split_column:
+        return {"method": f"dataset's own split (column {split.split_column!r} == 'test')"}
+    if split.time_column:
+        return {"method": f"time-based: last {split.test_size:.0%} by {split.time_column!r}"}
+    return {"method": "seeded random split", "test_size": split.test_size, "seed": split.seed}
 
 
 def _clf_metrics(y, p, score, n_classes) -> dict[str, float]:
@@ -284,7 +395,7 @@ def _reg_metrics(y, p) -> dict[str, float]:
 
 # -- clustering -------------------------------------------------------------------------
 
-def _clustering(algo, df, features, params, test_size, seed) -> SparkResult:
+def _clustering(algo, df, features, params, test_size, seed, save_to=None) -> SparkResult:
     from pyspark.ml import Pipeline
     from pyspark.ml.clustering import GaussianMixture, KMeans
     from pyspark.ml.evaluation import ClusteringEvaluator
@@ -302,6 +413,7 @@ def _clustering(algo, df, features, params, test_size, seed) -> SparkResult:
     k = int(params.get("k", 8 if algo == "kmeans" else 4))
     if algo == "kmeans":
         km = KMeans(k=k, seed=seed, maxIter=int(params.get("max_iter", 20))).fit(tr)
+        _save(km, save_to)
         from pyspark.ml.stat import Summarizer
         from pyspark.sql import functions as F
 
@@ -312,15 +424,15 @@ def _clustering(algo, df, features, params, test_size, seed) -> SparkResult:
         # mean squared distance to the nearest centre on the hold-out, model vs k=1 (MLlib
         # refuses k=1, so the single centre is the training mean)
         mean = tr.select(Summarizer.mean(F.col("features")).alias("m")).first()["m"].toArray()
-        metrics = {"silhouette": sil, "holdout_mse": _holdout_mse(pred, km.clusterCenters()) / n_te}
-        baseline = {"silhouette": 0.0,
-                    "holdout_mse": _holdout_mse(te.withColumn("prediction", F.lit(0)), [mean]) / n_te}
+        metrics = {"holdout_mse": _holdout_mse(pred, km.clusterCenters()) / n_te, "silhouette": sil}
+        baseline = {"holdout_mse": _holdout_mse(te.withColumn("prediction", F.lit(0)), [mean]) / n_te}
         expl = {"k": k, "cluster_sizes": [int(s) for s in km.summary.clusterSizes]}
         name = "one cluster (k=1)"
     else:
         from pyspark.mllib.linalg.distributed import RowMatrix
 
         gm = GaussianMixture(k=k, seed=seed, maxIter=int(params.get("max_iter", 50))).fit(tr)
+        _save(gm, save_to)
         comps = [(float(w), np.asarray(g.mean.toArray()), g.cov.toArray())
                  for w, g in zip(gm.weights, gm.gaussiansDF.collect())]
         # MLlib refuses k=1: the single Gaussian is the training mean and covariance
@@ -366,7 +478,7 @@ def _holdout_mse(pred, centers) -> float:
 
 # -- patterns (reusing the embedded models' recommendation and scoring code) -------------
 
-def _fpgrowth(df, params, test_size, seed) -> SparkResult:
+def _fpgrowth(df, params, test_size, seed, save_to=None) -> SparkResult:
     import pandas as pd
     from pyspark.ml.fpm import FPGrowth
     from pyspark.sql import functions as F
@@ -384,6 +496,7 @@ def _fpgrowth(df, params, test_size, seed) -> SparkResult:
     spark = df.sparkSession
     tr = spark.createDataFrame([(b,) for b in train], ["items"])
     fp = FPGrowth(itemsCol="items", minSupport=min_support, minConfidence=min_conf).fit(tr)
+    _save(fp, save_to)
     rules = [r.asDict() for r in fp.associationRules.where(F.size("consequent") == 1).collect()]
     # hand the mined rules to the embedded recommender: one recommendation/scoring code path
     rec = AprioriCrossSell(min_support=min_support, min_confidence=min_conf, k=int(params.get("k", 3)))
@@ -411,7 +524,7 @@ def _fpgrowth(df, params, test_size, seed) -> SparkResult:
     return SparkResult("fpgrowth", metrics, baseline, "most popular items", expl)
 
 
-def _prefixspan(df, params, test_size, seed) -> SparkResult:
+def _prefixspan(df, params, test_size, seed, save_to=None) -> SparkResult:
     from pyspark.ml.fpm import PrefixSpan
     from pyspark.sql import functions as F
 
@@ -467,16 +580,25 @@ def _prefixspan(df, params, test_size, seed) -> SparkResult:
     top = sorted(((c, p) for p, c in rec.support_.items() if len(p) >= 2), reverse=True)[:10]
     expl = {"n_patterns": len(rec.support_), "top_patterns": [{"pattern": list(p), "support": c} for c, p in top],
             "train_sessions": len(train), "holdout_sessions": len(test)}
+    if save_to is not None:  # PrefixSpan has no model object in MLlib: the patterns are the model
+        import json
+
+        Path(save_to).mkdir(parents=True, exist_ok=True)
+        (Path(save_to) / "patterns.json").write_text(json.dumps(
+            [{"pattern": list(p), "support": c} for p, c in rec.support_.items()], ensure_ascii=False))
     return SparkResult("prefixspan", metrics, baseline, "most popular items", expl)
 
 
 def export_parquet(df, path: str | Path) -> Path:
-    """Write a pandas frame to Parquet (tests, benchmarks, the runner's hand-off)."""
+    """Write a pandas frame to Parquet (tests, benchmarks, the runner's hand-off).
+
+    Timestamps are written in microseconds: Spark cannot read Parquet's nanosecond type.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    df.to_parquet(path, index=False)
+    df.to_parquet(path, index=False, coerce_timestamps="us", allow_truncated_timestamps=True)
     return path
 
 
-__all__ = ["ALGORITHMS", "CATALOGUE_KEYS", "SparkResult", "export_parquet", "fit_spark", "get_spark",
+__all__ = ["ALGORITHMS", "CATALOGUE_KEYS", "SparkResult", "SplitSpec", "export_parquet", "fit_spark", "get_spark",
            "spark_algorithm", "stop_spark"]

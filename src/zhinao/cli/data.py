@@ -185,10 +185,10 @@ def query(sql: str, workspace: str = WS, limit: int = typer.Option(50)) -> None:
 def catalog(theme: str = typer.Option(None, help="Filter by theme")) -> None:
     """The mining-model catalogue. 挖掘模型目录。"""
     with platform() as p:
-        t = Table("key", "名称", "algorithm", "theme", "metric", "demo data", "scores")
+        t = Table("key", "名称", "algorithm", "theme", "metric", "demo data", "scores", "spark")
         for m in p.analytics.catalogue(theme):
             t.add_row(m["key"], m["name_zh"], m["algorithm"], m["theme"], m["primary_metric"], m["dataset"],
-                      "yes" if m["scores"] else "")
+                      "yes" if m["scores"] else "", "yes" if m["spark"] else "")
         console.print(t)
 
 
@@ -210,14 +210,15 @@ def _parse_params(items: list[str]) -> dict[str, Any]:
 def run(key: str, workspace: str = typer.Option(None, "--workspace", "-w", help="Workspace of --dataset"),
         dataset: str = typer.Option(None, help="Workspace table (default: the model's demo data)"),
         param: list[str] = typer.Option([], "--param", "-p", help="Model parameter name=value (repeatable)"),
-        score_table: str = typer.Option(None, help="Also score the input into this table")) -> None:
+        score_table: str = typer.Option(None, help="Also score the input into this table"),
+        engine: str = typer.Option("local", help="local (DuckDB + scikit-learn) or spark (MLlib in local[*])")) -> None:
     """Train, evaluate against the baseline, explain and save a catalogue model. 运行模型。"""
     with platform() as p:
         tid = _tenant(p)
         if workspace:
             _ensure_ws(p, workspace)
         r = p.analytics.start_run(tid, key, workspace=workspace, dataset=dataset, params=_parse_params(param),
-                                  score_table=score_table)
+                                  score_table=score_table, engine=engine)
         with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
                       TimeElapsedColumn(), console=console) as bar:
             task = bar.add_task(f"{key} v{r['version']}", total=1.0)
@@ -232,7 +233,8 @@ def run(key: str, workspace: str = typer.Option(None, "--workspace", "-w", help=
         if r["status"] != "succeeded":
             console.print(f"[red]run {r['id']} failed:[/red] {r['error']}")
             raise typer.Exit(1)
-        t = Table("metric", "model", r["baseline_name"] or "baseline", title=f"run {r['id']}: {key} v{r['version']}")
+        t = Table("metric", "model", r["baseline_name"] or "baseline",
+                  title=f"run {r['id']}: {key} v{r['version']} (engine {r['engine']})")
         for k, v in r["metrics"].items():
             t.add_row(("* " if k == r["primary_metric"] else "") + k, _fmt(v), _fmt((r["baseline"] or {}).get(k, "")))
         console.print(t)
@@ -242,7 +244,7 @@ def run(key: str, workspace: str = typer.Option(None, "--workspace", "-w", help=
         for note in (r["explanation"] or {}).get("notes", []):
             console.print(f"  note: {note}")
         folder = p.analytics.runs.artifact_dir(tid, r["id"])
-        console.print(f"model, evaluation.json and charts ({', '.join(r['charts'])}) in {folder}")
+        console.print(f"model ({p.analytics.runs.model_file(tid, r['id']).name}), evaluation.json and charts ({', '.join(r['charts'])}) in {folder}")
         if r["score_table"]:
             console.print(f"scores written to table [bold]{r['score_table']}[/bold] in workspace {workspace}")
 
@@ -252,10 +254,10 @@ def run(key: str, workspace: str = typer.Option(None, "--workspace", "-w", help=
 def runs(model: str = typer.Option(None, help="Only this catalogue key")) -> None:
     """Past runs with their primary metric. 运行记录。"""
     with platform() as p:
-        t = Table("id", "model", "version", "status", "dataset", "metric", "model", "baseline")
+        t = Table("id", "model", "version", "engine", "status", "dataset", "metric", "model", "baseline")
         for r in p.analytics.runs.list(_tenant(p), model):
             pm = r["primary_metric"]
-            t.add_row(str(r["id"]), r["model_key"], str(r["version"]), r["status"], r["dataset"], pm or "",
+            t.add_row(str(r["id"]), r["model_key"], str(r["version"]), r["engine"], r["status"], r["dataset"], pm or "",
                       _fmt((r["metrics"] or {}).get(pm, "")), _fmt((r["baseline"] or {}).get(pm, "")))
         console.print(t)
 

@@ -32,7 +32,8 @@ from zhinao.errors import InvalidRequest
 
 #: metric names where smaller is better (everything else: larger is better)
 LOWER_IS_BETTER = frozenset({"mae", "rmse", "mse", "mape", "smape", "mase", "wape", "log_loss",
-                             "brier", "perplexity", "loss", "davies_bouldin", "bic", "aic"})
+                             "brier", "perplexity", "loss", "davies_bouldin", "bic", "aic",
+                             "holdout_mse"})
 
 
 def primary_metric(info: ModelInfo) -> str:

@@ -77,6 +77,7 @@ class RunIn(BaseModel):
     dataset: str | None = Field(None, description="workspace table; default: the model's demo data")
     params: dict[str, Any] = Field(default_factory=dict)
     score_table: str | None = Field(None, description="also score the input into this workspace table")
+    engine: str = Field("local", description="local (DuckDB + scikit-learn) or spark (MLlib, local[*])")
 
 
 class ScoreIn(BaseModel):
@@ -236,7 +237,8 @@ def get_model(key: str, principal: PrincipalDep, platform: PlatformDep):
 @router.post("/runs", status_code=202)
 def start_run(body: RunIn, principal: PrincipalDep, platform: PlatformDep):
     return platform.analytics.start_run(principal.tenant_id, body.model, workspace=body.workspace,
-                                        dataset=body.dataset, params=body.params, score_table=body.score_table)
+                                        dataset=body.dataset, params=body.params, score_table=body.score_table,
+                                        engine=body.engine)
 
 
 @router.get("/runs")
@@ -260,7 +262,7 @@ def download_model(run_id: int, principal: PrincipalDep, platform: PlatformDep):
     run = platform.analytics.runs.get(principal.tenant_id, run_id, detail=False)
     path = platform.analytics.runs.model_file(principal.tenant_id, run_id)
     return FileResponse(path, media_type="application/octet-stream",
-                        filename=f"{run['model_key']}-v{run['version']}.joblib")
+                        filename=f"{run['model_key']}-v{run['version']}{path.suffix}")
 
 
 @router.get("/runs/{run_id}/evaluation")

@@ -155,16 +155,20 @@
         tables.map((d) => h("option", { value: d.name }, `${ws} / ${d.name}`)));
       const score = h("input", { placeholder: t("评分结果表名（可选）", "Score table (optional)"), disabled: !m.scores || !ws });
       const params = h("textarea", { rows: 3, class: "mono" }, JSON.stringify(m.params));
+      const engine = h("select", { "data-testid": "run-engine", disabled: !m.spark },
+        h("option", { value: "local" }, t("本机（DuckDB + scikit-learn）", "Local (DuckDB + scikit-learn)")),
+        m.spark ? h("option", { value: "spark" }, "Spark (MLlib, local[*])") : null);
       ctx.modal({
         title: t("运行 ", "Run ") + t(m.name_zh, m.name_en), testid: "run-modal",
         body: h("div", { class: "form-grid" },
           h("label", { class: "field wide" }, t("数据", "Data"), ds),
           h("label", { class: "field wide" }, t("参数（JSON）", "Parameters (JSON)"), params),
+          h("label", { class: "field wide" }, t("计算引擎", "Engine"), engine),
           h("label", { class: "field wide" }, t("评分写入表", "Score into table"), score)),
         actions: [{ label: t("开始运行", "Start"), primary: true, onClick: async () => {
           let p;
           try { p = JSON.parse(params.value || "{}"); } catch (e) { ctx.toast(t("参数不是合法 JSON", "Parameters are not valid JSON"), "error"); return false; }
-          const body = ctx.compact({ model: m.key, params: p, workspace: ds.value || score.value ? ws : null, dataset: ds.value || null, score_table: score.value || null });
+          const body = ctx.compact({ model: m.key, params: p, workspace: ds.value || score.value ? ws : null, dataset: ds.value || null, score_table: score.value || null, engine: engine.value });
           const run = await api("/api/analytics/runs", { method: "POST", body });
           ctx.navigate("analytics", "runs", String(run.id));
         } }],
@@ -176,6 +180,7 @@
       { label: t("主题", "Theme"), key: "theme" },
       { label: t("应用", "Application"), render: (m) => t(m.application_zh, m.application_en) },
       { label: t("主指标", "Metric"), key: "primary_metric" },
+      { label: "Spark", render: (m) => m.spark ? "✓" : "" },
       { label: t("示例数据", "Demo data"), render: (m) => h("span", { title: m.dataset_licence }, m.dataset + (m.synthetic ? t("（含合成数据）", " (partly synthetic)") : "")) },
       { label: "", render: (m) => h("button", { class: "btn small primary", "data-testid": "run-" + m.key, onclick: () => start(m).catch(ctx.showError) }, t("运行", "Run")) },
     ], models, { testid: "catalogue" })));
@@ -200,6 +205,7 @@
       { label: "#", render: (r) => h("a", { href: "#/analytics/runs/" + r.id, "data-testid": "run-link" }, String(r.id)) },
       { label: t("模型", "Model"), render: (r) => `${r.model_key} v${r.version}` },
       { label: t("数据", "Data"), key: "dataset" },
+      { label: t("引擎", "Engine"), key: "engine" },
       { label: t("状态", "Status"), render: (r) => h("span", { class: "badge " + (r.status === "succeeded" ? "ok" : r.status === "failed" ? "bad" : "") }, r.status) },
       { label: t("主指标", "Metric"), render: (r) => r.metrics ? `${r.primary_metric} ${fmt(r.metrics[r.primary_metric])}` : "—" },
       { label: t("基线", "Baseline"), render: (r) => r.baseline && r.baseline[r.primary_metric] !== undefined ? fmt(r.baseline[r.primary_metric]) : "—" },
@@ -216,7 +222,7 @@
       const r = await api("/api/analytics/runs/" + id);
       ctx.clear(body);
       const head = h("div", { class: "row", style: { gap: "10px", alignItems: "center" } },
-        h("strong", {}, `#${r.id} ${r.model_key} v${r.version}`), h("span", { class: "muted" }, r.dataset),
+        h("strong", {}, `#${r.id} ${r.model_key} v${r.version}`), h("span", { class: "muted" }, r.dataset), h("span", { class: "badge", "data-testid": "run-engine" }, r.engine || "local"),
         h("span", { class: "badge " + (r.status === "succeeded" ? "ok" : r.status === "failed" ? "bad" : ""), "data-testid": "run-status" }, r.status));
       body.append(head);
       if (r.status === "queued" || r.status === "running") {
@@ -245,7 +251,7 @@
       } }, t("评分", "Score"));
       body.append(
         h("div", { class: "row", style: { gap: "8px", margin: "10px 0" } }, verdict, h("span", { class: "spacer" }),
-          h("button", { class: "btn", "data-testid": "download-model", onclick: () => download(ctx, `/api/analytics/runs/${id}/model`, `${r.model_key}-v${r.version}.joblib`).catch(ctx.showError) }, ctx.icon("download", 14), t("下载模型", "Model")),
+          h("button", { class: "btn", "data-testid": "download-model", onclick: () => download(ctx, `/api/analytics/runs/${id}/model`, `${r.model_key}-v${r.version}${r.engine === "spark" ? ".zip" : ".joblib"}`).catch(ctx.showError) }, ctx.icon("download", 14), t("下载模型", "Model")),
           h("button", { class: "btn", onclick: () => download(ctx, `/api/analytics/runs/${id}/evaluation`, `run-${id}-evaluation.json`).catch(ctx.showError) }, ctx.icon("download", 14), t("评估报告", "Evaluation"))),
         ctx.card(t("留出集指标与基线对比", "Hold-out metrics against the baseline"), metricsTable(ctx, r)),
         notes.length ? ctx.card(t("说明", "Notes"), h("ul", {}, notes)) : null,
