@@ -50,7 +50,8 @@ def pct(xs: list[float], q: float) -> float:
     return xs[k]
 
 
-async def one_request(client: httpx.AsyncClient, url: str, model: str, tokens: int, headers: dict) -> tuple[float, int]:
+async def one_request(client: httpx.AsyncClient, url: str, model: str, tokens: int, headers: dict,
+                      events: list | None = None, tag: object = None) -> tuple[float, int]:
     body = {"model": model, "messages": [{"role": "user", "content": PROMPT}], "max_tokens": tokens,
             "temperature": 0.7, "seed": 1, "stream": True, "stream_options": {"include_usage": True}}
     t0 = time.perf_counter()
@@ -69,6 +70,8 @@ async def one_request(client: httpx.AsyncClient, url: str, model: str, tokens: i
             for ch in d.get("choices") or []:
                 if (ch.get("delta") or {}).get("content"):
                     n_chunks += 1
+                    if events is not None:
+                        events.append((time.perf_counter(), tag))
                     if ttft is None:
                         ttft = time.perf_counter() - t0
     return (ttft if ttft is not None else time.perf_counter() - t0), (usage_tokens or n_chunks)
@@ -101,6 +104,38 @@ async def load(url: str, model: str, conc: int, n_req: int, tokens: int, headers
     return {"conc": conc, "requests": n_req, "tokens": sum(toks), "wall_s": wall,
             "tok_s": sum(toks) / wall if wall else 0.0, "ttft_p50": pct(ttfts, 0.5), "ttft_p95": pct(ttfts, 0.95),
             "errors": len(errors), "error_sample": errors[:2], "per_tag": per_tag}
+
+
+async def fairness(url: str, model: str, tokens: int, tenant_headers: list[dict], conc: int = 16,
+                   rounds: int = 3, head_start: float = 1.0) -> dict:
+    """Two tenants, each keeping `conc` requests in flight for `rounds` rounds.
+
+    Tenant A starts `head_start` seconds early and so fills the queue first: a FIFO
+    gateway would serve A's backlog before B's. Counted: streamed tokens per tenant in the
+    contended window, from B's start until the first tenant has finished all its requests.
+    """
+    events: list[tuple[float, int]] = []
+    errors: list[str] = []
+    done: dict[int, float] = {}
+    async with httpx.AsyncClient(timeout=900, limits=httpx.Limits(max_connections=2 * conc + 4)) as client:
+        async def tenant(tag: int, delay: float) -> None:
+            await asyncio.sleep(delay)
+            sem = asyncio.Semaphore(conc)
+
+            async def one() -> None:
+                async with sem:
+                    try:
+                        await one_request(client, url, model, tokens, tenant_headers[tag], events, tag)
+                    except Exception as e:  # counted, reported
+                        errors.append(str(e)[:200])
+            await asyncio.gather(*(one() for _ in range(conc * rounds)))
+            done[tag] = time.perf_counter()
+
+        t0 = time.perf_counter()
+        await asyncio.gather(tenant(0, 0.0), tenant(1, head_start))
+    lo, hi = t0 + head_start, min(done.values())
+    per_tag = {tag: sum(1 for t, g in events if g == tag and lo <= t <= hi) for tag in (0, 1)}
+    return {"per_tag": per_tag, "window_s": hi - lo, "errors": len(errors), "error_sample": errors[:2]}
 
 
 def wait_http(url: str, timeout: float = 180, headers: dict | None = None) -> None:
@@ -221,7 +256,7 @@ def bench_zhinao(args, tmp: Path) -> tuple[list[dict], dict]:
         f"slots = {args.slots}\nthreads = {args.threads}\ncontext_window = 2048\n", encoding="utf-8")
     port = free_port()
     env = {"ZHINAO_HOME": str(home), "ZHINAO_ADMIN_KEY": ADMIN_KEY, "ZHINAO_DEFAULT_MODEL": "bench",
-           "ZHINAO_QUEUE_DEPTH": "256", "ZHINAO_LOG_LEVEL": "WARNING"}
+           "ZHINAO_QUEUE_DEPTH": "256", "ZHINAO_QUEUE_TIMEOUT_S": "1800", "ZHINAO_LOG_LEVEL": "WARNING"}
     p = start([str(ROOT / ".venv" / "bin" / "zhinao"), "serve", "--host", "127.0.0.1", "--port", str(port)],
               env=env, log=tmp / "d.log")
     base = f"http://127.0.0.1:{port}"
@@ -232,15 +267,14 @@ def bench_zhinao(args, tmp: Path) -> tuple[list[dict], dict]:
         for conc, n_req in levels(args):
             out.append(asyncio.run(load(f"{base}/v1/chat/completions", "bench", conc, n_req, args.tokens, h)))
             print(f"  (d) c={conc}: {out[-1]['tok_s']:.1f} tok/s errors={out[-1]['errors']}", flush=True)
-        # fairness: two tenants, 16 concurrent requests each
+        # fairness: two tenants, 16 concurrent requests each (see fairness())
         tenant_headers = []
         for name in ("tenant-a", "tenant-b"):
             t = httpx.post(f"{base}/api/tenants", headers=h, json={"name": name}).json()
             k = httpx.post(f"{base}/api/keys", headers=h, json={"name": name, "tenant_id": t["id"]}).json()
             tenant_headers.append({"Authorization": f"Bearer {k['key']}"})
-        fair = asyncio.run(load(f"{base}/v1/chat/completions", "bench", 32, 32, args.tokens,
-                                tag_headers=tenant_headers))
-        print(f"  (d) fairness: per tenant tokens {fair['per_tag']}", flush=True)
+        fair = asyncio.run(fairness(f"{base}/v1/chat/completions", "bench", args.tokens, tenant_headers))
+        print(f"  (d) fairness: tokens per tenant in the contended window {fair['per_tag']}", flush=True)
         return out, fair
     finally:
         stop(p)

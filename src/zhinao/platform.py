@@ -172,6 +172,24 @@ class Platform:
         return ("Zhinao bootstrap — shown once, store it now / 首次启动凭据（仅显示一次，请妥善保存）:\n"
                 + "\n".join(lines) + "\n  (admin user: admin)")
 
+    def resume_jobs(self) -> list[int]:
+        """Restart unfinished background jobs after a restart.
+
+        A capability's job handlers need its service, which is built lazily; so the services
+        whose jobs are pending (or whose scheduled sync is on) are built first.
+        """
+        from sqlalchemy import select
+
+        from zhinao.store.models import Job
+
+        with self.db.session() as s:
+            kinds = set(s.scalars(select(Job.kind).where(Job.status.in_(("queued", "running")))))
+        if any(k.startswith("kb.") for k in kinds) or self.settings.kb_sync_interval_s:
+            self.knowledge  # noqa: B018  (builds the service, registers its handlers, starts sync)
+        if any(k.startswith("analytics") for k in kinds):
+            self.analytics  # noqa: B018
+        return self.jobs.resume()
+
     async def aclose(self) -> None:
         await self.models.close()
         self.jobs.shutdown()

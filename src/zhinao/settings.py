@@ -55,6 +55,21 @@ class Settings(BaseSettings):
     default_tenant_tpm: int | None = Field(None, description="Default tokens/minute for new tenants.")
     default_tenant_tokens_per_day: int | None = Field(None, description="Default daily token quota for new tenants.")
 
+    # -- knowledge base (read by zhinao.knowledge.config.from_settings) --------------------
+    kb_milvus_uri: str | None = Field(
+        None, description="Milvus server URI (http://host:19530) or Milvus Lite file; default home/kb/milvus.db.")
+    kb_milvus_token: str | None = Field(None, description="Token for a Milvus server (user:password).")
+    kb_max_upload_bytes: int = Field(50 * 1024 * 1024, description="Largest document accepted for ingestion (413 above).")
+    kb_chunk_tokens: int = Field(220, ge=32, description="Target chunk size in tokens (CJK chars + words).")
+    kb_chunk_overlap: int = Field(40, ge=0, description="Tokens repeated between consecutive chunks of one section.")
+    kb_top_k: int = Field(5, ge=1, description="Passages given to the model per question.")
+    kb_rrf_k: int = Field(60, ge=1, description="RRF constant for hybrid (dense + BM25) fusion.")
+    kb_min_relevance: float | None = Field(
+        None, description="Similarity under which the assistant says it found nothing; default: the embedder's calibrated value.")
+    kb_reranker: str = Field("none", description="Rerank step after retrieval: none | embedding | overlap.")
+    kb_sync_interval_s: float = Field(0.0, ge=0, description="Period of the scheduled folder sync in seconds (0 = off).")
+    kb_embed_batch: int = Field(32, ge=1, description="Texts per embedder call during ingestion.")
+
     # -- bootstrap & auth ----------------------------------------------------------------
     admin_key: str | None = Field(None, description="On first start, becomes the bootstrap admin API key (not printed).")
     admin_password: str | None = Field(None, description="On first start, the password of user 'admin' (else random, printed once).")

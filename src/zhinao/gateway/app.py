@@ -50,7 +50,7 @@ def create_app(platform: Platform | None = None, *, warm_default: bool = True) -
         announcement = platform.take_bootstrap_secrets()
         if announcement:
             print(announcement, flush=True)
-        platform.jobs.resume()
+        platform.resume_jobs()
         warm = None
         if warm_default and platform.settings.default_model in platform.models:
             warm = asyncio.create_task(_warm(platform))

@@ -1,8 +1,6 @@
-"""Knowledge-base settings, with defaults, until they move into :class:`zhinao.settings.Settings`.
-
-The fields mirror what the lead will add to ``Settings`` as ``kb_*``; :func:`from_settings`
-reads them from there when present so nothing else needs to change when they land.
-"""
+"""Knowledge-base configuration: the ``kb_*`` fields of :class:`zhinao.settings.Settings`
+(``ZHINAO_KB_TOP_K`` ...) gathered into one object the knowledge services take, so that
+tests and tools can also build one directly."""
 
 from __future__ import annotations
 
@@ -46,7 +44,7 @@ def relevance_threshold(config: KBConfig, embedder_backend: str) -> float:
 
 
 def from_settings(settings) -> KBConfig:  # noqa: ANN001  (zhinao.settings.Settings)
-    """Pick ``kb_<field>`` values from Settings when the lead has added them."""
+    """The ``kb_<field>`` values of Settings (unset ones keep the defaults above)."""
     values = {}
     for name in KBConfig.model_fields:
         v = getattr(settings, f"kb_{name}", None)
