@@ -78,8 +78,14 @@ def spark_algorithm(key: str) -> str:
     return algo
 
 
-def get_spark(master: str = "local[*]", driver_memory: str = "1g", shuffle_partitions: int = 4):
-    """The process-wide SparkSession (created on first use, then reused)."""
+def get_spark(master: str = "local[*]", driver_memory: str = "1g", shuffle_partitions: int = 4,
+              java_options: str | None = None):
+    """The process-wide SparkSession (created on first use, then reused).
+
+    ``java_options`` go to the driver JVM (local mode runs everything there), e.g. the
+    tests' ``-XX:TieredStopAtLevel=1``: on two cores the C2 JIT costs more than it saves in
+    short jobs. Only the call that creates the session applies them.
+    """
     global _SESSION
     with _LOCK:
         if _SESSION is not None and _SESSION.sparkContext._jsc is not None:
@@ -89,7 +95,10 @@ def get_spark(master: str = "local[*]", driver_memory: str = "1g", shuffle_parti
         except ImportError as e:
             raise EngineUnavailable("engine 'spark' needs pyspark: pip install 'zhinao[spark]' "
                                     "(and Java 17)") from e
-        _SESSION = (SparkSession.builder.master(master).appName("zhinao-analytics")
+        builder = SparkSession.builder
+        if java_options:
+            builder = builder.config("spark.driver.extraJavaOptions", java_options)
+        _SESSION = (builder.master(master).appName("zhinao-analytics")
                     .config("spark.driver.memory", driver_memory)
                     .config("spark.ui.enabled", "false")
                     .config("spark.ui.showConsoleProgress", "false")
@@ -289,7 +298,7 @@ def _supervised(algo, df, target, features, params, split: SplitSpec, *, text_co
             raise InvalidRequest(f"target {target!r} must be numeric for regression "
                                  f"(it is {df.schema[target].dataType.simpleString()})", param=target)
         model = R.LinearRegression(featuresCol="features", labelCol=target, regParam=float(params.get("reg", 0.0)),
-                                   elasticNetParam=0.0)
+                                   elasticNetParam=0.0, solver=str(params.get("solver", "auto")))
         fitted = Pipeline(stages=stages + [model]).fit(train)
         _save(fitted, save_to)
         extra = [baseline_column] if baseline_column else []
@@ -323,20 +332,20 @@ def _supervised(algo, df, target, features, params, split: SplitSpec, *, text_co
                              f"{len(labels)} classes", param="target")
     n_features_guess = None
     if algo == "logistic_regression":
-        est = C.LogisticRegression(labelCol=LABEL, maxIter=int(params.get("max_iter", 100)), regParam=float(params.get("reg", 0.0)))
+        est = C.LogisticRegression(labelCol=LABEL, maxIter=int(params.get("max_iter", 50)), regParam=float(params.get("reg", 0.0)))
     elif algo == "decision_tree":
         est = C.DecisionTreeClassifier(labelCol=LABEL, maxDepth=int(params.get("max_depth", 5)),
                                        minInstancesPerNode=int(params.get("min_samples_leaf", 20)), seed=split.seed)
     elif algo == "naive_bayes":
         est = C.NaiveBayes(labelCol=LABEL, modelType="multinomial", smoothing=float(params.get("smoothing", 1.0)))
     elif algo == "linear_svm":
-        est = C.LinearSVC(labelCol=LABEL, maxIter=int(params.get("max_iter", 100)), regParam=float(params.get("reg", 0.01)))
+        est = C.LinearSVC(labelCol=LABEL, maxIter=int(params.get("max_iter", 50)), regParam=float(params.get("reg", 0.01)))
     else:  # mlp: layer sizes need the feature width, known after the feature pipeline
         prep = Pipeline(stages=stages).fit(train)
         n_features_guess = prep.transform(train.limit(1)).first()["features"].size
         hidden = [int(h) for h in params.get("hidden", [32])]
         est = C.MultilayerPerceptronClassifier(labelCol=LABEL, layers=[n_features_guess, *hidden, len(labels)],
-                                               maxIter=int(params.get("max_iter", 200)), seed=split.seed)
+                                               maxIter=int(params.get("max_iter", 100)), seed=split.seed)
     fitted = Pipeline(stages=stages + [label_model, est]).fit(train)
     _save(fitted, save_to)
     out = fitted.transform(test)
@@ -431,7 +440,7 @@ def _clustering(algo, df, features, params, test_size, seed, save_to=None) -> Sp
     else:
         from pyspark.mllib.linalg.distributed import RowMatrix
 
-        gm = GaussianMixture(k=k, seed=seed, maxIter=int(params.get("max_iter", 50))).fit(tr)
+        gm = GaussianMixture(k=k, seed=seed, maxIter=int(params.get("max_iter", 30))).fit(tr)
         _save(gm, save_to)
         comps = [(float(w), np.asarray(g.mean.toArray()), g.cov.toArray())
                  for w, g in zip(gm.weights, gm.gaussiansDF.collect())]

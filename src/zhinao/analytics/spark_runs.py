@@ -69,7 +69,7 @@ def spark_input(model: MiningModel, data: Any) -> SparkInput:
         frame = X.assign(**{model.target: y.astype(str).to_numpy()})
         params = {}
         if key == "churn_mlp":
-            params.update(hidden=list(model.hidden), max_iter=100)
+            params.update(hidden=list(model.hidden), max_iter=60)
         if key == "plan_tree":
             params.update(max_depth=int(model.max_depth), min_samples_leaf=int(model.min_samples_leaf))
         return SparkInput(frame, model.target, list(X.columns), params,
@@ -115,7 +115,8 @@ def spark_input(model: MiningModel, data: Any) -> SparkInput:
         if n_test >= len(frame) // 2:
             raise InvalidRequest(f"series of {len(s)} periods is too short for a {model.holdout_days}-day hold-out",
                                  param="holdout_days")
-        return SparkInput(frame.reset_index(drop=True), "y_log", list(X.columns), {"reg": 0.0},
+        # calendar dummies are collinear with the intercept: a little ridge, solved exactly
+        return SparkInput(frame.reset_index(drop=True), "y_log", list(X.columns), {"reg": 1e-3, "solver": "normal"},
                           {"time_column": "t", "test_size": n_test / len(frame), "log_target": True,
                            "baseline_column": "naive_week"},
                           ["Linear regression on the embedded model's calendar features and same-hour lags "
