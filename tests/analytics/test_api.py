@@ -122,3 +122,25 @@ def test_console_page_is_registered(client):
     assert any(p["id"] == "analytics" and p["script"].endswith("pages/analytics.js") for p in pages.json())
     js = client.get("/static/pages/analytics.js")
     assert js.status_code == 200 and "registerPage" in js.text
+
+
+@pytest.mark.slow
+def test_spark_engine_over_http(client):
+    pytest.importorskip("pyspark")
+    r = client.post("/api/analytics/runs", headers=AUTH, json={"model": "churn_logistic", "engine": "gpu"})
+    assert r.status_code == 400 and "unknown engine 'gpu'" in r.json()["error"]["message"]
+    r = client.post("/api/analytics/runs", headers=AUTH, json={"model": "karate_circles", "engine": "spark"})
+    assert r.status_code == 400 and r.json()["error"]["param"] == "engine"
+    cat = {m["key"]: m for m in client.get("/api/analytics/catalogue", headers=AUTH).json()}
+    assert cat["churn_logistic"]["spark"] is True and cat["karate_circles"]["spark"] is False
+    r = client.post("/api/analytics/runs", headers=AUTH, json={"model": "segments_em", "engine": "spark"})
+    assert r.status_code == 202, r.text
+    run = _wait(client, r.json()["id"], timeout=170)
+    assert run["status"] == "succeeded", run["error"]
+    assert run["engine"] == "spark" and run["primary_metric"] == "holdout_loglik" and run["beats_baseline"] is True
+    model = client.get(f"/api/analytics/runs/{run['id']}/model", headers=AUTH)
+    assert model.status_code == 200 and model.content[:2] == b"PK"  # the zipped MLlib model
+    assert f"segments_em-v{run['version']}.zip" in model.headers["content-disposition"]
+    r = client.post(f"/api/analytics/runs/{run['id']}/score", headers=AUTH,
+                    json={"workspace": "demo", "dataset": "telco"})
+    assert r.status_code == 400 and "engine 'local'" in r.json()["error"]["message"]
