@@ -32,6 +32,7 @@ from zhinao.knowledge.chunking import chunk_sections
 from zhinao.knowledge.index import chunk_pk, quote_list
 from zhinao.knowledge.ingest import parse_document
 from zhinao.knowledge.models import KBCollection, KBDocument
+from zhinao.knowledge.scopecache import bump
 from zhinao.store.db import utcnow
 from zhinao.store.jobs import JobContext, job_handler
 
@@ -135,7 +136,10 @@ class Ingestor:
                 ctx.progress(n / total, f"{n}/{len(items)} {item['source']}")
             try:
                 with collection_lock(cid):
-                    results.append(self._one(cid, name, item, job_id=ctx.job_id if ctx else None))
+                    try:
+                        results.append(self._one(cid, name, item, job_id=ctx.job_id if ctx else None))
+                    finally:
+                        bump(self.db.url, cid)  # covers the early returns (metadata-only updates)
             except ZhinaoError as e:
                 self._fail(cid, item, e.message)
                 results.append({"source": item["source"], "status": "failed", "error": e.message,
@@ -182,9 +186,11 @@ class Ingestor:
             doc.pending_version, doc.pending_hash = pv, digest
             doc.status, doc.error, doc.job_id = "indexing", None, job_id
             doc.size_bytes = int(item.get("size", 0))
-            self._meta_update(doc, item)
+            if self._meta_update(doc, item):
+                doc.updated_at = utcnow()
             s.flush()
             doc_id = doc.id
+        bump(self.db.url, cid)  # new tags of the still-active version apply at once
         data = self.svc.blobs.get(digest, item.get("suffix", ""))
         parsed = parse_document(data, source)
         title = item.get("title") or parsed.title
@@ -212,6 +218,7 @@ class Ingestor:
             meta = {k: v for k, v in (doc.meta or {}).items() if k != "failed_hash"}
             doc.meta = {**meta, **parsed.meta, "pages": max((c.page or 0 for c in chunks), default=0)}
             doc.updated_at = utcnow()
+        bump(self.db.url, cid)  # after the commit: readers switch to the new version now
         if pv > 1:  # earlier versions (replaced, or abandoned by a crash) go; a first version has none
             self.index.delete(name, f"doc_id == {doc_id} and version != {pv}")
         return {"source": source, "doc_id": doc_id, "status": "replaced" if old else "added", "chunks": len(chunks),
@@ -251,6 +258,7 @@ class Ingestor:
             doc.error = message
             doc.size_bytes = int(item.get("size", 0))
             doc.updated_at = utcnow()
+        bump(self.db.url, cid)
 
     def sweep(self, cid: int, name: str) -> int:
         """Delete chunks whose ``doc_key`` is neither active nor pending (crash leftovers)."""

@@ -30,8 +30,9 @@ from zhinao.knowledge.ingest import doc_type_of, supported_extensions
 from zhinao.knowledge.ingestion import BlobStore, Ingestor, _date, collection_lock, sha256
 from zhinao.knowledge.models import KBCollection, KBDocument, KBMember
 from zhinao.knowledge.retrieve import Scope, make_retriever, rerank
+from zhinao.knowledge.scopecache import ScopeCache, bump
 from zhinao.runtime.base import ChatDelta, ChatModel, Embedder, GenerationParams
-from zhinao.store.db import Database
+from zhinao.store.db import Database, utcnow
 from zhinao.store.jobs import JobRunner
 
 log = logging.getLogger(__name__)
@@ -71,6 +72,7 @@ class KnowledgeService:
         home = Path(self.settings.home)
         self.blobs = BlobStore(home / "kb" / "blobs")
         self.index = MilvusIndex(self.config.milvus_path(home), self.config.milvus_token)
+        self._scopes = ScopeCache(self.db.url)
         ingestion._SERVICES[self.db.url] = self
         self._sync_stop = threading.Event()
         self._sync_thread: threading.Thread | None = None
@@ -196,6 +198,8 @@ class KnowledgeService:
             with collection_lock(cid):
                 self.index.drop(cid)
                 s.delete(coll)
+        self._scopes.forget(cid)
+        bump(self.db.url, cid)
 
     def set_member(self, principal: Any, collection: str | int, user_id: int, *, can_write: bool = False,
                    access_tags: Sequence[str] = ()) -> dict[str, Any]:
@@ -393,13 +397,15 @@ class KnowledgeService:
             doc = s.get(KBDocument, doc_id)
             if doc is None:
                 return
-            doc.status = "deleting"
+            doc.status, doc.updated_at = "deleting", utcnow()
+        bump(self.db.url, cid)  # readers stop seeing it before its chunks go
         name = self.index.ensure(cid, self._coll_dim(cid))
         self.index.delete(name, f"doc_id == {doc_id}")
         with self.db.session() as s:
             doc = s.get(KBDocument, doc_id)
             if doc is not None:
                 s.delete(doc)
+        bump(self.db.url, cid)
 
     def _coll_dim(self, cid: int) -> int:
         with self.db.session() as s:
@@ -416,7 +422,7 @@ class KnowledgeService:
         if not hits:
             raise NotFound(f"passage {pk!r} not found (the document may have been replaced or deleted)")
         h = hits[0]
-        h.doc = scope.docs.get(h.doc_id, {})
+        h.doc = dict(scope.docs.get(h.doc_id, {}))
         return hit_dict(h, collection=coll.name)
 
     # -- scope & retrieval ---------------------------------------------------------------
@@ -435,25 +441,8 @@ class KnowledgeService:
                doc_types: Sequence[str] | None = None, date_from: str | date | None = None,
                date_to: str | date | None = None) -> Scope:
         allowed = self._allowed_tags(s, coll, principal)
-        d0, d1 = _date(date_from), _date(date_to)
-        keys, docs = set(), {}
-        restricted = bool(tags or doc_types or d0 or d1)
-        q = select(KBDocument).where(KBDocument.collection_id == coll.id, KBDocument.version > 0,
-                                     KBDocument.status != "deleting")
-        for d in s.scalars(q):
-            if not self._visible(d, allowed):
-                restricted = True
-                continue
-            if tags and not set(tags) & set(d.tags or []):
-                continue
-            if doc_types and d.doc_type not in doc_types:
-                continue
-            if (d0 and (d.effective_date is None or d.effective_date < d0)) or \
-               (d1 and (d.effective_date is None or d.effective_date > d1)):
-                continue
-            keys.add(f"{d.id}:{d.version}")
-            docs[d.id] = {"doc_id": d.id, "title": d.title, "source": d.source, "doc_type": d.doc_type,
-                          "tags": d.tags, "effective_date": d.effective_date.isoformat() if d.effective_date else None}
+        rows = self._scopes.rows(s, coll.id)  # cached until the collection's revision moves on
+        keys, docs, restricted = rows.select(allowed, tags, doc_types, _date(date_from), _date(date_to))
         return Scope(collection=self.index.ensure(coll.id, coll.dim), active_keys=keys, docs=docs,
                      restricted=restricted)
 
@@ -471,7 +460,7 @@ class KnowledgeService:
         hits = retriever.retrieve(query, k, scope)
         hits = rerank(rerank_with or self.config.reranker, query, hits, self.embedder)
         for h in hits:
-            h.doc = scope.docs.get(h.doc_id, {})
+            h.doc = dict(scope.docs.get(h.doc_id, {}))
         return hits
 
     def search(self, principal: Any, query: str, *, collection: str | int | None = None, k: int = 10,
