@@ -155,20 +155,24 @@
         tables.map((d) => h("option", { value: d.name }, `${ws} / ${d.name}`)));
       const score = h("input", { placeholder: t("评分结果表名（可选）", "Score table (optional)"), disabled: !m.scores || !ws });
       const params = h("textarea", { rows: 3, class: "mono" }, JSON.stringify(m.params));
-      const engine = h("select", { "data-testid": "run-engine", disabled: !m.spark },
-        h("option", { value: "local" }, t("本机（DuckDB + scikit-learn）", "Local (DuckDB + scikit-learn)")),
-        m.spark ? h("option", { value: "spark" }, "Spark (MLlib, local[*])") : null);
+      // engine: local (DuckDB + scikit-learn) unless this toggle asks for Spark (MLlib, local[*])
+      let spark = false;
+      const engineLabel = () => spark ? t("引擎：Spark（MLlib，local[*]）", "Engine: Spark (MLlib, local[*])")
+        : t("引擎：本机（DuckDB + scikit-learn）", "Engine: local (DuckDB + scikit-learn)");
+      const onSpark = h("button", { type: "button", class: "btn small", "aria-pressed": "false", "data-testid": "run-on-spark",
+        onclick: () => { spark = !spark; onSpark.setAttribute("aria-pressed", String(spark)); onSpark.textContent = engineLabel(); } },
+        engineLabel());
       ctx.modal({
         title: t("运行 ", "Run ") + t(m.name_zh, m.name_en), testid: "run-modal",
         body: h("div", { class: "form-grid" },
           h("label", { class: "field wide" }, t("数据", "Data"), ds),
           h("label", { class: "field wide" }, t("参数（JSON）", "Parameters (JSON)"), params),
-          h("label", { class: "field wide" }, t("计算引擎", "Engine"), engine),
+          m.spark ? h("div", { class: "field wide" }, onSpark) : null,
           h("label", { class: "field wide" }, t("评分写入表", "Score into table"), score)),
         actions: [{ label: t("开始运行", "Start"), primary: true, onClick: async () => {
           let p;
           try { p = JSON.parse(params.value || "{}"); } catch (e) { ctx.toast(t("参数不是合法 JSON", "Parameters are not valid JSON"), "error"); return false; }
-          const body = ctx.compact({ model: m.key, params: p, workspace: ds.value || score.value ? ws : null, dataset: ds.value || null, score_table: score.value || null, engine: engine.value });
+          const body = ctx.compact({ model: m.key, params: p, workspace: ds.value || score.value ? ws : null, dataset: ds.value || null, score_table: score.value || null, engine: spark ? "spark" : "local" });
           const run = await api("/api/analytics/runs", { method: "POST", body });
           ctx.navigate("analytics", "runs", String(run.id));
         } }],
