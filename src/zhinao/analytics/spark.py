@@ -55,6 +55,7 @@ LABEL = "label__idx"  #: the indexed target (a user's column may well be called 
 
 _LOCK = threading.Lock()
 _SESSION = None
+_ATEXIT: list[bool] = []
 
 
 @dataclass
@@ -108,6 +109,11 @@ def get_spark(master: str = "local[*]", driver_memory: str = "1g", shuffle_parti
                     .config("spark.driver.bindAddress", "127.0.0.1")
                     .getOrCreate())
         _SESSION.sparkContext.setLogLevel("ERROR")
+        if not _ATEXIT:  # stop the JVM before interpreter shutdown closes py4j's log streams
+            import atexit
+
+            atexit.register(stop_spark)
+            _ATEXIT.append(True)
         return _SESSION
 
 
