@@ -108,3 +108,9 @@ def settings(tmp_path: Path, monkeypatch) -> Settings:
 
 
 ADMIN_KEY = "zk-admin-test-key-000000000000"
+
+
+def pytest_collection_modifyitems(config, items):
+    """Browser tests run last: Playwright's sync API keeps an event loop running in the main
+    thread while its browser fixture lives, and ``asyncio.run`` refuses to start under it."""
+    items.sort(key=lambda item: 1 if item.get_closest_marker("browser") else 0)
