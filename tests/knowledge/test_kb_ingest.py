@@ -44,7 +44,8 @@ def test_pdf_pages_are_kept():
                                                        (2, "Number portability is free.")]
 
 
-def test_encrypted_pdf_gets_a_clear_error():
+def encrypted_pdf() -> bytes:
+    """A real password-protected PDF (pypdf encryption)."""
     from pypdf import PdfReader, PdfWriter
 
     w = PdfWriter()
@@ -53,8 +54,12 @@ def test_encrypted_pdf_gets_a_clear_error():
     w.encrypt(user_password="s3cret", owner_password="owner")
     buf = io.BytesIO()
     w.write(buf)
+    return buf.getvalue()
+
+
+def test_encrypted_pdf_gets_a_clear_error():
     with pytest.raises(InvalidRequest, match="encrypted") as e:
-        parse_document(buf.getvalue(), "locked.pdf")
+        parse_document(encrypted_pdf(), "locked.pdf")
     assert e.value.code == "encrypted_file"
 
 

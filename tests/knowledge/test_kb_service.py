@@ -33,23 +33,8 @@ def test_add_is_idempotent_by_content_hash(kb):
     assert [d["source"] for d in kb.list_documents(ADMIN, "idem")] == ["a.txt"]
 
 
-def encrypted_pdf() -> bytes:
-    import io
-
-    from pypdf import PdfReader, PdfWriter
-    from test_kb_ingest import make_pdf
-
-    w = PdfWriter()
-    for page in PdfReader(io.BytesIO(make_pdf(["secret tariff"]))).pages:
-        w.add_page(page)
-    w.encrypt(user_password="s3cret", owner_password="owner")
-    buf = io.BytesIO()
-    w.write(buf)
-    return buf.getvalue()
-
-
 def test_bad_files_get_their_own_errors_and_the_batch_continues(kb):
-    from test_kb_ingest import make_pdf
+    from test_kb_ingest import encrypted_pdf, make_pdf
 
     kb.create_collection(ADMIN, "batch")
     big = b"x" * (kb.config.max_upload_bytes + 1)

