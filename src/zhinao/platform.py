@@ -178,12 +178,7 @@ class Platform:
         A capability's job handlers need its service, which is built lazily; so the services
         whose jobs are pending (or whose scheduled sync is on) are built first.
         """
-        from sqlalchemy import select
-
-        from zhinao.store.models import Job
-
-        with self.db.session() as s:
-            kinds = set(s.scalars(select(Job.kind).where(Job.status.in_(("queued", "running")))))
+        kinds = self.jobs.pending_kinds()
         if any(k.startswith("kb.") for k in kinds) or self.settings.kb_sync_interval_s:
             self.knowledge  # noqa: B018  (builds the service, registers its handlers, starts sync)
         if any(k.startswith("analytics") for k in kinds):

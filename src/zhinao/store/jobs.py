@@ -145,11 +145,18 @@ class JobRunner:
                 q = q.where(Job.tenant_id == tenant_id)
             return [job_dict(j) for j in s.scalars(q)]
 
+    def _unfinished(self):
+        return select(Job).where(Job.status.in_(("queued", "running")))
+
+    def pending_kinds(self) -> set[str]:
+        """Kinds of the jobs a previous process left unfinished."""
+        with self.db.session() as s:
+            return {j.kind for j in s.scalars(self._unfinished())}
+
     def resume(self) -> list[int]:
         """Restart jobs a previous process left unfinished (their handlers are idempotent)."""
         with self.db.session() as s:
-            ids = [j.id for j in s.scalars(select(Job).where(Job.status.in_(("queued", "running"))))
-                   if j.kind in _HANDLERS]
+            ids = [j.id for j in s.scalars(self._unfinished()) if j.kind in _HANDLERS]
         for job_id in ids:
             log.info("resuming job %s", job_id)
             self._start(job_id)
