@@ -11,7 +11,7 @@ if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
 VPY=.venv/bin/python
-$VPY -m pip install --quiet --upgrade pip setuptools wheel
+$VPY -m pip install --quiet --upgrade pip "setuptools<81" wheel
 
 # torch: the CPU wheel (2.13.0) lies on this kind of machine; pip takes it from the
 # constraint/find-links when present, otherwise from PyPI's CPU index is NOT reachable,

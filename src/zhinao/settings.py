@@ -67,6 +67,8 @@ class Settings(BaseSettings):
     kb_min_relevance: float | None = Field(
         None, description="Similarity under which the assistant says it found nothing; default: the embedder's calibrated value.")
     kb_reranker: str = Field("none", description="Rerank step after retrieval: none | embedding | overlap.")
+    kb_rerank_candidates: int = Field(20, ge=1, description="Passages retrieved for the rerank step to re-order "
+                                      "before the best top_k are kept (only when a reranker is set).")
     kb_sync_interval_s: float = Field(0.0, ge=0, description="Period of the scheduled folder sync in seconds (0 = off).")
     kb_embed_batch: int = Field(32, ge=1, description="Texts per embedder call during ingestion.")
 

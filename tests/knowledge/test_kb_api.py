@@ -83,3 +83,14 @@ def test_errors_are_4xx(client):
     r = client.post("/api/kb/x/documents", files=empty, headers=AUTH)
     assert r.status_code == 400 and "empty" in r.text
     assert client.get("/api/kb/search", params={"q": "x", "mode": "magic"}, headers=AUTH).status_code == 400
+
+
+def test_retrieve_with_rerankers_and_a_clear_400_for_unknown_ones(client):
+    assert client.post("/api/kb/collections", json={"name": "rr"}, headers=AUTH).status_code == 201
+    files = [("files", (f"d{i}.md", f"# 资费 {i}\n\n漫游资费条款 {i}。".encode(), "text/markdown")) for i in range(6)]
+    assert client.post("/api/kb/rr/documents", files=files, data={"wait": "true"}, headers=AUTH).status_code == 202
+    for name in ("none", "embedding", "overlap"):
+        r = client.get("/api/kb/rr/retrieve", params={"q": "漫游资费", "k": 3, "rerank": name}, headers=AUTH)
+        assert r.status_code == 200 and len(r.json()) == 3, (name, r.text)
+    r = client.get("/api/kb/rr/retrieve", params={"q": "漫游资费", "rerank": "cross-encoder"}, headers=AUTH)
+    assert r.status_code == 400 and "unknown reranker" in r.text and "overlap" in r.text

@@ -31,11 +31,14 @@ def test_hybrid_beats_bm25_and_dense_on_the_demo_set(tmp_path):
         out = load_demo(svc, ADMIN)
         assert out["job"]["result"]["counts"] == {"added": 10}
         assert load_demo(svc, ADMIN)["job"]["result"]["counts"] == {"unchanged": 10}  # idempotent
-        rep = evaluate(svc, ADMIN, "telecom-demo", EVAL_QA)
+        rep = evaluate(svc, ADMIN, "telecom-demo", EVAL_QA, modes=("bm25", "dense", "hybrid", "hybrid+overlap"))
         m = rep["modes"]
-        assert m["hybrid"]["recall@5"] > m["bm25"]["recall@5"]
-        assert m["hybrid"]["recall@5"] > m["dense"]["recall@5"]
-        assert m["hybrid"]["mrr@10"] > max(m["bm25"]["mrr@10"], m["dense"]["mrr@10"])
+        for at in ("recall@3", "recall@5"):  # the target: hybrid above both single retrievers
+            assert m["hybrid"][at] > max(m["bm25"][at], m["dense"][at]), at
+        # the overlap reranker, shown the wider candidate pool, puts the gold passage first more often
+        best_single_mrr = max(m[x]["mrr@10"] for x in ("bm25", "dense", "hybrid"))
+        assert m["hybrid+overlap"]["mrr@10"] > best_single_mrr
+        assert m["hybrid+overlap"]["recall@1"] > m["hybrid"]["recall@1"]
         assert m["hybrid"]["recall@5"] >= 0.85
         assert rep["refusal"]["off_topic_refused"] == 1.0 and rep["refusal"]["answerable_kept"] >= 0.9
         assert len(OFF_TOPIC) >= 8

@@ -201,7 +201,8 @@ def demo(collection: str = typer.Option("telecom-demo", "--collection", "-c")) -
 @app.command("eval")
 @handle_errors
 def evaluate(qa: Path = typer.Argument(..., help="JSONL: question, source, gold"), collection: str = COLL,
-             modes: str = typer.Option("bm25,dense,hybrid"), answers: int = typer.Option(0, help="Also answer N "
+             modes: str = typer.Option("bm25,dense,hybrid", help="Retrievers, each optionally with a reranker: "
+                                       "hybrid+overlap, dense+embedding"), answers: int = typer.Option(0, help="Also answer N "
              "questions with the model and score citations"), model: str = typer.Option(None),
              as_json: bool = typer.Option(False, "--json")) -> None:
     """recall@k, MRR, nDCG@10 per retriever, and citation accuracy. 评测。"""

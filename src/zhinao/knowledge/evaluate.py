@@ -71,14 +71,20 @@ def retrieval_metrics(rels: list[list[bool]], ks: tuple[int, ...] = (1, 3, 5, 10
 def evaluate(service: Any, principal: Any, collection: str, qa: list[dict[str, Any]] | str | Path, *,
              modes: tuple[str, ...] = ("bm25", "dense", "hybrid"), answers: int = 0,
              model: str | None = None, refusals: bool = True) -> dict[str, Any]:
-    """Run every question through each retriever; optionally generate ``answers`` answers."""
+    """Run every question through each retriever; optionally generate ``answers`` answers.
+
+    A mode is a retriever name, optionally with a reranker: ``hybrid+overlap`` retrieves the
+    reranker's candidate pool with hybrid search and reports the reranked top 10.
+    """
     rows = load_qa(qa) if not isinstance(qa, list) else qa
     report: dict[str, Any] = {"collection": collection, "questions": len(rows), "modes": {}}
     for mode in modes:
         rels, lat = [], []
         for r in rows:
             t0 = time.perf_counter()
-            hits = service.retrieve(principal, collection, r["question"], k=10, mode=mode, rerank_with="none")
+            retriever, _, reranker = mode.partition("+")
+            hits = service.retrieve(principal, collection, r["question"], k=10, mode=retriever,
+                                    rerank_with=reranker or "none")
             lat.append((time.perf_counter() - t0) * 1000)
             rels.append([_relevant(h, r) for h in hits])
         m = retrieval_metrics(rels)

@@ -18,15 +18,18 @@ log = logging.getLogger(__name__)
 
 #: output fields returned with every hit
 FIELDS = ["pk", "doc_id", "version", "doc_key", "idx", "page", "heading", "kind", "body"]
-MAX_BODY = 8000
-#: jieba for Chinese (English words pass through whole), lower-cased, punctuation and
-#: function words dropped so that question words ("怎么", "what") do not dominate BM25
+MAX_BODY = 8000  # characters; chunks are far smaller, this only guards the schema limit
+#: jieba for Chinese (English words pass through whole), lower-cased; punctuation and
+#: function words dropped so that question words ("怎么", "what") do not dominate BM25.
+#: Punctuation goes through the stop list rather than the ``removepunct`` filter because the
+#: native Milvus Lite 2.5 engine lacks that filter; the stop list works on every engine.
 STOP_WORDS = ["的", "了", "吗", "呢", "吧", "啊", "是", "在", "和", "与", "或", "我", "你", "他", "她", "它", "我们",
               "怎么", "怎么办", "什么", "多少", "哪些", "哪个", "如何", "为什么", "能", "能不能", "可以", "会", "要",
               "有", "没有", "多久", "几", "吗", "么", "the", "a", "an", "is", "are", "do", "does", "did", "i", "my",
               "me", "you", "your", "what", "how", "when", "where", "which", "who", "why", "can", "of", "to", "in",
               "on", "for", "and", "or", "it", "be", "there", "much", "many", "long", "get", "if", "at", "with"]
-ANALYZER = {"tokenizer": "jieba", "filter": ["lowercase", "removepunct", {"type": "stop", "stop_words": STOP_WORDS}]}  # characters; chunks are far smaller, this only guards the schema limit
+PUNCTUATION = list("，。！？；：、“”‘’（）《》【】—…·,.!?;:'\"()[]{}<>-/\\|@#$%^&*_+=~`") + [" ", "\t", "\n", "\u3000"]
+ANALYZER = {"tokenizer": "jieba", "filter": ["lowercase", {"type": "stop", "stop_words": STOP_WORDS + PUNCTUATION}]}
 
 
 @dataclass
@@ -66,8 +69,12 @@ class MilvusIndex:
     """Thin wrapper over ``pymilvus.MilvusClient``; knows nothing of documents or users."""
 
     def __init__(self, uri: str, token: str | None = None, prefix: str = "zhinao_kb_"):
+        import warnings
+
         from pymilvus import MilvusClient
 
+        # milvus-lite 2.5 reads its own version through pkg_resources; the warning is not the user's concern
+        warnings.filterwarnings("ignore", message="pkg_resources is deprecated", category=UserWarning)
         self.uri, self.prefix = uri, prefix
         try:
             self.client = MilvusClient(uri=uri, token=token or "")

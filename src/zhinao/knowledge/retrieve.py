@@ -176,10 +176,10 @@ def _overlap_rerank(query: str, hits: list[Hit], embedder: Embedder) -> list[Hit
     return [h for _, h in sorted(enumerate(hits), key=lambda ph: -score(ph))]
 
 
-def rerank(name: str, query: str, hits: list[Hit], embedder: Embedder) -> list[Hit]:
+def get_reranker(name: str) -> Reranker:
     if name not in RERANKERS:
         raise InvalidRequest(f"unknown reranker {name!r}; choose one of {sorted(RERANKERS)}", param="rerank")
-    return RERANKERS[name](query, hits, embedder)
+    return RERANKERS[name]
 
 
 def cosine(a: list[float], b: list[float]) -> float:
