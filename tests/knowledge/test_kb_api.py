@@ -94,3 +94,17 @@ def test_retrieve_with_rerankers_and_a_clear_400_for_unknown_ones(client):
         assert r.status_code == 200 and len(r.json()) == 3, (name, r.text)
     r = client.get("/api/kb/rr/retrieve", params={"q": "漫游资费", "rerank": "cross-encoder"}, headers=AUTH)
     assert r.status_code == 400 and "unknown reranker" in r.text and "overlap" in r.text
+
+
+def test_reindex_rebuilds_passages_from_the_stored_originals(client):
+    assert client.post("/api/kb/collections", json={"name": "ri"}, headers=AUTH).status_code == 201
+    files = [("files", ("a.md", "# 漫游\n\n亚洲日包每天 25 元。".encode(), "text/markdown")),
+             ("files", ("b.md", "# 宽带\n\n城区故障 24 小时内修复。".encode(), "text/markdown"))]
+    assert client.post("/api/kb/ri/documents", files=files, data={"wait": "true"}, headers=AUTH).status_code == 202
+    r = client.post("/api/kb/ri/reindex", params={"wait": "true"}, headers=AUTH)
+    assert r.status_code == 202 and r.json()["job"]["result"]["counts"] == {"reindexed": 2}, r.text
+    docs = client.get("/api/kb/ri/documents", headers=AUTH).json()
+    assert sorted(d["version"] for d in docs) == [2, 2]
+    hits = client.get("/api/kb/ri/retrieve", params={"q": "亚洲日包", "k": 5}, headers=AUTH).json()
+    assert hits[0]["source"] == "a.md" and len({h["passage_id"] for h in hits}) == len(hits) == 2
+    assert client.post("/api/kb/nope/reindex", headers=AUTH).status_code == 404

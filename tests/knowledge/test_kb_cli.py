@@ -38,6 +38,12 @@ def test_add_docs_search_sync_eval(settings, tmp_path):
     assert r.exit_code == 0, r.output
     rep = json.loads(r.output)
     assert set(rep["modes"]) == {"bm25", "dense", "hybrid"} and rep["modes"]["bm25"]["recall@1"] == 1.0
+    r = runner.invoke(app, ["eval", str(qa), "-c", "cs", "--json", "--modes", "hybrid+overlap,dense+embedding"])
+    assert r.exit_code == 0 and set(json.loads(r.output)["modes"]) == {"hybrid+overlap", "dense+embedding"}
+    r = runner.invoke(app, ["eval", str(qa), "-c", "cs", "--modes", "hybrid+cross"])
+    assert r.exit_code != 0 and "unknown reranker 'cross'" in r.output
+    r = runner.invoke(app, ["reindex", "-c", "cs"])
+    assert r.exit_code == 0 and "reindexed" in r.output and "100%" in r.output, r.output
     r = runner.invoke(app, ["rm", "999", "-c", "cs"])
     assert r.exit_code == 2 and "not found" in r.output
 

@@ -122,6 +122,19 @@ def sync(directory: Path, collection: str = COLL,
             time.sleep(every)
 
 
+@app.command("reindex")
+@handle_errors
+def reindex(collection: str = COLL) -> None:
+    """Rebuild the index of a collection from the stored originals (e.g. after pointing kb milvus_uri at a
+    Milvus server). 重建索引（如迁移到 Milvus 服务器后）。"""
+    with platform() as p:
+        out = p.knowledge.reindex(cli_principal(p), collection)
+        if out["job_id"] is None:
+            console.print("nothing to reindex: the collection has no ready documents")
+            return
+        _print_job(_follow(p, out["job_id"]))
+
+
 @app.command("resume")
 @handle_errors
 def resume() -> None:

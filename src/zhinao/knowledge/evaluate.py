@@ -104,13 +104,25 @@ def evaluate(service: Any, principal: Any, collection: str, qa: list[dict[str, A
                              "answerable_kept": sum(b >= thr for b in best_on) / len(best_on),
                              "off_topic_refused": sum(b < thr for b in best_off) / len(best_off)}
     if answers:
-        report["answers"] = asyncio.run(_answers(service, principal, collection, rows[:answers], model))
+        report["answers"] = asyncio.run(_answers(service, principal, collection, spread(rows, answers), model))
     return report
+
+
+def spread(rows: list[dict[str, Any]], n: int) -> list[dict[str, Any]]:
+    """``n`` questions evenly spaced through the set, so that a small answer sample covers every
+    document and both languages (the set is ordered by document and language)."""
+    if n >= len(rows):
+        return list(rows)
+    step = len(rows) / n
+    return [rows[int(i * step)] for i in range(n)]
 
 
 async def _answers(service: Any, principal: Any, collection: str, rows: list[dict[str, Any]],
                    model: str | None) -> dict[str, Any]:
+    """Citation accuracy: the share of answers that cite (by the model's [n] markers, or by overlap when
+    it writes none) at least one passage containing the question's gold snippet."""
     ok = cited_any = found = 0
+    by_lang: dict[str, list[int]] = {}
     t0 = time.perf_counter()
     for r in rows:
         res = await service.chat(principal, collection, [{"role": "user", "content": r["question"]}],
@@ -118,10 +130,13 @@ async def _answers(service: Any, principal: Any, collection: str, rows: list[dic
         found += bool(res["found"])
         cited = [c for c in res["citations"] if c.get("cited")]
         cited_any += any(c.get("cited_by") == "model" for c in cited)
-        ok += any(r["gold"] in c["snippet"] or _gold_in_passage(service, principal, collection, c, r) for c in cited)
+        hit = any(r["gold"] in c["snippet"] or _gold_in_passage(service, principal, collection, c, r) for c in cited)
+        ok += hit
+        by_lang.setdefault(r.get("lang", "?"), []).append(int(hit))
     n = len(rows)
     return {"n": n, "model": model, "citation_accuracy": ok / n, "answers_with_model_markers": cited_any / n,
-            "found": found / n, "seconds": round(time.perf_counter() - t0, 1)}
+            "found": found / n, "seconds": round(time.perf_counter() - t0, 1),
+            "citation_accuracy_by_lang": {k: round(sum(v) / len(v), 3) for k, v in sorted(by_lang.items())}}
 
 
 def _gold_in_passage(service: Any, principal: Any, collection: str, c: dict[str, Any], r: dict[str, Any]) -> bool:

@@ -163,17 +163,31 @@ class MilvusIndex:
     def get(self, name: str, pks: list[str]) -> list[dict]:
         return self.client.get(name, ids=pks, output_fields=FIELDS) if pks else []
 
+    def _search(self, fn: Any, name: str, **kw: Any) -> list[list[dict]]:
+        """Run a search; an empty collection answers with no hits.
+
+        Milvus fails BM25 over a collection that never held a row (its average document length
+        is 0/0: "Invalid sparse row: NaN or Inf"), which is where a reindex into a fresh Milvus
+        server starts while the metadata store already lists the documents.
+        """
+        try:
+            return fn(name, **kw)
+        except Exception:
+            if self.count(name) == 0:
+                return [[]]
+            raise
+
     def dense(self, name: str, vector: list[float], k: int, expr: str = "") -> list[Hit]:
-        res = self.client.search(name, data=[vector], anns_field="dense", limit=k, filter=expr,
-                                 search_params={"metric_type": "IP"}, output_fields=FIELDS)
+        res = self._search(self.client.search, name, data=[vector], anns_field="dense", limit=k, filter=expr,
+                           search_params={"metric_type": "IP"}, output_fields=FIELDS)
         hits = [Hit.from_entity(r["entity"], r["distance"]) for r in res[0]]
         for h in hits:  # inner product of unit vectors: the score is the cosine
             h.relevance = h.score
         return hits
 
     def bm25(self, name: str, text: str, k: int, expr: str = "") -> list[Hit]:
-        res = self.client.search(name, data=[text], anns_field="sparse", limit=k, filter=expr,
-                                 search_params={"metric_type": "BM25"}, output_fields=FIELDS + ["dense"])
+        res = self._search(self.client.search, name, data=[text], anns_field="sparse", limit=k, filter=expr,
+                           search_params={"metric_type": "BM25"}, output_fields=FIELDS + ["dense"])
         return [Hit.from_entity(r["entity"], r["distance"]) for r in res[0]]
 
     def hybrid(self, name: str, vector: list[float], text: str, k: int, expr: str = "",
@@ -185,8 +199,8 @@ class MilvusIndex:
                                  expr=expr or None),
                 AnnSearchRequest(data=[text], anns_field="sparse", param={"metric_type": "BM25"}, limit=n,
                                  expr=expr or None)]
-        res = self.client.hybrid_search(name, reqs=reqs, ranker=RRFRanker(rrf_k), limit=k,
-                                        output_fields=FIELDS + ["dense"])
+        res = self._search(self.client.hybrid_search, name, reqs=reqs, ranker=RRFRanker(rrf_k), limit=k,
+                           output_fields=FIELDS + ["dense"])
         return [Hit.from_entity(r["entity"], r["distance"]) for r in res[0]]
 
     def close(self) -> None:

@@ -166,13 +166,14 @@ class Ingestor:
         source, digest = item["source"], item["sha256"]
         with self.db.session() as s:
             doc = s.scalar(select(KBDocument).where(KBDocument.collection_id == cid, KBDocument.source == source))
-            if doc is not None and doc.status == "ready" and doc.content_hash == digest and doc.version > 0:
+            if doc is not None and doc.status == "ready" and doc.content_hash == digest and doc.version > 0 \
+                    and not item.get("reindex"):
                 if self._meta_update(doc, item):
                     doc.updated_at = utcnow()
                 return {"source": source, "doc_id": doc.id, "status": "unchanged", "chunks": doc.chunk_count}
             twin = s.scalar(select(KBDocument).where(KBDocument.collection_id == cid, KBDocument.content_hash == digest,
                                                      KBDocument.status == "ready", KBDocument.source != source))
-            if twin is not None and not item.get("replace"):
+            if twin is not None and not item.get("replace") and not item.get("reindex"):
                 return {"source": source, "doc_id": twin.id, "status": "duplicate",
                         "duplicate_of": twin.source, "chunks": twin.chunk_count}
             if doc is None:
@@ -221,8 +222,8 @@ class Ingestor:
         bump(self.db.url, cid)  # after the commit: readers switch to the new version now
         if pv > 1:  # earlier versions (replaced, or abandoned by a crash) go; a first version has none
             self.index.delete(name, f"doc_id == {doc_id} and version != {pv}")
-        return {"source": source, "doc_id": doc_id, "status": "replaced" if old else "added", "chunks": len(chunks),
-                "version": pv}
+        status = "reindexed" if item.get("reindex") else "replaced" if old else "added"
+        return {"source": source, "doc_id": doc_id, "status": status, "chunks": len(chunks), "version": pv}
 
     @staticmethod
     def _meta_update(doc: KBDocument, item: dict[str, Any]) -> bool:

@@ -76,11 +76,29 @@ class Prepared:
     citations: list[dict[str, Any]] = field(default_factory=list)
 
 
-_INJECTION = re.compile(
-    r"[^。！？!?.\n]*(?:ignore (?:all |any |your |the )?(?:previous |prior |above )?(?:instructions|rules|prompt)"
+#: a sentence: up to Chinese or Latin end punctuation (a full stop only before a space or the end,
+#: so that "25.5 yuan" stays whole) or a line break
+_SENTENCE = re.compile(r"[^。！？!?\n]*?(?:[。！？!?]+|\.(?=\s|$)|\n|$)")
+_ADDRESSEE = r"(?:assistant|\bai\b|chat ?bot|\bbot\b|language model|\bllm\b|\bgpt\b|助手|机器人|大模型|语言模型|\bmodel\b)"
+_MODAL = r"(?:must|should|always|never|only|have to|need to|is to|are to|必须|只能|只许|只可|一律|务必|应当|应该|只)"
+_SAY = r"(?:reply|respond|answer|say|output|print|write|回复|回答|答复|输出|说)"
+_INJECTION = re.compile(r"(?:"
+    # the classic phrasings
+    r"ignore (?:all |any |your |the )?(?:previous |prior |above )?(?:instructions|rules|prompt)"
     r"|disregard (?:all |your |the )?(?:previous |above )?(?:instructions|rules)|you are now|system prompt"
     r"|(?:忽略|无视|忘记|不要遵守)[你您的之前以上述所有全部先和系统]{0,10}(?:指令|指示|规则|提示|设定)"
-    r"|你现在是|系统提示)[^。！？!?.\n]*[。！？!?.]?", re.I)
+    r"|你现在是|系统提示"
+    # orders addressed to the model: an addressee, then a modal and a verb of saying, in one sentence
+    r"|" + _ADDRESSEE + r"[^。！？!?\n]{0,40}?" + _MODAL + r"[^。！？!?\n]{0,12}?" + _SAY +
+    # whatever anyone asks, one fixed reply
+    r"|(?:whatever|no matter what|regardless of what) (?:the |a |any )?(?:customer|user|anyone|they|people|you)\w* "
+    r"(?:asks?|says?|wants?)"
+    r"|(?:无论|不管|不论)(?:客户|用户|对方|别人|谁|任何人)?(?:问|询问|提出)(?:了)?(?:什么|任何|啥)"
+    r"|(?:the )?only (?:correct |right |acceptable |valid )?(?:reply|answer|response|output) is"
+    r"|唯一(?:正确|合适|有效|可以)?的?(?:回复|回答|答案|答复|输出)"
+    r"|(?:reply|respond|answer)(?: to)?(?: every| any| all)?(?: questions?)? (?:only )?with (?:the (?:single )?word|only)"
+    r"|只(?:回答|回复|答复|输出|说)[“\"'「『]"
+    r")", re.I)
 REMOVED = "[instruction-like text removed / 已移除疑似指令]"
 
 
@@ -88,9 +106,20 @@ def sanitize(passage: str) -> str:
     """Passages cannot close the context block, inject chat-template tokens, or carry orders.
 
     Delimiting alone does not stop a small model from obeying "ignore your instructions"
-    inside a passage, so sentences that address the assistant are replaced as well.
+    inside a passage (Qwen2.5-0.5B answered "香蕉" to a Chinese order hidden in a roaming
+    tariff, see tests/knowledge/test_kb_rag.py), so sentences that address the assistant or
+    pin its reply are replaced as well. The patterns are deliberately narrow: the demo
+    corpus passes through unchanged (tested), so ordinary service text is not censored.
     """
-    return _INJECTION.sub(REMOVED, _DELIM.sub(" ", passage))
+    text = _DELIM.sub(" ", passage)
+    out = []
+    for m in _SENTENCE.finditer(text):
+        sent = m.group(0)
+        if sent and _INJECTION.search(sent):
+            lead = sent[:len(sent) - len(sent.lstrip())]
+            sent = lead + REMOVED + ("\n" if sent.endswith("\n") else "")
+        out.append(sent)
+    return "".join(out)
 
 
 def build_context(hits: list[Hit], lang: str) -> str:

@@ -71,7 +71,8 @@ class KnowledgeService:
         self.config = config or from_settings(self.settings)
         home = Path(self.settings.home)
         self.blobs = BlobStore(home / "kb" / "blobs")
-        self.index = MilvusIndex(self.config.milvus_path(home), self.config.milvus_token)
+        self.index = MilvusIndex(self.config.milvus_path(home), self.config.milvus_token,
+                                 prefix=self.config.milvus_prefix)
         self._scopes = ScopeCache(self.db.url)
         ingestion._SERVICES[self.db.url] = self
         self._sync_stop = threading.Event()
@@ -340,6 +341,30 @@ class KnowledgeService:
                                   tenant_id=principal.tenant_id)
         out = {"job_id": job_id, "added_or_changed": [i["source"] for i in items], "deleted": deletes,
                "rejected": rejected}
+        if wait:
+            out["job"] = self.jobs.wait(job_id)
+        return out
+
+    def reindex(self, principal: Any, collection: str | int, *, wait: bool = False) -> dict[str, Any]:
+        """Rebuild a collection's passages in the current index from the stored originals.
+
+        What moving a library from Milvus Lite to a Milvus server takes (point ``kb_milvus_uri``
+        at the server, then reindex), and the way back after an index file was lost or written
+        by an incompatible engine. Every ready document gets a new version, so readers keep the
+        old passages, where the index still has them, until the new ones are in; documents whose
+        original is missing fail one by one, the rest go on.
+        """
+        with self.db.session() as s:
+            coll = self._collection(s, principal, collection, write=True)
+            cid = coll.id
+            docs = s.scalars(select(KBDocument).where(KBDocument.collection_id == cid, KBDocument.version > 0,
+                                                      KBDocument.status == "ready")).all()
+            items = [{"source": d.source, "sha256": d.content_hash, "size": d.size_bytes,
+                      "suffix": PurePath(d.source).suffix, "reindex": True} for d in docs]
+        if not items:
+            return {"job_id": None, "documents": 0}
+        job_id = self.jobs.submit("kb.ingest", {"collection_id": cid, "items": items}, tenant_id=principal.tenant_id)
+        out: dict[str, Any] = {"job_id": job_id, "documents": len(items)}
         if wait:
             out["job"] = self.jobs.wait(job_id)
         return out

@@ -150,6 +150,12 @@ def sync(collection: str, body: SyncIn, principal: AdminDep, platform: PlatformD
     return platform.knowledge.sync_dir(principal, collection, body.directory, wait=body.wait)
 
 
+@router.post("/{collection}/reindex", status_code=202)
+def reindex(collection: str, principal: PrincipalDep, platform: PlatformDep, wait: bool = False):
+    """Rebuild the collection's passages in the current index from the stored originals."""
+    return platform.knowledge.reindex(principal, collection, wait=wait)
+
+
 @router.get("/{collection}/passages/{passage_id}")
 def get_passage(collection: str, passage_id: str, principal: PrincipalDep, platform: PlatformDep):
     return platform.knowledge.passage(principal, collection, passage_id)
