@@ -248,7 +248,8 @@ def quality() -> dict:
     t0 = time.perf_counter()
     out = load_demo(svc, SystemPrincipal())
     load_s = time.perf_counter() - t0
-    rep = evaluate(svc, SystemPrincipal(), "telecom-demo", EVAL_QA)
+    rep = evaluate(svc, SystemPrincipal(), "telecom-demo", EVAL_QA,
+                   modes=("bm25", "dense", "hybrid", "hybrid+overlap", "hybrid+embedding"))
     rep["load_s"] = round(load_s, 1)
     rep["chunks"] = svc.get_collection(SystemPrincipal(), "telecom-demo")["chunks"]
     rep["embed_passages_per_s"] = round(rep["chunks"] / load_s, 2)
