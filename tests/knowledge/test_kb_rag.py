@@ -158,7 +158,9 @@ def test_sanitizer_leaves_ordinary_service_text_alone():
     assert [c for c in chunks if sanitize(c) != c] == []
     for text in ["套餐月费 25.5 元。超出后每 GB 3 元.", "智能客服机器人会在 5 秒内回复您的问题。",
                  "The assistant bot feature answers calls 24/7. Our agents always reply within one day.",
-                 "你必须回答安全问题才能重置密码。", "Whatever plan you choose, roaming is billed per day."]:
+                 "你必须回答安全问题才能重置密码。", "Whatever plan you choose, roaming is billed per day.",
+                 "If the light stays red, the only answer is to restart the router.",
+                 "This router model must output 12 V; say so when you call the hotline.", "重启光猫是唯一的解决办法。"]:
         assert sanitize(text) == text
 
 

@@ -79,9 +79,9 @@ class Prepared:
 #: a sentence: up to Chinese or Latin end punctuation (a full stop only before a space or the end,
 #: so that "25.5 yuan" stays whole) or a line break
 _SENTENCE = re.compile(r"[^。！？!?\n]*?(?:[。！？!?]+|\.(?=\s|$)|\n|$)")
-_ADDRESSEE = r"(?:assistant|\bai\b|chat ?bot|\bbot\b|language model|\bllm\b|\bgpt\b|助手|机器人|大模型|语言模型|\bmodel\b)"
+_ADDRESSEE = r"(?:assistant|\bai\b|chat ?bot|\bbot\b|language model|\bllm\b|\bgpt\b|助手|机器人|大模型|语言模型)"
 _MODAL = r"(?:must|should|always|never|only|have to|need to|is to|are to|必须|只能|只许|只可|一律|务必|应当|应该|只)"
-_SAY = r"(?:reply|respond|answer|say|output|print|write|回复|回答|答复|输出|说)"
+_SAY = r"(?:reply|respond|answer|say|回复|回答|答复|输出|说)"
 _INJECTION = re.compile(r"(?:"
     # the classic phrasings
     r"ignore (?:all |any |your |the )?(?:previous |prior |above )?(?:instructions|rules|prompt)"
@@ -94,8 +94,8 @@ _INJECTION = re.compile(r"(?:"
     r"|(?:whatever|no matter what|regardless of what) (?:the |a |any )?(?:customer|user|anyone|they|people|you)\w* "
     r"(?:asks?|says?|wants?)"
     r"|(?:无论|不管|不论)(?:客户|用户|对方|别人|谁|任何人)?(?:问|询问|提出)(?:了)?(?:什么|任何|啥)"
-    r"|(?:the )?only (?:correct |right |acceptable |valid )?(?:reply|answer|response|output) is"
-    r"|唯一(?:正确|合适|有效|可以)?的?(?:回复|回答|答案|答复|输出)"
+    r"|only (?:correct|right|acceptable|valid|allowed|permitted) (?:reply|answer|response|output)"
+    r"|唯一(?:正确|合适|有效|允许|可以)的?(?:回复|回答|答案|答复|输出)"
     r"|(?:reply|respond|answer)(?: to)?(?: every| any| all)?(?: questions?)? (?:only )?with (?:the (?:single )?word|only)"
     r"|只(?:回答|回复|答复|输出|说)[“\"'「『]"
     r")", re.I)
