@@ -102,3 +102,30 @@ def test_an_unreachable_server_is_a_clear_error(tmp_path):
         svc = make_service(tmp_path, milvus_uri=uri)
         svc.index  # noqa: B018  (the index may be opened lazily)
     assert time.time() - t0 < 60
+
+
+def test_a_lite_file_held_by_another_process_is_a_clear_error(tmp_path):
+    """Milvus Lite serves one process per file (e.g. `zhinao serve` running while the CLI starts)."""
+    import subprocess
+    import sys
+
+    from zhinao.knowledge.index import MilvusIndex
+
+    db = tmp_path / "held.db"
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import sys, time\n"
+        "from zhinao.knowledge.index import MilvusIndex\n"
+        f"ix = MilvusIndex({str(db)!r}); ix.ensure(1, 8)\n"
+        "print('ready', flush=True); time.sleep(120)\n")], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "ready"
+        with pytest.raises(EngineUnavailable, match="open in another process"):
+            MilvusIndex(str(db))
+    finally:
+        holder.kill()
+        holder.wait()
+    ix = MilvusIndex(str(db))  # the holder's death released the file: it opens, and the data is there
+    try:
+        assert ix.client.has_collection(ix.name(1))
+    finally:
+        ix.close()
