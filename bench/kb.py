@@ -282,9 +282,9 @@ def markdown(q: dict | None, s: list[dict]) -> str:
         a = q.get("answers")
         if a:
             lines += [f"Citation accuracy with {a['model']}, {a['n']} questions: {a['citation_accuracy']:.0%} of answers "
-                      f"cite a passage containing the gold snippet (citations are the model's [n] markers, or, when it "
-                      f"writes none, the passages the answer's words come from); {a['answers_with_model_markers']:.0%} "
-                      f"of answers carry the model's own markers; {a['found']:.0%} passed the relevance gate "
+                      f"cite a passage containing the gold snippet (citations are the model's [n] markers that the answer's "
+                      f"words support, or, when none are left, the passages the answer's words come from); "
+                      f"{a['answers_with_model_markers']:.0%} of answers are cited by the model's own markers; {a['found']:.0%} passed the relevance gate "
                       f"({a['seconds']} s)."
                       + (f" By language: {', '.join(f'{k} {v:.0%}' for k, v in a['citation_accuracy_by_lang'].items())}."
                          if a.get("citation_accuracy_by_lang") else ""), ""]

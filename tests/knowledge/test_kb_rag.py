@@ -235,3 +235,16 @@ def test_answers_without_markers_are_attributed_by_overlap():
             Hit(pk="2:1:0", doc_id=2, version=1, idx=0, body="携号转网免收手续费，余额 30 天内退还。")]
     assert attribute("城区宽带故障会在 24 小时内修复。", hits) == [1]
     assert attribute("我不知道。", hits) == []
+
+
+def test_model_markers_that_point_at_unused_passages_are_dropped():
+    from zhinao.knowledge.index import Hit
+    from zhinao.knowledge.rag import attribute, verified
+
+    hits = [Hit(pk="1:1:0", doc_id=1, version=1, idx=0, body="宽带报修后，城区故障承诺 24 小时内修复。"),
+            Hit(pk="2:1:0", doc_id=2, version=1, idx=0, body="携号转网免收手续费，余额 30 天内退还。")]
+    answer = "城区宽带故障会在 24 小时内修复 [2]。"
+    assert verified(answer, hits, [2]) == []  # the answer does not draw on passage 2
+    assert attribute(answer, hits) == [1]  # what the service falls back to
+    assert verified("城区宽带故障会在 24 小时内修复 [1][2]。", hits, [1, 2]) == [1]
+    assert verified("是的 [2]。", hits, [2]) == [2]  # too short to judge: the marker stands

@@ -180,6 +180,18 @@ def attribute(answer: str, hits: list[Hit], min_share: float = 0.35) -> list[int
     return [i for _, i in sorted(scored, reverse=True)[:2]]
 
 
+def verified(answer: str, hits: list[Hit], nums: list[int], min_share: float = 0.2) -> list[int]:
+    """The model's own markers whose passages share at least ``min_share`` of the answer's words.
+
+    A marker that points at a passage the answer does not draw on is a wrong citation (the
+    1.5B pack cites [1] out of habit); too short an answer to judge keeps the markers as given.
+    """
+    words = _terms(_CITE.sub(" ", answer))
+    if len(words) < 3:
+        return nums
+    return [n for n in nums if len(words & _terms(hits[n - 1].body)) / len(words) >= min_share]
+
+
 def footer(citations: list[dict[str, Any]], lang: str) -> str:
     """A plain-text source list, for clients that only show the message text (any OpenAI client)."""
     shown = [c for c in citations if c["cited"]] or citations
@@ -269,9 +281,9 @@ class RagChat:
                 continue
             if d.content:
                 yield d
-        nums = cited_numbers(answer, len(p.citations))
+        nums = verified(answer, p.hits, cited_numbers(answer, len(p.citations)))
         how = "model"
-        if not nums:  # small models often omit markers: attribute by what the answer actually reuses
+        if not nums:  # no (checked) markers: attribute by what the answer actually reuses
             nums, how = attribute(answer, p.hits), "overlap"
         for c in p.citations:
             c["cited"] = c["n"] in nums
