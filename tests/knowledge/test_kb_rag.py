@@ -248,3 +248,21 @@ def test_model_markers_that_point_at_unused_passages_are_dropped():
     assert attribute(answer, hits) == [1]  # what the service falls back to
     assert verified("城区宽带故障会在 24 小时内修复 [1][2]。", hits, [1, 2]) == [1]
     assert verified("是的 [2]。", hits, [2]) == [2]  # too short to judge: the marker stands
+
+
+@pytest.mark.parametrize("chunks,shown", [
+    (["资料", " [1]", "，出自《携号转网服务指南 | 办理条件》", "：在网满 120 天", "。"], "在网满 120 天。 [1]"),
+    (["Passage [2], from “Roaming”: The Asia", " pass costs 25 yuan."], "The Asia pass costs 25 yuan. [2]"),
+    (["资料 [1]，出自《x》：25 元 [1]。"], "25 元 [1]。"),  # its own marker already there: not doubled
+    (["资料显示", "费用 25 元。"], "资料显示费用 25 元。"),  # an ordinary start is released at once
+    (["资料 [1] 显示", "费用 25 元 [1]。"], "资料 [1] 显示费用 25 元 [1]。"),
+    (["资料 [1"], "资料 [1"),  # a stream that ends mid-way loses nothing
+])
+def test_a_copied_context_header_is_dropped_from_the_answer(chunks, shown):
+    from zhinao.knowledge.rag import EchoFilter
+
+    f, out = EchoFilter(), ""
+    for c in chunks:
+        out += f.feed(c)
+    out += f.close(out)
+    assert out == shown

@@ -145,6 +145,71 @@ def build_context(hits: list[Hit], lang: str) -> str:
     return "\n".join(lines)
 
 
+#: the start of a context line (see build_context), as a small model may copy it into its answer
+_ECHO = re.compile(r"\s*(?:资料\s*\[(\d{1,2})\]\s*，\s*出自《[^》\n]{0,300}》\s*[：:]"
+                   r"|Passage \[(\d{1,2})\], from “[^”\n]{0,300}”\s*:)\s*")
+_ECHO_PARTS = (("资料 [", "]，出自《", "》"), ("Passage [", "], from “", "”"))
+
+
+def _may_become_echo(text: str) -> bool:
+    """Whether ``text`` could still grow into a copied context-line header."""
+    s = text.lstrip()
+    for opening, middle, closing in _ECHO_PARTS:
+        if len(s) <= len(opening):
+            if opening.startswith(s):
+                return True
+            continue
+        if not s.startswith(opening):
+            continue
+        digits = re.match(r"\d{1,2}", s[len(opening):])
+        if digits is None:
+            continue
+        rest = s[len(opening) + digits.end():]
+        if len(rest) <= len(middle):
+            if middle.startswith(rest):
+                return True
+            continue
+        if rest.startswith(middle):
+            title = rest[len(middle):]
+            return "\n" not in title and len(title) < 320 and (closing not in title or title.endswith(closing))
+    return False
+
+
+class EchoFilter:
+    """Drops a copied context-line header from the start of a streamed answer.
+
+    Qwen2.5-0.5B often answers by quoting one context line whole ("资料 [1]，出自《…》：…").
+    The quoted passage is a fine, grounded answer; the header is noise. The filter holds
+    back the first characters only while they could still be such a header, removes it,
+    and turns its number into an ordinary [n] marker at the end of the answer.
+    """
+
+    def __init__(self) -> None:
+        self.held, self.done, self.marker = "", False, None
+
+    def feed(self, text: str) -> str:
+        if self.done:
+            return text
+        self.held += text
+        m = _ECHO.match(self.held)
+        if m:
+            self.done, self.marker = True, m.group(1) or m.group(2)
+            out, self.held = self.held[m.end():], ""
+            return out
+        if _may_become_echo(self.held):
+            return ""
+        self.done = True
+        out, self.held = self.held, ""
+        return out
+
+    def close(self, shown: str) -> str:
+        """What is left to show once the model has finished (``shown``: what was shown so far)."""
+        out, self.held, self.done = self.held, "", True
+        if self.marker and f"[{self.marker}]" not in shown + out:
+            out = out.rstrip() + f" [{self.marker}]"
+        return out
+
+
 def citation(h: Hit, n: int, collection: str) -> dict[str, Any]:
     return {"n": n, "doc_id": h.doc_id, "title": h.doc.get("title") or h.doc.get("source", ""),
             "source": h.doc.get("source", ""), "page": h.page, "heading": h.heading, "passage_id": h.pk,
@@ -273,14 +338,18 @@ class RagChat:
         if params.temperature == GenerationParams().temperature:
             gp.temperature = 0.2  # grounded answers: little sampling noise
         gp.tools, gp.tool_choice = None, None
-        answer, last = "", None
+        answer, last, echo = "", None, EchoFilter()
         async for d in chat_model.stream(p.prompt, gp):
-            answer += d.content
             if d.finish_reason:
                 last = d
-                continue
-            if d.content:
-                yield d
+            text = echo.feed(d.content) if d.content else ""
+            if text:
+                answer += text
+                yield ChatDelta(content=text)
+        tail = echo.close(answer)
+        if tail:
+            answer += tail
+            yield ChatDelta(content=tail)
         nums = verified(answer, p.hits, cited_numbers(answer, len(p.citations)))
         how = "model"
         if not nums:  # no (checked) markers: attribute by what the answer actually reuses
