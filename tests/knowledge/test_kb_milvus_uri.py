@@ -15,19 +15,14 @@ import pytest
 from kbutil import ADMIN, close_service, make_service
 
 from zhinao.errors import EngineUnavailable
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from zhinao.runtime.llama_server import free_port
 
 
 @pytest.fixture(scope="module")
 def milvus_server(tmp_path_factory):
     from milvus_lite.server import Server
 
-    port = _free_port()
+    port = free_port()
     server = Server(str(tmp_path_factory.mktemp("milvus-server") / "server.db"), address=f"127.0.0.1:{port}")
     assert server.init() and server.start(), "the Milvus engine did not start"
     deadline = time.time() + 30
@@ -96,7 +91,7 @@ def test_reindex_moves_a_library_from_milvus_lite_to_a_server(milvus_server, tmp
 
 
 def test_an_unreachable_server_is_a_clear_error(tmp_path):
-    uri = f"http://127.0.0.1:{_free_port()}"
+    uri = f"http://127.0.0.1:{free_port()}"
     t0 = time.time()
     with pytest.raises(EngineUnavailable, match="Milvus server is running"):
         svc = make_service(tmp_path, milvus_uri=uri)

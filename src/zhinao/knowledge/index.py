@@ -11,10 +11,13 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
 log = logging.getLogger(__name__)
+# milvus-lite 2.5 reads its own version through pkg_resources; the warning is not the user's concern
+warnings.filterwarnings("ignore", message="pkg_resources is deprecated", category=UserWarning)
 
 #: output fields returned with every hit
 FIELDS = ["pk", "doc_id", "version", "doc_key", "idx", "page", "heading", "kind", "body"]
@@ -69,12 +72,8 @@ class MilvusIndex:
     """Thin wrapper over ``pymilvus.MilvusClient``; knows nothing of documents or users."""
 
     def __init__(self, uri: str, token: str | None = None, prefix: str = "zhinao_kb_"):
-        import warnings
-
         from pymilvus import MilvusClient
 
-        # milvus-lite 2.5 reads its own version through pkg_resources; the warning is not the user's concern
-        warnings.filterwarnings("ignore", message="pkg_resources is deprecated", category=UserWarning)
         self.uri, self.prefix = uri, prefix
         try:
             self.client = MilvusClient(uri=uri, token=token or "")

@@ -29,7 +29,7 @@ from zhinao.knowledge.index import Hit, MilvusIndex
 from zhinao.knowledge.ingest import doc_type_of, supported_extensions
 from zhinao.knowledge.ingestion import BlobStore, Ingestor, _date, collection_lock, sha256
 from zhinao.knowledge.models import KBCollection, KBDocument, KBMember
-from zhinao.knowledge.retrieve import RERANKERS, Scope, get_reranker, make_retriever
+from zhinao.knowledge.retrieve import Scope, get_reranker, make_retriever
 from zhinao.knowledge.scopecache import ScopeCache, bump
 from zhinao.runtime.base import ChatDelta, ChatModel, Embedder, GenerationParams
 from zhinao.store.db import Database, utcnow
@@ -478,13 +478,14 @@ class KnowledgeService:
         if not query:
             raise InvalidRequest("the query is empty", param="q")
         k = k or self.config.top_k
-        reranker = get_reranker(rerank_with or self.config.reranker)  # unknown names fail before any work
+        rerank_name = rerank_with or self.config.reranker
+        reranker = get_reranker(rerank_name)  # unknown names fail before any work
         with self.db.session() as s:
             coll = self._collection(s, principal, collection)
             scope = self._scope(s, coll, principal, **filters)
         retriever = make_retriever(mode, self.index, self.embedder, rrf_k=self.config.rrf_k)
         # a reranker can only promote what it is shown: give it a wider pool, then keep the best k
-        pool = k if reranker is RERANKERS["none"] else max(k, self.config.rerank_candidates)
+        pool = k if rerank_name == "none" else max(k, self.config.rerank_candidates)
         hits = reranker(query, retriever.retrieve(query, pool, scope), self.embedder)[:k]
         for h in hits:
             h.doc = dict(scope.docs.get(h.doc_id, {}))
