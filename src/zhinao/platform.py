@@ -18,6 +18,7 @@ from zhinao.errors import Conflict, InvalidRequest
 from zhinao.maas.conversations import ConversationService
 from zhinao.maas.limits import LimitService, make_counters
 from zhinao.maas.tenancy import TenancyService
+from zhinao.maas.throttle import LoginThrottle
 from zhinao.maas.usage import UsageService
 from zhinao.runtime.base import Embedder
 from zhinao.runtime.manager import ModelManager
@@ -65,7 +66,9 @@ class Platform:
         self.db = Database(self.settings.db_url)
         if migrate:
             self.db.migrate()
-        self.tenancy = TenancyService(self.db, session_ttl_s=self.settings.session_ttl_s)
+        self.tenancy = TenancyService(self.db, session_ttl_s=self.settings.session_ttl_s, throttle=LoginThrottle(
+            user_free=self.settings.login_free_failures, ip_free=self.settings.login_ip_free_failures,
+            max_s=self.settings.login_backoff_max_s))
         self.usage = UsageService(self.db)
         self.conversations = ConversationService(self.db)
         self.limits = LimitService(make_counters(self.settings.redis_url), self.usage.used_today,
@@ -77,9 +80,11 @@ class Platform:
                                    queue_timeout_s=s.queue_timeout_s)
         for spec in self._declared_specs():
             try:
+                if spec.source == "db":  # declared over the API once: hold it to today's rules again
+                    self._check_stored(spec)
                 self.models.register(spec, replace=True)
             except Exception as e:  # one bad declaration must not keep the platform down
-                log.error("model %s not registered: %s", spec.name, e)
+                log.error("model %s not registered: %s", spec.name, getattr(e, "message", e))
         self._embedder: Embedder | None = None
         self.pending_secrets: dict[str, str] | None = None  #: generated bootstrap secrets, shown once
 
@@ -93,10 +98,55 @@ class Platform:
                 specs[rec.name] = ModelSpec(**{**rec.spec, "source": "db"})
         return list(specs.values())
 
-    def add_model(self, spec: ModelSpec, *, persist: str = "db") -> ModelSpec:
-        """Declare a model (``persist`` = ``db`` or ``file``) and serve it."""
+    def pack_files(self) -> list[Path]:
+        """The files of the installed model packs (always valid model paths)."""
+        from zhinao.runtime import packs
+
+        return [p for name in packs.PACKS if (p := packs.installed_path(name, self.settings.model_dir)) is not None]
+
+    def _check_names(self, spec: ModelSpec) -> None:
+        """A model's name and aliases never take over another model's: an alias equal to a model
+        name (``echo``) or to ``default`` would silently route that model's traffic elsewhere."""
+        taken = set(self.models.names()) - {spec.name}
+        for a in spec.aliases:
+            if a == "default" or a.startswith("kb:") or not a or a.strip() != a:
+                raise InvalidRequest(f"alias {a!r} is reserved or malformed", param="aliases")
+            if a in taken:
+                raise Conflict(f"alias {a!r} is the name of another model")
+            if a in self.models and self.models.canonical(a) != spec.name:
+                raise Conflict(f"alias {a!r} already points to model {self.models.canonical(a)!r}")
+        if spec.name != spec.name.strip() or spec.name == "default" or spec.name.startswith("kb:"):
+            raise InvalidRequest(f"model name {spec.name!r} is reserved", param="name")
+        if spec.name in self.models and self.models.canonical(spec.name) != spec.name:
+            raise Conflict(f"{spec.name!r} is already an alias of model {self.models.canonical(spec.name)!r}")
+
+    def _check_stored(self, spec: ModelSpec) -> None:
+        from zhinao.runtime import egress
+        from zhinao.runtime.registry import check_options
+
+        check_options(spec)
+        self._check_names(spec)
+        if spec.base_url:
+            egress.check_url(spec.base_url, self.settings.egress_allow)
+
+    def check_model_request(self, spec: ModelSpec) -> ModelSpec:
+        """Validate a declaration that arrived over the network (see ``registry.check_request_spec``)."""
+        from zhinao.runtime.registry import check_request_spec
+
+        return check_request_spec(spec, roots=self.settings.model_roots, pack_files=self.pack_files(),
+                                  egress_allow=self.settings.egress_allow)
+
+    def add_model(self, spec: ModelSpec, *, persist: str = "db", from_request: bool = False) -> ModelSpec:
+        """Declare a model (``persist`` = ``db`` or ``file``) and serve it.
+
+        ``from_request``: it came over the API, so its path, options and base_url are checked
+        (:meth:`check_model_request`); the CLI, run by the machine's own user, is trusted.
+        """
         if spec.name in self.models.names():
             raise Conflict(f"model {spec.name!r} already exists")
+        if from_request:
+            self.check_model_request(spec)
+        self._check_names(spec)
         self.models.register(spec)
         if persist == "file":
             specs = [s for s in load_model_file(self.settings.models_path) if s.name != spec.name]

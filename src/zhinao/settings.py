@@ -39,6 +39,13 @@ class Settings(BaseSettings):
     llama_ctx: int = Field(4096, ge=256, description="Context window per llama-server slot, in tokens.")
     llama_server_bin: str | None = Field(None, description="Path to llama-server; default .venv/bin/llama-server or PATH.")
     engine_start_timeout_s: float = Field(120.0, description="How long to wait for a local engine to become healthy.")
+    model_dirs: list[Path] = Field(
+        default_factory=list, description="Folders a local model's GGUF file must lie in (after symlinks), as a JSON "
+        "list; default home/models. Installed model packs' own files are always allowed.")
+    egress_allow: list[str] = Field(
+        default_factory=lambda: ["loopback"], description="Addresses a remote model's base_url may reach although "
+        "they are not public, as a JSON list of 'loopback', 'private', 'link-local', CIDRs (10.0.0.0/8) or host "
+        "names; cloud metadata addresses are refused unless listed exactly. Default: loopback only.")
 
     # -- scheduling ---------------------------------------------------------------------
     queue_depth: int = Field(64, ge=0, description="Requests that may wait per model before 429.")
@@ -74,11 +81,19 @@ class Settings(BaseSettings):
                                       "before the best top_k are kept (only when a reranker is set).")
     kb_sync_interval_s: float = Field(0.0, ge=0, description="Period of the scheduled folder sync in seconds (0 = off).")
     kb_embed_batch: int = Field(32, ge=1, description="Texts per embedder call during ingestion.")
+    kb_sync_roots: list[Path] = Field(
+        default_factory=list, description="Server folders the API may sync into a collection (a JSON list; a folder "
+        "must lie inside one after symlinks). Empty: folder sync over the API is off (the local CLI may still sync).")
 
     # -- bootstrap & auth ----------------------------------------------------------------
     admin_key: str | None = Field(None, description="On first start, becomes the bootstrap admin API key (not printed).")
     admin_password: str | None = Field(None, description="On first start, the password of user 'admin' (else random, printed once).")
     session_ttl_s: int = Field(7 * 24 * 3600, description="Lifetime of a console sign-in session.")
+    login_free_failures: int = Field(
+        5, ge=1, description="Wrong passwords an account may give before sign-in backs off (429, doubling waits).")
+    login_ip_free_failures: int = Field(
+        20, ge=1, description="Failed sign-ins one client address may make (any accounts) before it backs off.")
+    login_backoff_max_s: float = Field(300.0, gt=0, description="Longest sign-in back-off after repeated failures.")
 
     # -- serving ------------------------------------------------------------------------
     host: str = Field("127.0.0.1", description="Bind address of `zhinao serve`.")
@@ -108,6 +123,11 @@ class Settings(BaseSettings):
     @property
     def model_dir(self) -> Path:
         return self.home / "models"
+
+    @property
+    def model_roots(self) -> list[Path]:
+        """Folders a local model file must lie in: ``model_dirs`` or home/models, resolved."""
+        return [p.expanduser().resolve() for p in (self.model_dirs or [self.model_dir])]
 
 
 @functools.lru_cache(maxsize=1)

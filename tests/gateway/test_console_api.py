@@ -26,7 +26,7 @@ def test_login_wrong_password(client):
 
 def test_conversation_flow_with_feedback(client):
     h = login(client)
-    assert client.get("/api/me", headers=h).json()["role"] == "admin"
+    assert client.get("/api/me", headers=h).json()["role"] == "operator"
     conv = client.post("/api/conversations", headers=h, json={"model": "echo"}).json()
     ev = send(client, h, conv["id"], content="第一个 问题")
     assert ev[0]["type"] == "turn" and ev[-1]["type"] == "done"

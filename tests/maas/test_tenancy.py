@@ -23,7 +23,7 @@ def test_bootstrap_prints_generated_secrets_once(tenancy):
     assert set(printed) == {"admin_password", "admin_key"}
     assert tenancy.bootstrap() is None  # second start: nothing new, nothing printed
     p = tenancy.authenticate(printed["admin_key"])
-    assert p.role == "admin" and p.tenant == "default"
+    assert p.role == "operator" and p.is_operator and p.tenant == "default"
     token, user = tenancy.login("admin", printed["admin_password"])
     assert tenancy.authenticate(token).username == "admin"
 

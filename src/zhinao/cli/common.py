@@ -35,11 +35,11 @@ def platform() -> Iterator[Any]:
 
 
 def cli_principal(p: Any):
-    """The CLI acts as the bootstrap admin of the default tenant (it has the store's files)."""
+    """The CLI acts as the platform operator (tenant default): whoever runs it has the store's files."""
     from zhinao.maas.tenancy import Principal
 
     t = p.tenancy.tenant_by_name("default")
-    return Principal(tenant_id=t["id"], tenant="default", user_id=None, username="cli", key_id=None, role="admin")
+    return Principal(tenant_id=t["id"], tenant="default", user_id=None, username="cli", key_id=None, role="operator")
 
 
 def handle_errors(fn: Callable) -> Callable:

@@ -34,6 +34,12 @@ def get_admin(principal: Annotated[Principal, Depends(get_principal)]) -> Princi
     return principal
 
 
+def get_operator(principal: Annotated[Principal, Depends(get_principal)]) -> Principal:
+    principal.require_operator()
+    return principal
+
+
 PlatformDep = Annotated[Platform, Depends(get_platform)]
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
 AdminDep = Annotated[Principal, Depends(get_admin)]
+OperatorDep = Annotated[Principal, Depends(get_operator)]

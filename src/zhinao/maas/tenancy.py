@@ -4,6 +4,13 @@ Keys are random 32-byte tokens shown once (``zk-`` + urlsafe base64) and stored 
 SHA-256 hashes: a stolen database does not leak usable keys, and lookups stay O(1).
 Passwords use scrypt. The first start creates tenant ``default`` and user ``admin``;
 the admin key comes from ``ZHINAO_ADMIN_KEY`` when set (then never printed).
+
+Roles, highest first: ``operator`` (the platform operator: models, packs, tenants, data
+sources, global settings, cross-tenant views; exists only in tenant ``default``), ``admin``
+(a tenant admin: that tenant's users, keys, collections, workspaces) and ``member``. The
+bootstrap user and key are operators. Nobody grants a role above their own, a key never
+acts above its user's current role, and the last working operator credential cannot be
+revoked, demoted, disabled or deleted (409), so the platform can always be administered.
 """
 
 from __future__ import annotations
@@ -15,14 +22,30 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from zhinao.errors import AuthenticationError, Conflict, InvalidRequest, NotFound, PermissionDenied
+from zhinao.maas.throttle import LoginThrottle
 from zhinao.store.db import Database, utcnow
 from zhinao.store.models import ApiKey, Tenant, User
 
-ROLES = ("admin", "member")
+ROLES = ("operator", "admin", "member")
+#: A role's rank: a key or user is never given a rank above the one who creates it, and a
+#: key's effective rank is never above its user's current rank.
+ROLE_RANK = {"member": 0, "admin": 1, "operator": 2}
+#: The only tenant where the operator role exists: the platform's own tenant.
+OPERATOR_TENANT = "default"
+
+
+def role_rank(role: str | None) -> int:
+    return ROLE_RANK.get(role or "member", 0)
+
+
+def lower_role(a: str, b: str) -> str:
+    """The lower of two roles (an unknown role counts as member)."""
+    return a if role_rank(a) <= role_rank(b) else b
 
 
 @dataclass(frozen=True)
@@ -37,16 +60,34 @@ class Principal:
     role: str
     models: tuple[str, ...] | None = None  #: models this key may use; None = all
     limits: dict[str, Any] = field(default_factory=dict)  #: key-level rpm/tpm/tokens_per_day
+    granted: tuple[str, ...] | None = None  #: platform models granted to the tenant; None = all
+
+    @property
+    def is_operator(self) -> bool:
+        """The platform operator: models, packs, tenants, data sources, cross-tenant views."""
+        return self.role == "operator" and self.tenant == OPERATOR_TENANT
 
     @property
     def is_admin(self) -> bool:
-        return self.role == "admin"
+        """A tenant admin of this principal's tenant (the operator is one too)."""
+        return self.role in ("admin", "operator")
 
     def require_admin(self) -> None:
         if not self.is_admin:
             raise PermissionDenied("this action needs the admin role")
 
+    def require_operator(self) -> None:
+        if not self.is_operator:
+            raise PermissionDenied("this action needs the platform operator role")
+
+    def may_use(self, model: str) -> bool:
+        """Is canonical model ``model`` granted to this principal's tenant? (The operator sees all.)"""
+        return self.granted is None or model in self.granted or self.is_operator
+
     def check_model(self, model: str, aliases: tuple[str, ...] = ()) -> None:
+        if not self.may_use(model):
+            raise PermissionDenied(f"model {model!r} is not granted to tenant {self.tenant!r}; ask the platform "
+                                   "operator", code="model_not_granted")
         if self.models is not None and model not in self.models and not set(aliases) & set(self.models):
             raise PermissionDenied(f"this API key may not use model {model!r}; allowed: {', '.join(self.models)}",
                                    code="model_not_allowed")
@@ -74,13 +115,28 @@ def verify_password(password: str, stored: str | None) -> bool:
     return hmac.compare_digest(got.hex(), dk)
 
 
+#: verified when the username is unknown, so a wrong name costs the same time as a wrong password
+_DUMMY_HASH = "scrypt$" + "00" * 16 + "$" + "00" * 64
+
+
 def tenant_dict(t: Tenant) -> dict[str, Any]:
     return {"id": t.id, "name": t.name, "display_name": t.display_name, "rpm": t.rpm, "tpm": t.tpm,
-            "tokens_per_day": t.tokens_per_day, "disabled": t.disabled, "created_at": t.created_at.isoformat()}
+            "tokens_per_day": t.tokens_per_day, "disabled": t.disabled, "models": t.models,
+            "created_at": t.created_at.isoformat()}
+
+
+def stored_username(tenant: str, username: str) -> str:
+    """The stored (globally unique) form of a username: qualified by the tenant outside ``default``,
+    so two tenants may both have an "alice" and neither learns about the other's."""
+    return username if tenant == OPERATOR_TENANT else f"{tenant}/{username}"
+
+
+def shown_username(stored: str) -> str:
+    return stored.split("/", 1)[-1]
 
 
 def user_dict(u: User, tenant: str | None = None) -> dict[str, Any]:
-    return {"id": u.id, "username": u.username, "role": u.role, "tenant_id": u.tenant_id,
+    return {"id": u.id, "username": shown_username(u.username), "role": u.role, "tenant_id": u.tenant_id,
             "tenant": tenant, "disabled": u.disabled, "created_at": u.created_at.isoformat()}
 
 
@@ -99,11 +155,52 @@ def _positive(name: str, v: Any) -> int | None:
     return v
 
 
+def _check_grant(role: str, tenant: Tenant | None, actor: Principal | None) -> None:
+    """May ``actor`` give ``role`` to a user or key of ``tenant``? Raises when not."""
+    if role not in ROLES:
+        raise InvalidRequest(f"role must be one of {', '.join(ROLES)}", param="role")
+    if role == "operator" and (tenant is None or tenant.name != OPERATOR_TENANT):
+        raise InvalidRequest(f"the operator role exists only in tenant {OPERATOR_TENANT!r}", param="role")
+    if actor is not None and role_rank(role) > role_rank(actor.role):
+        raise PermissionDenied(f"you cannot give the role {role!r}: it is above your own ({actor.role!r})",
+                               code="role_too_high")
+
+
+def _check_above(actor: Principal | None, role: str, what: str) -> None:
+    """A tenant admin may not change a user or key that outranks them (the operator)."""
+    if actor is not None and role_rank(role) > role_rank(actor.role):
+        raise PermissionDenied(f"{what} has the role {role!r}, above your own ({actor.role!r})",
+                               code="role_too_high")
+
+
+def working_operator_credentials(s: Session) -> int:
+    """How many ways to act as the operator remain: enabled operator users with a password,
+    and unrevoked, unexpired operator API keys whose user (if any) is still an enabled operator."""
+    users = s.scalar(select(func.count()).select_from(User).join(Tenant, Tenant.id == User.tenant_id).where(
+        Tenant.name == OPERATOR_TENANT, Tenant.disabled.is_(False), User.role == "operator",
+        User.disabled.is_(False), User.password_hash.is_not(None)))
+    now = utcnow()
+    keys = s.scalar(select(func.count()).select_from(ApiKey).join(Tenant, Tenant.id == ApiKey.tenant_id)
+                    .outerjoin(User, User.id == ApiKey.user_id).where(
+        Tenant.name == OPERATOR_TENANT, Tenant.disabled.is_(False), ApiKey.kind == "api",
+        ApiKey.role == "operator", ApiKey.revoked_at.is_(None),
+        or_(ApiKey.expires_at.is_(None), ApiKey.expires_at > now),
+        or_(ApiKey.user_id.is_(None), and_(User.role == "operator", User.disabled.is_(False)))))
+    return int(users or 0) + int(keys or 0)
+
+
+def _keep_an_operator(s: Session, doing: str) -> None:
+    """Refuse a change (called after flush, inside its transaction) that leaves no operator credential."""
+    if working_operator_credentials(s) == 0:
+        raise Conflict(f"{doing} would leave no working platform operator credential (user or API key); "
+                       "create another operator first", code="last_operator")
+
+
 class TenancyService:
-    def __init__(self, db: Database, *, session_ttl_s: int = 7 * 24 * 3600):
+    def __init__(self, db: Database, *, session_ttl_s: int = 7 * 24 * 3600, throttle: LoginThrottle | None = None):
         self.db = db
         self.session_ttl_s = session_ttl_s
-        self._cache: dict[str, tuple[float, Principal]] = {}
+        self.throttle = throttle or LoginThrottle()
 
     # -- bootstrap -----------------------------------------------------------------------
     def bootstrap(self, admin_key: str | None = None, admin_password: str | None = None,
@@ -123,14 +220,14 @@ class TenancyService:
             password = admin_password or secrets.token_urlsafe(12)
             if not admin_password:
                 printed["admin_password"] = password
-            u = User(tenant_id=t.id, username="admin", password_hash=hash_password(password), role="admin")
+            u = User(tenant_id=t.id, username="admin", password_hash=hash_password(password), role="operator")
             s.add(u)
             s.flush()
             key = admin_key or new_key()
             if not admin_key:
                 printed["admin_key"] = key
             s.add(ApiKey(tenant_id=t.id, user_id=u.id, name="bootstrap admin", kind="api", prefix=key[:8],
-                         key_hash=hash_key(key), role="admin"))
+                         key_hash=hash_key(key), role="operator"))
             return printed
 
     # -- authentication ------------------------------------------------------------------
@@ -155,26 +252,54 @@ class TenancyService:
                 u = s.get(User, k.user_id)
                 if u is None or u.disabled:
                     raise AuthenticationError("the user of this key is disabled")
-                username = u.username
-                role = u.role if k.kind == "session" else k.role
+                username = shown_username(u.username)
+                # A key never acts above its user's *current* role: demoting a user demotes their keys.
+                role = u.role if k.kind == "session" else lower_role(k.role, u.role)
+            if role not in ROLES:
+                role = "member"
+            if role == "operator" and t.name != OPERATOR_TENANT:
+                role = "admin"  # the operator role exists only in the platform's own tenant
             now = utcnow()
             if k.last_used_at is None or (now - k.last_used_at).total_seconds() > 60:
                 k.last_used_at = now  # coarse, to keep writes off the hot path
             return Principal(tenant_id=t.id, tenant=t.name, user_id=k.user_id, username=username, key_id=k.id,
                              role=role, models=tuple(k.models) if k.models is not None else None,
-                             limits={"rpm": k.rpm, "tpm": k.tpm, "tokens_per_day": k.tokens_per_day})
+                             limits={"rpm": k.rpm, "tpm": k.tpm, "tokens_per_day": k.tokens_per_day},
+                             granted=tuple(t.models) if t.models is not None else None)
 
-    def login(self, username: str, password: str) -> tuple[str, dict[str, Any]]:
+    def login(self, username: str, password: str, tenant: str | None = None, *,
+              client_ip: str | None = None) -> tuple[str, dict[str, Any]]:
+        """Check a password and open a console session.
+
+        Usernames are unique per tenant: ``tenant`` (or ``tenant/username``) picks the tenant;
+        without it the name must be unique across tenants. Every failure gives the same
+        message (nothing tells whether the name exists), and failures are throttled per
+        account and per client address (:class:`~zhinao.maas.throttle.LoginThrottle`).
+        """
+        if tenant is None and "/" in username:
+            tenant, username = username.split("/", 1)
+        keys = self.throttle.keys(f"{tenant or '*'}/{username}", client_ip)
+        self.throttle.check(keys)
         with self.db.session() as s:
-            u = s.scalar(select(User).where(User.username == username))
-            if u is None or u.disabled or not verify_password(password, u.password_hash):
-                raise AuthenticationError("wrong username or password", code="invalid_credentials")
+            q = select(User, Tenant).join(Tenant, Tenant.id == User.tenant_id)
+            if tenant:
+                q = q.where(Tenant.name == tenant, User.username == stored_username(tenant, username))
+            else:  # unqualified: the one user of that name, whichever tenant
+                like = "%/" + username.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+                q = q.where(or_(User.username == username, User.username.like(like, escape="\\")))
+            rows = s.execute(q.limit(2)).all()
+            u, t = rows[0] if len(rows) == 1 else (None, None)
+            ok = verify_password(password, u.password_hash if u is not None else _DUMMY_HASH)  # same time either way
+            if u is None or not ok or u.disabled or t.disabled:
+                self.throttle.failure(keys)
+                raise AuthenticationError("wrong username or password (if your organisation has several tenants, "
+                                          "sign in as tenant/username)", code="invalid_credentials")
+            self.throttle.success(keys)
             token = new_key("zs-")
             s.add(ApiKey(tenant_id=u.tenant_id, user_id=u.id, name="console session", kind="session",
                          prefix=token[:8], key_hash=hash_key(token), role=u.role,
                          expires_at=utcnow() + timedelta(seconds=self.session_ttl_s)))
-            t = s.get(Tenant, u.tenant_id)
-            return token, user_dict(u, t.name if t else None)
+            return token, user_dict(u, t.name)
 
     def logout(self, token: str) -> None:
         with self.db.session() as s:
@@ -220,11 +345,18 @@ class TenancyService:
             t = s.get(Tenant, tenant_id)
             if t is None:
                 raise NotFound(f"tenant {tenant_id} not found")
+            if t.name == OPERATOR_TENANT and fields.get("disabled"):
+                raise Conflict(f"tenant {OPERATOR_TENANT!r} holds the platform operators and cannot be disabled",
+                               code="last_operator")
             for k, v in fields.items():
                 if k in ("rpm", "tpm", "tokens_per_day"):
                     v = _positive(k, v)
                 elif k == "disabled":
                     v = bool(v)
+                elif k == "models":
+                    if v is not None and (not isinstance(v, list) or not all(isinstance(m, str) for m in v)):
+                        raise InvalidRequest("models must be a list of model names or null (= every platform "
+                                             "model)", param="models")
                 elif k != "display_name":
                     raise InvalidRequest(f"unknown tenant field {k!r}", param=k)
                 setattr(t, k, v)
@@ -247,61 +379,82 @@ class TenancyService:
                 q = q.where(User.tenant_id == tenant_id)
             return [user_dict(u) for u in s.scalars(q)]
 
-    def create_user(self, tenant_id: int, username: str, password: str, role: str = "member") -> dict[str, Any]:
-        if role not in ROLES:
-            raise InvalidRequest(f"role must be one of {ROLES}", param="role")
-        if not username or len(username) > 100:
-            raise InvalidRequest("username must be 1-100 characters", param="username")
+    def create_user(self, tenant_id: int, username: str, password: str, role: str = "member", *,
+                    actor: Principal | None = None) -> dict[str, Any]:
+        """Create a user; ``actor`` (None = the machine's own user, the CLI) bounds the role."""
+        if not username or len(username) > 100 or "/" in username:
+            raise InvalidRequest("username must be 1-100 characters, without '/' (it separates tenant/username "
+                                 "at sign-in)", param="username")
         if not password or len(password) < 8:
             raise InvalidRequest("password must be at least 8 characters", param="password")
         try:
             with self.db.session() as s:
-                if s.get(Tenant, tenant_id) is None:
+                t = s.get(Tenant, tenant_id)
+                if t is None:
                     raise NotFound(f"tenant {tenant_id} not found")
-                u = User(tenant_id=tenant_id, username=username, password_hash=hash_password(password), role=role)
+                _check_grant(role, t, actor)
+                u = User(tenant_id=tenant_id, username=stored_username(t.name, username),
+                         password_hash=hash_password(password), role=role)
                 s.add(u)
                 s.flush()
-                return user_dict(u)
+                return user_dict(u, t.name)
         except IntegrityError:
-            raise Conflict(f"user {username!r} already exists") from None
+            raise Conflict(f"user {username!r} already exists in this tenant") from None
 
     def update_user(self, user_id: int, *, tenant_id: int | None = None, password: str | None = None,
-                    role: str | None = None, disabled: bool | None = None) -> dict[str, Any]:
+                    role: str | None = None, disabled: bool | None = None,
+                    actor: Principal | None = None) -> dict[str, Any]:
         with self.db.session() as s:
             u = s.get(User, user_id)
             if u is None or (tenant_id is not None and u.tenant_id != tenant_id):
                 raise NotFound(f"user {user_id} not found")
+            _check_above(actor, u.role, f"user {user_id}")
             if password is not None:
                 if len(password) < 8:
                     raise InvalidRequest("password must be at least 8 characters", param="password")
                 u.password_hash = hash_password(password)
             if role is not None:
-                if role not in ROLES:
-                    raise InvalidRequest(f"role must be one of {ROLES}", param="role")
+                _check_grant(role, s.get(Tenant, u.tenant_id), actor)
                 u.role = role
             if disabled is not None:
                 u.disabled = bool(disabled)
+            s.flush()
+            _keep_an_operator(s, "demoting or disabling this user")
             return user_dict(u)
 
-    def delete_user(self, user_id: int, *, tenant_id: int | None = None) -> None:
+    def delete_user(self, user_id: int, *, tenant_id: int | None = None, actor: Principal | None = None) -> None:
         with self.db.session() as s:
             u = s.get(User, user_id)
             if u is None or (tenant_id is not None and u.tenant_id != tenant_id):
                 raise NotFound(f"user {user_id} not found")
+            _check_above(actor, u.role, f"user {user_id}")
             s.delete(u)
+            s.flush()
+            _keep_an_operator(s, "deleting this user")
 
     # -- keys ----------------------------------------------------------------------------
     def create_key(self, tenant_id: int, *, name: str = "", user_id: int | None = None, role: str = "member",
                    models: list[str] | None = None, rpm: int | None = None, tpm: int | None = None,
-                   tokens_per_day: int | None = None) -> dict[str, Any]:
-        if role not in ROLES:
-            raise InvalidRequest(f"role must be one of {ROLES}", param="role")
+                   tokens_per_day: int | None = None, actor: Principal | None = None) -> dict[str, Any]:
+        """Create an API key; its role is bounded by ``actor``'s role (None = the CLI) and by its user's.
+
+        A key with a user never acts above that user's current role (see :meth:`authenticate`);
+        a key without a user is bounded here, by its creator's role at creation time.
+        """
         if models is not None and (not isinstance(models, list) or not all(isinstance(m, str) for m in models)):
             raise InvalidRequest("models must be a list of model names or null", param="models")
         key = new_key()
         with self.db.session() as s:
-            if s.get(Tenant, tenant_id) is None:
+            t = s.get(Tenant, tenant_id)
+            if t is None:
                 raise NotFound(f"tenant {tenant_id} not found")
+            _check_grant(role, t, actor)
+            if user_id is not None:
+                u = s.get(User, user_id)
+                if u is None or u.tenant_id != tenant_id:
+                    raise NotFound(f"user {user_id} not found")
+                if role_rank(role) > role_rank(u.role):
+                    raise PermissionDenied(f"a key cannot have a role above its user's ({u.role!r})", code="role_too_high")
             k = ApiKey(tenant_id=tenant_id, user_id=user_id, name=name, kind="api", prefix=key[:8],
                        key_hash=hash_key(key), role=role, models=models, rpm=_positive("rpm", rpm),
                        tpm=_positive("tpm", tpm), tokens_per_day=_positive("tokens_per_day", tokens_per_day))
@@ -318,14 +471,19 @@ class TenancyService:
                 q = q.where(ApiKey.user_id == user_id)
             return [key_dict(k) for k in s.scalars(q)]
 
-    def revoke_key(self, key_id: int, *, tenant_id: int | None = None, user_id: int | None = None) -> dict[str, Any]:
+    def revoke_key(self, key_id: int, *, tenant_id: int | None = None, user_id: int | None = None,
+                   actor: Principal | None = None) -> dict[str, Any]:
         with self.db.session() as s:
             k = s.get(ApiKey, key_id)
             if k is None or (tenant_id is not None and k.tenant_id != tenant_id) or \
                     (user_id is not None and k.user_id != user_id):
                 raise NotFound(f"key {key_id} not found")
+            if actor is None or k.id != actor.key_id:  # revoking one's own key is always allowed
+                _check_above(actor, k.role, f"key {key_id}")
             if k.revoked_at is None:
                 k.revoked_at = utcnow()
+            s.flush()
+            _keep_an_operator(s, "revoking this key")
             return key_dict(k)
 
     def tenant_limits(self, tenant_id: int) -> dict[str, int | None]:

@@ -244,7 +244,7 @@ class LlamaServerChatModel(ChatModel):
     supports_completions = True
 
     def __init__(self, name: str = "llama-server", *, path: str | None = None, slots: int | None = None,
-                 threads: int | None = None, context_window: int | None = None, binary: str | None = None,
+                 threads: int | None = None, context_window: int | None = None,
                  extra_args: Sequence[str] = (), settings: Any = None, **_: Any):
         if not path:
             raise InvalidRequest(f"model {name!r}: the llama-server backend needs path (a GGUF file)")
@@ -257,7 +257,11 @@ class LlamaServerChatModel(ChatModel):
         self.slots = slots or settings.llama_slots
         self.threads = threads or settings.llama_threads
         self.context_window = context_window or settings.llama_ctx  # per slot
-        self.binary = binary or settings.llama_server_bin
+        # The program to run is the installation's (ZHINAO_LLAMA_SERVER_BIN or the bundled build),
+        # never a model declaration's: a declaration that could name it runs any command.
+        self.binary = settings.llama_server_bin
+        # extra_args only come from the operator's models file: the API refuses the option
+        # (zhinao.runtime.registry.REQUEST_OPTIONS), and stored declarations are checked on load.
         self.extra_args = list(extra_args)
         self._proc: LlamaServerProcess | None = None
         self._wire: OpenAIWire | None = None

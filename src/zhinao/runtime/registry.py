@@ -90,6 +90,94 @@ class ModelSpec:
         return kw
 
 
+#: ``options`` a declaration through the API may carry, per built-in backend: tuning knobs only.
+#: Nothing here names a file, a program or a command line (no ``binary``, no ``extra_args``):
+#: llama-server's binary is fixed by the installation (``ZHINAO_LLAMA_SERVER_BIN``). A
+#: third-party backend lists its own as a ``request_options`` class attribute (default none).
+REQUEST_OPTIONS: dict[str, frozenset[str]] = {
+    "echo": frozenset({"delay_s"}),
+    "llamacpp": frozenset({"n_batch", "repeat_penalty", "top_k", "min_p"}),
+    "llama-server": frozenset(),
+    "openai": frozenset({"timeout_s"}),
+}
+LOCAL_BACKENDS = ("llamacpp", "llama-server")
+GGUF_MAGIC = b"GGUF"
+
+
+def request_options(backend: str) -> frozenset[str]:
+    if backend in REQUEST_OPTIONS:
+        return REQUEST_OPTIONS[backend]
+    return frozenset(getattr(chat_backend(backend), "request_options", ()))
+
+
+def check_options(spec: ModelSpec) -> None:
+    """Refuse ``options`` outside the backend's allow-list, and any non-scalar value."""
+    allowed = request_options(spec.backend)
+    bad = sorted(set(spec.options) - allowed)
+    if bad:
+        raise InvalidRequest(f"model {spec.name!r}: option(s) {', '.join(bad)} are not accepted for backend "
+                             f"{spec.backend!r} (allowed: {', '.join(sorted(allowed)) or 'none'})", param="options")
+    for k, v in spec.options.items():
+        if not isinstance(v, (int, float, str, bool)):
+            raise InvalidRequest(f"model {spec.name!r}: option {k!r} must be a number, string or boolean",
+                                 param="options")
+
+
+def check_model_file(path: str, roots: list[Path], also: list[Path] = ()) -> str:
+    """Resolve ``path`` (following symlinks) and return it if it is a GGUF file inside ``roots``.
+
+    ``also`` are individual files always allowed (installed model packs' own files). Raises
+    :class:`InvalidRequest` naming what to fix otherwise.
+    """
+    try:
+        real = Path(path).expanduser().resolve(strict=True)
+    except (OSError, RuntimeError):
+        raise InvalidRequest(f"path {path!r} does not exist (give a GGUF file inside the model folders: "
+                             f"{', '.join(map(str, roots))})", param="path") from None
+    allowed = [Path(a).resolve() for a in also]
+    if real not in allowed and not any(real.is_relative_to(r) for r in roots):
+        raise InvalidRequest(f"path {path!r} is outside the model folders ({', '.join(map(str, roots))}); put the "
+                             "GGUF file there or ask the operator to add a folder to ZHINAO_MODEL_DIRS",
+                             param="path", code="path_not_allowed")
+    if not real.is_file():
+        raise InvalidRequest(f"path {path!r} is not a regular file", param="path")
+    with open(real, "rb") as f:
+        if f.read(4) != GGUF_MAGIC:
+            raise InvalidRequest(f"path {path!r} is not a GGUF model file (no GGUF header)", param="path",
+                                 code="not_gguf")
+    return str(real)
+
+
+def check_request_spec(spec: ModelSpec, *, roots: list[Path], pack_files: list[Path] = (),
+                       egress_allow: list[str] = ("loopback",)) -> ModelSpec:
+    """Validate a model declared through the API (the operator's, still over the network).
+
+    The backend must exist; ``options`` are tuning knobs only; a local backend's ``path``
+    must be a GGUF file inside the model folders (stored resolved, so a symlink swapped
+    later cannot redirect it); a remote ``base_url`` must pass the egress policy; fields
+    that do not belong to the backend are refused rather than ignored.
+    """
+    from zhinao.runtime import egress
+
+    if spec.backend not in backend_names():
+        raise InvalidRequest(f"unknown backend {spec.backend!r}; available: {', '.join(backend_names())}",
+                             param="backend")
+    check_options(spec)
+    if spec.backend in LOCAL_BACKENDS:
+        if not spec.path:
+            raise InvalidRequest(f"path (a GGUF file) is required for backend {spec.backend!r}", param="path")
+        spec.path = check_model_file(spec.path, roots, list(pack_files))
+    elif spec.path is not None:
+        raise InvalidRequest(f"path is only for the local backends ({', '.join(LOCAL_BACKENDS)})", param="path")
+    if spec.backend == "openai" and not spec.base_url:
+        raise InvalidRequest("base_url is required for backend 'openai'", param="base_url")
+    if spec.base_url is not None:
+        if spec.backend in ("echo", *LOCAL_BACKENDS):
+            raise InvalidRequest(f"base_url is not used by backend {spec.backend!r}", param="base_url")
+        egress.check_url(spec.base_url, egress_allow)
+    return spec
+
+
 def load_model_file(path: Path) -> list[ModelSpec]:
     """Read ``[[models]]`` tables from a TOML file; a missing file declares nothing."""
     if not path.exists():

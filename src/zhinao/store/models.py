@@ -26,6 +26,8 @@ class Tenant(Base):
     tpm: Mapped[int | None] = mapped_column(Integer, nullable=True)  # tokens / minute
     tokens_per_day: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: platform models granted to this tenant (the operator sets it); None = every platform model
+    models: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
 
@@ -33,9 +35,10 @@ class User(Base):
     __tablename__ = "users"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
-    username: Mapped[str] = mapped_column(String(100), unique=True)
+    #: unique; outside tenant ``default`` stored as ``<tenant>/<name>`` so names are unique per tenant
+    username: Mapped[str] = mapped_column(String(201), unique=True)
     password_hash: Mapped[str | None] = mapped_column(String(300), nullable=True)
-    role: Mapped[str] = mapped_column(String(20), default="member")  # admin | member
+    role: Mapped[str] = mapped_column(String(20), default="member")  # operator | admin | member
     disabled: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     tenant: Mapped[Tenant] = relationship()

@@ -13,13 +13,16 @@ router = APIRouter(prefix="/api", tags=["auth"])
 
 
 class LoginBody(BaseModel):
-    username: str = Field(min_length=1, max_length=100)
+    username: str = Field(min_length=1, max_length=201, description="username, or tenant/username")
     password: str = Field(min_length=1, max_length=200)
+    tenant: str | None = Field(None, max_length=100, description="the user's tenant (usernames are unique per tenant)")
 
 
 @router.post("/auth/login")
-async def login(body: LoginBody, platform: PlatformDep):
-    token, user = await asyncio.to_thread(platform.tenancy.login, body.username, body.password)
+async def login(body: LoginBody, request: Request, platform: PlatformDep):
+    ip = request.client.host if request.client else None
+    token, user = await asyncio.to_thread(platform.tenancy.login, body.username, body.password, body.tenant or None,
+                                          client_ip=ip)
     return {"token": token, "user": user}
 
 

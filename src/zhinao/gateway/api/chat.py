@@ -127,4 +127,7 @@ def feedback(turn_id: int, body: FeedbackBody, principal: PrincipalDep, platform
 
 @router.get("/feedback")
 def list_feedback(principal: AdminDep, platform: PlatformDep, all: bool = False):
+    """The tenant's feedback; ``all=true`` (every tenant's prompts and answers) is the operator's alone."""
+    if all:
+        principal.require_operator()
     return platform.conversations.list_feedback(None if all else principal.tenant_id)

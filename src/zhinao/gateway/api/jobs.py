@@ -11,14 +11,20 @@ router = APIRouter(prefix="/api", tags=["jobs"])
 
 
 @router.get("/jobs")
-def list_jobs(principal: PrincipalDep, platform: PlatformDep, kind: str | None = None, limit: int = 50):
-    return platform.jobs.list(kind=kind, tenant_id=principal.tenant_id, limit=min(max(limit, 1), 500))
+def list_jobs(principal: PrincipalDep, platform: PlatformDep, kind: str | None = None, limit: int = 50,
+              all: bool = False):
+    """The caller's tenant's jobs; ``all=true`` (every tenant's and the platform's) is the operator's."""
+    if all:
+        principal.require_operator()
+    return platform.jobs.list(kind=kind, tenant_id=None if all else principal.tenant_id,
+                              limit=min(max(limit, 1), 500))
 
 
 @router.get("/jobs/{job_id}")
 def get_job(job_id: int, principal: PrincipalDep, platform: PlatformDep):
     job = platform.jobs.get(job_id)
-    if job["tenant_id"] not in (None, principal.tenant_id):
+    # platform jobs (no tenant) and other tenants' jobs exist only for the operator
+    if job["tenant_id"] != principal.tenant_id and not principal.is_operator:
         raise NotFound(f"job {job_id} not found")
     return job
 

@@ -7,7 +7,7 @@ import time
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 
-from zhinao.gateway.deps import AdminDep, PlatformDep, PrincipalDep
+from zhinao.gateway.deps import OperatorDep, PlatformDep, PrincipalDep
 from zhinao.runtime.base import GenerationParams
 from zhinao.runtime.registry import ModelSpec, backend_names
 
@@ -32,8 +32,19 @@ class ModelBody(BaseModel):
 
 @router.get("/models")
 async def list_models(principal: PrincipalDep, platform: PlatformDep):
+    """The models this caller's tenant is granted (the operator sees every model and its engine)."""
     status = {s["name"]: s for s in await platform.models.status()}
-    return [{**spec.to_dict(), "status": status.get(spec.name)} for spec in platform.models.specs()]
+    out = []
+    for spec in platform.models.specs():
+        if not principal.may_use(spec.name):
+            continue
+        d = spec.to_dict()
+        st = status.get(spec.name)
+        if not principal.is_operator:  # where the weights or the remote server live is the operator's business
+            d = {k: v for k, v in d.items() if k not in ("path", "base_url", "options", "remote_name", "threads")}
+            st = st and {k: v for k, v in st.items() if k != "queued_by_tenant"}
+        out.append({**d, "status": st})
+    return out
 
 
 @router.get("/models/backends")
@@ -42,31 +53,21 @@ def list_backends(principal: PrincipalDep):
 
 
 @router.post("/models", status_code=201)
-def add_model(body: ModelBody, principal: AdminDep, platform: PlatformDep):
-    from zhinao.errors import InvalidRequest
-
-    if body.backend not in backend_names():
-        raise InvalidRequest(f"unknown backend {body.backend!r}; available: {', '.join(backend_names())}",
-                             param="backend")
-    if body.backend in ("llamacpp", "llama-server"):
-        import os
-
-        if not body.path or not os.path.isfile(body.path):
-            raise InvalidRequest(f"path must be an existing GGUF file for backend {body.backend!r}", param="path")
-    if body.backend == "openai" and not body.base_url:
-        raise InvalidRequest("base_url is required for backend 'openai'", param="base_url")
+def add_model(body: ModelBody, principal: OperatorDep, platform: PlatformDep):
+    """Operator only. The path must be a GGUF inside the model folders, options are tuning knobs
+    only (never a binary or arguments) and a base_url must pass the egress policy."""
     spec = ModelSpec(**body.model_dump(), source="db")
-    return platform.add_model(spec).to_dict()
+    return platform.add_model(spec, from_request=True).to_dict()
 
 
 @router.delete("/models/{name}")
-async def remove_model(name: str, principal: AdminDep, platform: PlatformDep):
+async def remove_model(name: str, principal: OperatorDep, platform: PlatformDep):
     spec = await platform.remove_model(name)
     return {"ok": True, "name": spec.name}
 
 
 @router.post("/models/{name}/test")
-async def test_model(name: str, principal: AdminDep, platform: PlatformDep):
+async def test_model(name: str, principal: OperatorDep, platform: PlatformDep):
     from zhinao.maas.generation import GenerationService
 
     t0 = time.perf_counter()
@@ -89,6 +90,17 @@ async def test_model(name: str, principal: AdminDep, platform: PlatformDep):
 
 @router.get("/status")
 async def status(request: Request, principal: PrincipalDep, platform: PlatformDep):
-    running = sum(1 for j in platform.jobs.list(limit=200) if j["status"] == "running")
-    return {"uptime_s": round(time.time() - request.app.state.started_at, 1),
-            "models": await platform.models.status(), "jobs_running": running}
+    """Live figures. The operator sees every tenant's queues and jobs; everyone else sees the
+    models granted to their tenant, with only their own tenant's queue and jobs."""
+    models = await platform.models.status()
+    if principal.is_operator:
+        running = sum(1 for j in platform.jobs.list(limit=200) if j["status"] == "running")
+    else:
+        running = sum(1 for j in platform.jobs.list(tenant_id=principal.tenant_id, limit=200)
+                      if j["status"] == "running")
+        models = [{"name": m["name"], "backend": m["backend"], "started": m["started"], "healthy": m["healthy"],
+                   "slots": m["slots"], "busy": m["busy"],
+                   "queued": m["queued_by_tenant"].get(principal.tenant, 0)}
+                  for m in models if principal.may_use(m["name"])]
+    return {"uptime_s": round(time.time() - request.app.state.started_at, 1), "models": models,
+            "jobs_running": running}

@@ -14,8 +14,8 @@ router = APIRouter(prefix="/api", tags=["usage"])
 def usage(principal: PrincipalDep, platform: PlatformDep, days: int = 30, group_by: str = "day",
           all: bool = False, tenant_id: int | None = None):
     if all or (tenant_id is not None and tenant_id != principal.tenant_id):
-        if not (principal.is_admin and principal.tenant == "default"):
-            raise PermissionDenied("only platform admins may read other tenants' usage")
+        if not principal.is_operator:
+            raise PermissionDenied("only the platform operator may read other tenants' usage", code="operator_only")
         scope = tenant_id
     else:
         scope = principal.tenant_id
