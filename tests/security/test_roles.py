@@ -7,73 +7,8 @@ person is) and a member; the platform operator is the bootstrap credential of te
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import pytest
-from fastapi.testclient import TestClient
-
-from zhinao.gateway.app import create_app
-from zhinao.platform import Platform
-
-OPERATOR_KEY = "zk-admin-test-key-000000000000"
-OP = {"Authorization": f"Bearer {OPERATOR_KEY}"}
-
-
-@dataclass
-class Tenant:
-    id: int
-    name: str
-    admin: dict  #: Authorization header of the tenant admin's console session
-    admin_user_id: int
-    member: dict
-    member_user_id: int
-    admin_key: dict  #: an admin API key minted by the tenant admin
-
-
-def _bearer(token: str) -> dict:
-    return {"Authorization": f"Bearer {token}"}
-
-
-def _make_tenant(c: TestClient, name: str) -> Tenant:
-    t = c.post("/api/tenants", json={"name": name}, headers=OP)
-    assert t.status_code == 201, t.text
-    tid = t.json()["id"]
-    ids = {}
-    for user, role in ((f"{name}-admin", "admin"), (f"{name}-member", "member")):
-        r = c.post("/api/users", json={"username": user, "password": "password-123", "role": role, "tenant_id": tid},
-                   headers=OP)
-        assert r.status_code == 201, r.text
-        ids[role] = r.json()["id"]
-    admin = _bearer(_login(c, f"{name}-admin", tenant=name))
-    member = _bearer(_login(c, f"{name}-member", tenant=name))
-    k = c.post("/api/keys", json={"name": "automation", "role": "admin"}, headers=admin)
-    assert k.status_code == 201, k.text
-    return Tenant(tid, name, admin, ids["admin"], member, ids["member"], _bearer(k.json()["key"]))
-
-
-def _login(c: TestClient, username: str, password: str = "password-123", tenant: str | None = None) -> str:
-    body = {"username": username, "password": password}
-    if tenant:
-        body["tenant"] = tenant
-    r = c.post("/api/auth/login", json=body)
-    assert r.status_code == 200, r.text
-    return r.json()["token"]
-
-
-@pytest.fixture
-def platform(settings):
-    return Platform(settings)
-
-
-@pytest.fixture
-def client(platform):
-    with TestClient(create_app(platform, warm_default=False)) as c:
-        yield c
-
-
-@pytest.fixture
-def tenants(client) -> tuple[Tenant, Tenant]:
-    return _make_tenant(client, "acme"), _make_tenant(client, "bravo")
+from two_tenants import OP, OPERATOR_KEY, bearer, chat, login
 
 
 # -- the role basics ------------------------------------------------------------------------
@@ -81,7 +16,7 @@ def tenants(client) -> tuple[Tenant, Tenant]:
 def test_bootstrap_credentials_are_the_operator(client):
     me = client.get("/api/me", headers=OP).json()
     assert me["role"] == "operator" and me["tenant"] == "default"
-    assert client.get("/api/me", headers=_bearer(_login(client, "admin", "admin-password"))).json()["role"] == "operator"
+    assert client.get("/api/me", headers=bearer(login(client, "admin", "admin-password"))).json()["role"] == "operator"
 
 
 def test_tenant_admin_cannot_manage_tenants(client, tenants):
@@ -99,7 +34,7 @@ def test_tenant_admin_cannot_manage_tenants(client, tenants):
 def test_admin_of_default_is_not_the_operator(client, tenants):
     """The old rule "admin of tenant default = platform admin" is gone: the role decides."""
     client.post("/api/users", json={"username": "deputy", "password": "password-123", "role": "admin"}, headers=OP)
-    deputy = _bearer(_login(client, "deputy"))
+    deputy = bearer(login(client, "deputy"))
     a, _ = tenants
     assert client.post("/api/tenants", json={"name": "x"}, headers=deputy).status_code == 403
     assert client.get(f"/api/users?tenant_id={a.id}", headers=deputy).status_code == 403
@@ -124,7 +59,7 @@ def test_operator_role_only_in_default_and_only_by_an_operator(client, tenants):
     assert r.status_code in (400, 403)
     r = client.post("/api/users", json={"username": "op2", "password": "password-123", "role": "operator"}, headers=OP)
     assert r.status_code == 201
-    assert client.get("/api/me", headers=_bearer(_login(client, "op2"))).json()["role"] == "operator"
+    assert client.get("/api/me", headers=bearer(login(client, "op2"))).json()["role"] == "operator"
 
 
 def test_member_cannot_mint_admin_key(client, tenants):
@@ -134,13 +69,6 @@ def test_member_cannot_mint_admin_key(client, tenants):
 
 
 # -- finding 6: list endpoints are tenant-scoped ---------------------------------------------
-
-def _chat(client, headers, text):
-    r = client.post("/v1/chat/completions", headers=headers,
-                    json={"model": "echo", "messages": [{"role": "user", "content": text}]})
-    assert r.status_code == 200, r.text
-    return r
-
 
 def _send(client, headers, conv_id: int, content: str) -> int:
     """Send a console message (SSE) and return the turn id."""
@@ -170,7 +98,7 @@ def test_feedback_all_by_tenant_admin_is_refused(client, tenants):
                                   "/api/users?all=true", "/api/keys?tenant_id={b}", "/api/keys?all=true"])
 def test_cross_tenant_lists_need_the_operator(client, tenants, path):
     a, b = tenants
-    _chat(client, b.member, "bravo usage")
+    chat(client, b.member, "bravo usage")
     p = path.format(b=b.id)
     for who in (a.admin, a.admin_key, a.member):
         r = client.get(p, headers=who)
@@ -181,10 +109,145 @@ def test_cross_tenant_lists_need_the_operator(client, tenants, path):
 
 def test_own_lists_hold_no_other_tenant_rows(client, tenants):
     a, b = tenants
-    _chat(client, b.member, "bravo conversation")
+    chat(client, b.member, "bravo conversation")
     for path in ("/api/users", "/api/keys", "/api/tenants", "/api/usage?group_by=tenant", "/api/conversations",
                  "/api/jobs", "/api/feedback"):
         r = client.get(path, headers=a.admin)
         assert r.status_code == 200, (path, r.text)
         assert "bravo" not in r.text, path
         assert f'"tenant_id":{b.id}' not in r.text.replace(" ", ""), path
+
+
+# -- finding 8: a key's role follows its user's current role ----------------------------------
+
+def test_demoted_users_keys_are_demoted(client, tenants):
+    """Finding 8: ``PATCH /api/users/{id} {"role": "member"}`` left the user's API keys admin."""
+    a, _ = tenants
+    assert client.get("/api/me", headers=a.admin_key).json()["role"] == "admin"
+    assert client.post("/api/users", json={"username": "x1", "password": "password-123"},
+                       headers=a.admin_key).status_code == 201
+    # the operator demotes A's admin; the admin key they minted must no longer act as admin
+    r = client.patch(f"/api/users/{a.admin_user_id}", json={"role": "member"}, headers=OP)
+    assert r.status_code == 200, r.text
+    assert client.get("/api/me", headers=a.admin_key).json()["role"] == "member"
+    r = client.post("/api/users", json={"username": "x2", "password": "password-123"}, headers=a.admin_key)
+    assert r.status_code == 403, r.text
+    assert client.get("/api/users", headers=a.admin).status_code == 403  # the session follows too
+
+
+def test_operator_key_for_another_tenant_is_capped(client, tenants):
+    """A key without a user is bounded at creation: the operator cannot mint an operator key for A."""
+    a, _ = tenants
+    r = client.post("/api/keys", json={"role": "operator", "tenant_id": a.id}, headers=OP)
+    assert r.status_code == 400, r.text
+    r = client.post("/api/keys", json={"role": "admin", "tenant_id": a.id}, headers=OP)
+    assert r.status_code == 201 and r.json()["user_id"] is None
+    assert client.get("/api/me", headers=bearer(r.json()["key"])).json()["role"] == "admin"
+
+
+def test_admin_cannot_promote_above_own_role(client, tenants):
+    a, _ = tenants
+    r = client.patch(f"/api/users/{a.member_user_id}", json={"role": "operator"}, headers=a.admin)
+    assert r.status_code in (400, 403), r.text
+    r = client.patch(f"/api/users/{a.member_user_id}", json={"role": "admin"}, headers=a.admin)
+    assert r.status_code == 200  # up to their own role is fine
+
+
+# -- finding 12 (parts) ------------------------------------------------------------------------
+
+def test_status_shows_members_only_their_tenant(client, tenants, platform):
+    """/api/status showed a member other tenants' names and queue sizes."""
+    a, b = tenants
+    chat(client, b.member, "bravo queue")
+    body = client.get("/api/status", headers=a.member)
+    assert body.status_code == 200
+    assert "bravo" not in body.text and "queued_by_tenant" not in body.text
+    assert "queued_by_tenant" in client.get("/api/status", headers=OP).text
+
+
+def test_usernames_do_not_leak_across_tenants(client, tenants):
+    """Creating "bravo-admin" in A answered 409 because B has one: now names are per tenant."""
+    a, b = tenants
+    r = client.post("/api/users", json={"username": "bravo-admin", "password": "password-123"}, headers=a.admin)
+    assert r.status_code == 201, r.text
+    assert r.json()["username"] == "bravo-admin" and r.json()["tenant_id"] == a.id
+    # in the same tenant a duplicate is still a conflict (the admin sees their own users anyway)
+    r = client.post("/api/users", json={"username": "bravo-admin", "password": "password-123"}, headers=a.admin)
+    assert r.status_code == 409
+    # both sign in, each to their own tenant; the unqualified name is now ambiguous and refused
+    # with the same message as a wrong password
+    assert client.get("/api/me", headers=bearer(login(client, "bravo-admin", tenant="acme"))).json()["tenant"] == "acme"
+    assert client.get("/api/me", headers=bearer(login(client, "bravo/bravo-admin"))).json()["tenant"] == "bravo"
+    r = client.post("/api/auth/login", json={"username": "bravo-admin", "password": "password-123"})
+    assert r.status_code == 401 and "tenant/username" in r.json()["error"]["message"]
+    assert client.get("/api/users", headers=a.admin).json()[0]["username"] in ("acme-admin", "acme-member")
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.t = 1000.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def test_login_is_throttled_per_user(client, tenants, platform):
+    """30 wrong passwords in 2 s all answered 401: now the account backs off with 429 + Retry-After."""
+    clock = FakeClock()
+    platform.tenancy.throttle.clock = clock
+    codes = [client.post("/api/auth/login", json={"username": "acme/acme-admin", "password": f"guess-{i}"}).status_code
+             for i in range(30)]
+    assert codes.count(401) == platform.settings.login_free_failures
+    assert set(codes[platform.settings.login_free_failures:]) == {429}
+    r = client.post("/api/auth/login", json={"username": "acme/acme-admin", "password": "password-123"})
+    assert r.status_code == 429 and int(r.headers["Retry-After"]) >= 1  # even the right password waits
+    clock.t += int(r.headers["Retry-After"])
+    assert client.post("/api/auth/login", json={"username": "acme/acme-admin",
+                                                "password": "password-123"}).status_code == 200
+    # another account from elsewhere was never affected
+    assert client.post("/api/auth/login", json={"username": "bravo/bravo-admin",
+                                                "password": "password-123"}).status_code == 200
+
+
+def test_login_is_throttled_per_address(client, tenants, platform):
+    """Spraying many usernames from one address backs the address off."""
+    clock = FakeClock()
+    platform.tenancy.throttle.clock = clock
+    codes = [client.post("/api/auth/login", json={"username": f"nobody-{i}", "password": "x"}).status_code
+             for i in range(30)]
+    assert codes.count(401) == platform.settings.login_ip_free_failures and codes[-1] == 429
+
+
+def test_last_operator_credential_is_kept(client, platform):
+    """Revoking, demoting, disabling or deleting the last working operator credential is refused (409)."""
+    users = client.get("/api/users", headers=OP).json()
+    op_user = next(u for u in users if u["username"] == "admin")
+    op_key = next(k for k in client.get("/api/keys", headers=OP).json() if k["role"] == "operator")
+    # the bootstrap user (password) and its key are two credentials: the key may go, then the user is the last
+    session = bearer(login(client, "admin", "admin-password"))
+    assert client.delete(f"/api/keys/{op_key['id']}", headers=OP).status_code == 200
+    for method, path, body in (("patch", f"/api/users/{op_user['id']}", {"role": "admin"}),
+                               ("patch", f"/api/users/{op_user['id']}", {"disabled": True})):
+        r = client.request(method, path, json=body, headers=session)
+        assert r.status_code == 409, r.text
+        assert "operator" in r.json()["error"]["message"]
+    assert client.get("/api/me", headers=session).json()["role"] == "operator"
+    # with a second operator the first may step down
+    assert client.post("/api/users", json={"username": "op2", "password": "password-123", "role": "operator"},
+                       headers=session).status_code == 201
+    assert client.patch(f"/api/users/{op_user['id']}", json={"role": "admin"}, headers=session).status_code == 200
+
+
+def test_last_operator_key_cannot_be_revoked(platform):
+    """An installation reached only through the bootstrap key (no password login) keeps it."""
+    from zhinao.errors import Conflict
+    from zhinao.store.models import User
+
+    platform.bootstrap()
+    with platform.db.session() as s:
+        for u in s.query(User):
+            u.password_hash = None  # no password: the key is the only way in
+    key = next(k for k in platform.tenancy.list_keys() if k["role"] == "operator")
+    with pytest.raises(Conflict, match="operator"):
+        platform.tenancy.revoke_key(key["id"])
+    assert platform.tenancy.authenticate(OPERATOR_KEY).is_operator
