@@ -73,7 +73,7 @@ class Platform:
         self.conversations = ConversationService(self.db)
         self.limits = LimitService(make_counters(self.settings.redis_url), self.usage.used_today,
                                    self.tenancy.tenant_limits)
-        self.jobs = JobRunner(self.db)
+        self.jobs = JobRunner(self.db, max_attempts=self.settings.job_max_attempts)
         s = self.settings
         self.models = ModelManager(default=s.default_model, threads=s.llama_threads, slots=s.llama_slots,
                                    context_window=s.llama_ctx, max_queue=s.queue_depth,

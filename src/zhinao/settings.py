@@ -58,9 +58,55 @@ class Settings(BaseSettings):
         512 * 1024 * 1024, description="Largest multipart upload (documents, datasets) accepted (413 above).")
     analytics_max_import_bytes: int = Field(
         512 * 1024 * 1024, description="Largest file an analytics workspace imports (413 above).")
+    # -- the SQL sandbox (zhinao.analytics.sandbox: user and model SQL on workspaces) -------
+    sql_timeout_s: float = Field(
+        10.0, gt=0, description="Longest one workspace query (user or model SQL) may run; it is interrupted "
+        "and its worker killed past it (400 sql_timeout).")
+    sql_memory_limit: str = Field(
+        "512MB", pattern=r"^\s*\d+(\.\d+)?\s*([KMGT]i?B|B)?\s*$",
+        description="DuckDB memory limit of one query (e.g. 512MB, 1GiB); no spilling to disk, so a query that "
+        "needs more fails (400 sql_memory_limit). Its worker's address space is capped at twice this plus "
+        "the result limit.")
+    sql_max_rows: int = Field(10_000, ge=1, description="Most rows one query returns; more are cut and the "
+                              "result says truncated.")
+    sql_threads: int = Field(1, ge=1, description="DuckDB threads per query.")
+    sql_max_result_bytes: int = Field(
+        64 * 1024 * 1024, ge=1024, description="Largest result (Arrow bytes) one query may return "
+        "(400 sql_result_too_large above).")
+    sql_isolation: Literal["process", "inline"] = Field(
+        "process", description="process: queries run in pooled worker processes with an address-space cap "
+        "and are killed at the deadline; inline: in the server process (the DuckDB sandbox settings apply "
+        "either way, but memory outside DuckDB's pool is not capped).")
+    sql_concurrency: int = Field(4, ge=1, description="Workspace queries running at once (one worker each); "
+                                 "more wait up to sql_timeout_s, then 429.")
+    datasource_timeout_s: float = Field(
+        300.0, gt=0, description="Longest a SQL import may run on an operator-registered data source "
+        "(PostgreSQL statement_timeout).")
     default_tenant_rpm: int | None = Field(None, description="Default requests/minute for new tenants (None: unlimited).")
     default_tenant_tpm: int | None = Field(None, description="Default tokens/minute for new tenants.")
     default_tenant_tokens_per_day: int | None = Field(None, description="Default daily token quota for new tenants.")
+
+    # -- untrusted files (zhinao.safety: knowledge ingestion and analytics imports) --------
+    archive_max_unpacked_bytes: int = Field(
+        256 * 1024 * 1024, ge=1, description="Most a zip-based upload (DOCX, PPTX, XLSX) may unpack to in total; "
+        "checked on its central directory before anything is inflated (413 / document failed above).")
+    archive_max_member_bytes: int = Field(
+        128 * 1024 * 1024, ge=1, description="Most one member of a zip-based upload may unpack to.")
+    archive_max_members: int = Field(10_000, ge=1, description="Most members a zip-based upload may have.")
+    archive_max_ratio: float = Field(
+        100.0, ge=1, description="Highest compression ratio allowed for a member over 1 MB unpacked (XML is "
+        "5-20x, a decompression bomb ~1000x).")
+    parse_timeout_s: float = Field(
+        60.0, gt=0, description="Wall-clock and CPU budget for parsing one uploaded file; its worker process "
+        "is killed past it and the file fails.")
+    parse_memory_bytes: int = Field(
+        1024 * 1024 * 1024, ge=64 * 1024 * 1024, description="Memory (address space) a parser worker may add "
+        "for one file beyond its own imports (RLIMIT_AS); a file that needs more fails.")
+    parse_workers: int = Field(2, ge=1, description="Parser worker processes kept per pool (files parse in "
+                               "parallel up to this many).")
+    job_max_attempts: int = Field(
+        3, ge=1, description="A background job that was running during this many unclean stops (crashes) is "
+        "failed instead of resumed again.")
 
     # -- knowledge base (read by zhinao.knowledge.config.from_settings) --------------------
     kb_milvus_uri: str | None = Field(

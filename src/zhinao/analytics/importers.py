@@ -3,6 +3,12 @@
 Every reader enforces the size limit before reading and turns parser failures into
 :class:`InvalidRequest` messages that name the line or column at fault, so a user (or
 the agent) can fix the file instead of reading a traceback.
+
+Compressed formats are where a small upload becomes a large frame: an XLSX is a zip (its
+central directory is checked against the archive limits before anything is inflated),
+and both XLSX and Parquet are read in a bounded worker process (:mod:`zhinao.safety`)
+that hands the frame back as Arrow IPC, so a file that needs too much memory or time
+fails with a 413/400 instead of taking the server's memory.
 """
 
 from __future__ import annotations
@@ -19,6 +25,8 @@ import numpy as np
 import pandas as pd
 
 from zhinao.errors import InvalidRequest, PayloadTooLarge
+from zhinao.safety.archive import ArchiveLimits, inspect_zip, is_zip
+from zhinao.safety.isolate import ParseLimits, runner_for
 
 FORMATS = ("csv", "parquet", "excel", "json")
 _EXT = {".csv": "csv", ".tsv": "csv", ".txt": "csv", ".parquet": "parquet", ".pq": "parquet",
@@ -185,24 +193,27 @@ def apply_types(df: pd.DataFrame, types: dict[str, str]) -> pd.DataFrame:
 
 
 def read_bytes(raw: bytes, filename: str, fmt: str | None = None, *, encoding: str | None = None,
-               sheet: str | int | None = None, limit: int) -> Imported:
-    """Read an uploaded file's bytes (size already known) into a frame."""
+               sheet: str | int | None = None, limit: int, archive: ArchiveLimits | None = None,
+               parse: ParseLimits | None = None) -> Imported:
+    """Read an uploaded file's bytes (size already known) into a frame.
+
+    Args:
+        archive: limits for zip-based formats (XLSX); default :class:`ArchiveLimits`.
+        parse: memory/time limits of the worker that reads XLSX and Parquet.
+    """
     check_size(len(raw), limit, f"file {filename!r}")
     kind = guess_format(filename, fmt)
     if kind == "csv":
         out = read_csv_bytes(raw, encoding, "\t" if filename.lower().endswith(".tsv") else None)
     elif kind == "parquet":
-        try:
-            out = Imported(pd.read_parquet(io.BytesIO(raw)), {"format": "parquet"})
-        except Exception as e:  # pyarrow raises many types for corrupt input
-            raise InvalidRequest(f"not a readable Parquet file: {e}") from e
+        df = _isolated("parquet_to_arrow", raw, filename, {}, parse)
+        out = Imported(df, {"format": "parquet"})
     elif kind == "excel":
-        try:
-            df = pd.read_excel(io.BytesIO(raw), sheet_name=sheet if sheet is not None else 0)
-        except ValueError as e:
-            raise InvalidRequest(f"cannot read the Excel file: {e}", param="sheet") from e
-        except Exception as e:
-            raise InvalidRequest(f"not a readable Excel file: {e}") from e
+        archive = archive or ArchiveLimits()
+        if is_zip(raw):  # the central directory only, in this process: a bomb never reaches the worker
+            inspect_zip(raw, filename, archive, nested=False)
+        df = _isolated("excel_to_arrow", raw, filename, {"sheet": sheet, "filename": filename,
+                                                         "archive": archive.as_dict()}, parse)
         out = Imported(df, {"format": "excel", "sheet": sheet if sheet is not None else 0})
     else:
         out = _read_json(raw, encoding)
@@ -212,6 +223,77 @@ def read_bytes(raw: bytes, filename: str, fmt: str | None = None, *, encoding: s
     out.frame = _clean_columns(df)
     out.detail.setdefault("filename", Path(filename).name)
     return out
+
+
+# -- compressed formats, read in a bounded worker ------------------------------------------------
+#: what the table worker imports before its memory is capped
+TABLE_WORKER_PRELOAD = ("zhinao.analytics.importers", "pandas", "openpyxl", "pyarrow", "pyarrow.parquet")
+
+
+def _isolated(fn: str, raw: bytes, filename: str, kwargs: dict[str, Any], parse: ParseLimits | None) -> pd.DataFrame:
+    import pyarrow as pa
+
+    parse = parse or ParseLimits()
+    blob = runner_for(parse, TABLE_WORKER_PRELOAD).run(f"zhinao.analytics.importers:{fn}", raw, kwargs,
+                                                       timeout_s=parse.timeout_s, what=f"file {filename!r}")
+    try:
+        return pa.ipc.open_stream(blob).read_all().to_pandas()
+    except (pa.ArrowInvalid, TypeError, ValueError) as e:  # never expected: the worker wrote it
+        raise InvalidRequest(f"file {filename!r}: the reader returned unreadable data: {e}") from e
+
+
+def _frame_to_arrow(df: pd.DataFrame) -> bytes:
+    """A frame as Arrow IPC stream bytes (plain data, no pickle); mixed-type columns become text."""
+    import pyarrow as pa
+
+    arrays, names = [], []
+    for i, name in enumerate(df.columns):
+        col = df.iloc[:, i]
+        try:
+            arr = pa.array(col, from_pandas=True)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, TypeError, ValueError):
+            arr = pa.array([None if _blank(v) else str(v) for v in col], type=pa.string())
+        arrays.append(arr)
+        names.append(str(name))
+    table = pa.Table.from_arrays(arrays, names=names)
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as w:
+        w.write_table(table)
+    return sink.getvalue().to_pybytes()
+
+
+def _blank(v: Any) -> bool:
+    try:
+        return v is None or bool(pd.isna(v))
+    except (TypeError, ValueError):
+        return False
+
+
+def excel_to_arrow(raw: bytes, sheet: str | int | None = None, filename: str = "upload.xlsx",
+                   archive: dict[str, Any] | None = None) -> bytes:
+    """In the worker: the archive check (nested archives included), ``read_excel``, Arrow IPC bytes."""
+    if is_zip(raw):
+        inspect_zip(raw, filename, ArchiveLimits(**archive) if archive else None, nested=True)
+    try:
+        df = pd.read_excel(io.BytesIO(raw), sheet_name=sheet if sheet is not None else 0)
+    except MemoryError:
+        raise
+    except ValueError as e:
+        raise InvalidRequest(f"cannot read the Excel file: {e}", param="sheet") from e
+    except Exception as e:
+        raise InvalidRequest(f"not a readable Excel file: {e}") from e
+    return _frame_to_arrow(df)
+
+
+def parquet_to_arrow(raw: bytes) -> bytes:
+    """In the worker: a Parquet file (whose pages may inflate enormously) as Arrow IPC bytes."""
+    try:
+        df = pd.read_parquet(io.BytesIO(raw))
+    except MemoryError:
+        raise
+    except Exception as e:  # pyarrow raises many types for corrupt input
+        raise InvalidRequest(f"not a readable Parquet file: {e}") from e
+    return _frame_to_arrow(df)
 
 
 def _read_json(raw: bytes, encoding: str | None) -> Imported:
@@ -271,39 +353,100 @@ def read_path(path: str | Path, fmt: str | None = None, *, encoding: str | None 
     return read_bytes(p.read_bytes(), p.name, fmt, encoding=encoding, sheet=sheet, limit=limit)
 
 
-def read_sql(url: str, query: str, *, max_rows: int = 5_000_000) -> Imported:
-    """Run one read-only SELECT against a SQLAlchemy URL and return its rows."""
-    import sqlglot
+#: sqlglot dialect per SQLAlchemy backend name (the import's query is checked in its own dialect)
+SQL_DIALECTS = {"postgresql": "postgres", "sqlite": "sqlite", "mysql": "mysql", "mariadb": "mysql",
+                "mssql": "tsql", "oracle": "oracle", "duckdb": "duckdb"}
+#: functions refused in an import query whatever the source: they read the database server's
+#: files, run a query given as a string, reach other servers, or change server state
+_SOURCE_DENIED_PREFIXES = ("pg_read_", "pg_ls_", "pg_stat_file", "lo_", "dblink", "query_to_xml", "cursor_to_xml",
+                           "table_to_xml", "schema_to_xml", "database_to_xml", "pg_terminate", "pg_cancel",
+                           "pg_reload", "pg_rotate", "pg_promote", "pg_switch", "pg_file", "set_config",
+                           "load_extension", "readfile", "writefile", "fts3_tokenizer", "read_", "glob")
+
+
+def check_source_query(query: str, dialect: str) -> None:
+    """One read-only SELECT in the source's dialect, without file/server functions.
+
+    The check gives a message; on PostgreSQL and SQLite the session is also made read-only
+    (see :func:`read_sql`), and the operator registers sources with a read-only account.
+    """
+    from zhinao.analytics.sandbox import function_names, parse_single_query
+
+    root = parse_single_query(query, dialect)
+    for name in function_names(root):
+        if name.startswith(_SOURCE_DENIED_PREFIXES):
+            raise InvalidRequest(f"function {name}() is not allowed in an import query (it reaches the database "
+                                 "server's files or state); select the rows you need", param="query",
+                                 code="sql_not_allowed")
+
+
+def _read_only_session(conn: Any, backend: str, timeout_s: float) -> None:
+    """Make the import's transaction read-only and time-bounded where the backend lets us."""
+    if backend == "postgresql":
+        conn.exec_driver_sql("SET TRANSACTION READ ONLY")
+        conn.exec_driver_sql(f"SET LOCAL statement_timeout = {max(1, int(timeout_s * 1000))}")
+    elif backend == "sqlite":
+        conn.exec_driver_sql("PRAGMA query_only = ON")
+
+
+def _scrub(text: str, u: Any) -> str:
+    """A driver message without the source's password, user or host (tenants never see them)."""
+    for secret in (u.password, u.username, u.host):
+        if secret:
+            text = text.replace(str(secret), "***")
+    return text
+
+
+def read_sql(url: str, query: str, *, max_rows: int = 5_000_000, timeout_s: float = 300.0,
+             source: str = "the data source") -> Imported:
+    """Run one read-only SELECT against ``url`` and return its rows.
+
+    ``url`` comes from an operator-registered data source (:mod:`zhinao.analytics.datasources`),
+    never from a request; messages name ``source`` and never the URL, user or host.
+    """
+    import logging
+
     from sqlalchemy import create_engine, text
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
+    from sqlalchemy.pool import NullPool
 
     try:
         u = make_url(url)
-    except ArgumentError as e:
-        raise InvalidRequest(f"not a SQLAlchemy database URL: {e}", param="url") from e
+    except ArgumentError:
+        raise InvalidRequest(f"data source {source!r} is misconfigured (not a database URL); ask the platform "
+                             "operator to fix it", code="datasource_misconfigured") from None
+    backend = u.get_backend_name()
+    check_source_query(query, SQL_DIALECTS.get(backend, backend))
     try:
-        statements = [s for s in sqlglot.parse(query) if s is not None]
-    except sqlglot.errors.ParseError as e:
-        raise InvalidRequest(f"query does not parse: {str(e).splitlines()[0]}", param="query") from e
-    if len(statements) != 1 or not isinstance(statements[0], (sqlglot.exp.Select, sqlglot.exp.Union)):
-        raise InvalidRequest("query must be a single SELECT (imports are read-only)", param="query")
+        engine = create_engine(u, poolclass=NullPool)
+    except (NoSuchModuleError, ImportError):
+        raise InvalidRequest(f"data source {source!r} needs a database driver that is not installed "
+                             f"({u.drivername}); ask the platform operator", code="datasource_misconfigured") from None
     try:
-        engine = create_engine(u)
-    except (NoSuchModuleError, ImportError) as e:
-        raise InvalidRequest(f"no driver installed for {u.drivername!r}: {e}", param="url") from e
-    try:
-        with engine.connect() as conn:
-            res = conn.execution_options(stream_results=True).execute(text(query))
-            cols = list(res.keys())
-            rows = res.fetchmany(max_rows + 1)
-    except SQLAlchemyError as e:
-        raise InvalidRequest(f"database error: {str(e.orig if getattr(e, 'orig', None) else e).splitlines()[0]}",
-                             param="query") from e
+        try:
+            conn = engine.connect()
+        except SQLAlchemyError as e:
+            logging.getLogger(__name__).warning("data source %s unreachable: %s", source, _scrub(str(e), u))
+            raise InvalidRequest(f"data source {source!r} is unreachable right now; retry later or ask the platform "
+                                 "operator", code="datasource_unreachable") from None
+        with conn:
+            try:
+                _read_only_session(conn, backend, timeout_s)
+                res = conn.execution_options(stream_results=True).execute(text(query))
+                cols = list(res.keys())
+                rows = res.fetchmany(max_rows + 1)
+            except SQLAlchemyError as e:
+                orig = getattr(e, "orig", None) or e
+                msg = (str(orig).strip().splitlines() or [type(orig).__name__])[0][:400]
+                raise InvalidRequest(f"data source {source!r} refused the query: {_scrub(msg, u)}",
+                                     param="query") from None
+            finally:
+                conn.rollback()
     finally:
         engine.dispose()
     if len(rows) > max_rows:
         raise PayloadTooLarge(f"query returns more than {max_rows} rows (the import row limit); "
                               "aggregate or filter it", code="import_too_large")
     df = _clean_columns(pd.DataFrame.from_records(rows, columns=cols))
-    return Imported(df, {"format": "sql", "url": u.render_as_string(hide_password=True), "query": query})
+    return Imported(df, {"format": "sql", "source": source, "query": query})

@@ -13,10 +13,13 @@ from typing import Any
 from zhinao.analytics import datasets as demo_data
 from zhinao.analytics.catalog import catalogue
 from zhinao.analytics.catalog.protocol import primary_metric, supports_score
+from zhinao.analytics.datasources import DataSourceRegistry
 from zhinao.analytics.runs import RunManager, model_class
+from zhinao.analytics.sandbox import SqlLimits
 from zhinao.analytics.spark import CATALOGUE_KEYS
 from zhinao.analytics.workspace import DEFAULT_IMPORT_LIMIT, WorkspaceManager
 from zhinao.errors import NotFound
+from zhinao.safety import ArchiveLimits, ParseLimits
 
 DEMO_WORKSPACE = "demo"
 DEMO_TABLES = ("telco", "thucnews", "milan_total", "groceries")
@@ -48,7 +51,12 @@ class AnalyticsService:
         self.db = db if db is not None else platform.db
         self.jobs = jobs if jobs is not None else getattr(platform, "jobs", None)
         limit = getattr(self.settings, "analytics_max_import_bytes", None) or DEFAULT_IMPORT_LIMIT
-        self.workspaces = WorkspaceManager(self.db, self.settings.home, int(limit))
+        #: operator-registered databases, the only ones SQL imports read (issue 8, finding 5)
+        self.sources = DataSourceRegistry(self.db, timeout_s=float(getattr(self.settings, "datasource_timeout_s", 300.0)))
+        self.workspaces = WorkspaceManager(self.db, self.settings.home, int(limit),
+                                           sql_limits=SqlLimits.from_settings(self.settings), sources=self.sources)
+        self.workspaces.archive_limits = ArchiveLimits.from_settings(self.settings)
+        self.workspaces.parse_limits = ParseLimits.from_settings(self.settings)
         self.runs = RunManager(self.db, self.settings.home, self.workspaces, self.jobs)
 
     @property

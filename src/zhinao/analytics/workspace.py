@@ -25,6 +25,7 @@ from zhinao.analytics.glossary import DEFAULT_GLOSSARY, DEMO_COLUMNS
 from zhinao.analytics.models import AnalyticsDataset, AnalyticsWorkspace, GlossaryTerm
 from zhinao.analytics.profile import profile_frame
 from zhinao.errors import Conflict, InvalidRequest, NotFound
+from zhinao.safety import ArchiveLimits, ParseLimits
 from zhinao.store.db import Database, utcnow
 
 DEFAULT_IMPORT_LIMIT = 512 * 1024 * 1024  #: bytes; Settings.analytics_max_import_bytes overrides
@@ -149,6 +150,9 @@ class WorkspaceManager:
         self.db = db
         self.root = Path(home) / "analytics"
         self.import_limit = import_limit
+        #: zip-bomb and parser-worker limits for file imports (AnalyticsService sets them from settings)
+        self.archive_limits: ArchiveLimits | None = None
+        self.parse_limits: ParseLimits | None = None
 
     # -- workspaces -----------------------------------------------------------------------
     def create(self, tenant_id: int, name: str, description: str = "") -> dict[str, Any]:
@@ -258,7 +262,8 @@ class WorkspaceManager:
                      fmt: str | None = None, encoding: str | None = None, sheet: str | int | None = None,
                      types: dict[str, str] | None = None, replace: bool = False, description: str = "") -> dict[str, Any]:
         self.workspace(tenant_id, workspace)  # 404 before reading a large file
-        imp = importers.read_bytes(raw, filename, fmt, encoding=encoding, sheet=sheet, limit=self.import_limit)
+        imp = importers.read_bytes(raw, filename, fmt, encoding=encoding, sheet=sheet, limit=self.import_limit,
+                                   archive=self.archive_limits, parse=self.parse_limits)
         df = importers.apply_types(imp.frame, types or {})
         return self.save_frame(tenant_id, workspace, check_table_name(name or table_name_from(filename)), df,
                                source=imp.detail["format"], detail=imp.detail, replace=replace,

@@ -12,6 +12,12 @@ each document goes through states recorded in SQL before any side effect in Milv
 A re-run of the job skips documents whose content hash is already active, and redoes
 the others from step 2. A final sweep deletes chunks whose ``doc_key`` is neither active
 nor pending (orphans of a crash between steps).
+
+Untrusted files are parsed in a bounded worker process (:func:`parse_isolated`): a bomb,
+a parser that runs too long or needs too much memory fails that one file with a message,
+and the batch goes on. The job stops when it is cancelled: checks run between files and
+embedding batches, and the parser worker is killed mid-file. A document that was being
+indexed during ``MAX_INTERRUPTIONS`` unclean stops is failed instead of retried again.
 """
 
 from __future__ import annotations
@@ -19,8 +25,10 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import contextlib
 import threading
 import time
+from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -30,11 +38,13 @@ from sqlalchemy import select
 from zhinao.errors import InvalidRequest, ZhinaoError
 from zhinao.knowledge.chunking import chunk_sections
 from zhinao.knowledge.index import chunk_pk, quote_list
-from zhinao.knowledge.ingest import parse_document
+from zhinao.knowledge.ingest import parse_isolated
 from zhinao.knowledge.models import KBCollection, KBDocument
 from zhinao.knowledge.scopecache import bump
+from zhinao.safety.archive import ArchiveLimits
+from zhinao.safety.isolate import ParseLimits
 from zhinao.store.db import utcnow
-from zhinao.store.jobs import JobContext, job_handler
+from zhinao.store.jobs import JobCancelled, JobContext, job_handler
 
 if TYPE_CHECKING:
     from zhinao.knowledge.service import KnowledgeService
@@ -47,10 +57,27 @@ _LOCKS: dict[int, threading.Lock] = {}
 _LOCKS_GUARD = threading.Lock()
 
 
+#: a document that was being indexed during this many unclean stops is failed, not retried again
+MAX_INTERRUPTIONS = 2
+
+
 def collection_lock(collection_id: int) -> threading.Lock:
     """One writer per collection at a time (version bookkeeping and orphan sweeps)."""
     with _LOCKS_GUARD:
         return _LOCKS.setdefault(collection_id, threading.Lock())
+
+
+@contextlib.contextmanager
+def _locked(collection_id: int, ctx: JobContext | None) -> Iterator[None]:
+    """The collection's lock, waiting for it without going deaf to a cancel."""
+    lock = collection_lock(collection_id)
+    while not lock.acquire(timeout=0.2):
+        if ctx is not None:
+            ctx.check()
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 def sha256(data: bytes) -> str:
@@ -117,6 +144,8 @@ class Ingestor:
     def __init__(self, svc: "KnowledgeService"):
         self.svc = svc
         self.db, self.index, self.embedder, self.cfg = svc.db, svc.index, svc.embedder, svc.config
+        self.archive = ArchiveLimits.from_settings(svc.settings)
+        self.parse_limits = ParseLimits.from_settings(svc.settings)
 
     def run(self, ctx: JobContext | None, params: dict[str, Any]) -> dict[str, Any]:
         cid = int(params["collection_id"])
@@ -130,14 +159,38 @@ class Ingestor:
         name = self.index.ensure(cid, dim)
         results: list[dict[str, Any]] = []
         total = max(1, len(items) + len(deletes))
+        try:
+            self._items(cid, name, items, results, total, ctx)
+            for doc_id in deletes:
+                if ctx is not None:
+                    ctx.check()
+                with _locked(cid, ctx):
+                    self.svc.delete_document_now(cid, doc_id)
+                results.append({"doc_id": doc_id, "status": "deleted"})
+        except JobCancelled as e:
+            self._wind_down(cid, name, e.reason)
+            raise
+        with collection_lock(cid):
+            self.sweep(cid, name)
+        self.index.flush(name)
+        counts: dict[str, int] = {}
+        for r in results:
+            counts[r["status"]] = counts.get(r["status"], 0) + 1
+        return {"collection_id": cid, "results": results, "counts": counts}
+
+    def _items(self, cid: int, name: str, items: list[dict[str, Any]], results: list[dict[str, Any]], total: int,
+               ctx: JobContext | None) -> None:
         for n, item in enumerate(items):
             if ctx is not None:
                 ctx.check()
                 ctx.progress(n / total, f"{n}/{len(items)} {item['source']}")
             try:
-                with collection_lock(cid):
+                with _locked(cid, ctx):
                     try:
-                        results.append(self._one(cid, name, item, job_id=ctx.job_id if ctx else None))
+                        results.append(self._one(cid, name, item, ctx))
+                    except JobCancelled as e:
+                        self._stopped(cid, item, e.reason, ctx)
+                        raise
                     finally:
                         bump(self.db.url, cid)  # covers the early returns (metadata-only updates)
             except ZhinaoError as e:
@@ -149,20 +202,42 @@ class Ingestor:
                 msg = f"{type(e).__name__}: {e}"
                 self._fail(cid, item, msg)
                 results.append({"source": item["source"], "status": "failed", "error": msg, "code": "internal"})
-        for doc_id in deletes:
-            with collection_lock(cid):
-                self.svc.delete_document_now(cid, doc_id)
-            results.append({"doc_id": doc_id, "status": "deleted"})
-        with collection_lock(cid):
-            self.sweep(cid, name)
-        self.index.flush(name)
-        counts: dict[str, int] = {}
-        for r in results:
-            counts[r["status"]] = counts.get(r["status"], 0) + 1
-        return {"collection_id": cid, "results": results, "counts": counts}
+
+    # -- stopping ---------------------------------------------------------------------------
+    def _stopped(self, cid: int, item: dict[str, Any], reason: str, ctx: JobContext | None) -> None:
+        """The document this job was indexing when it had to stop.
+
+        Cancelled: it goes back to what it was (a replaced document keeps serving its
+        previous version; a new one is failed with "cancelled"). Shutdown: it stays
+        ``indexing`` for the resumed job, marked as a clean stop (not a crash).
+        """
+        job_id = ctx.job_id if ctx else None
+        with self.db.session() as s:
+            doc = s.scalar(select(KBDocument).where(KBDocument.collection_id == cid,
+                                                    KBDocument.source == item["source"]))
+            if doc is None or doc.status != "indexing" or doc.job_id != job_id:
+                return
+            if reason == "shutdown":
+                doc.meta = {**(doc.meta or {}), "stopped_cleanly": True}
+                return
+            doc.pending_hash = None
+            doc.status = "ready" if doc.version > 0 else "failed"
+            doc.error = f"ingestion was cancelled (job {job_id}) before this file was indexed"
+            doc.updated_at = utcnow()
+
+    def _wind_down(self, cid: int, name: str, reason: str) -> None:
+        """After a stop: drop the chunks a cancelled document left behind, flush what is in."""
+        try:
+            if reason != "shutdown":
+                with collection_lock(cid):
+                    self.sweep(cid, name)
+            self.index.flush(name)
+        except Exception:  # noqa: BLE001  (the collection may be being dropped; the stop must go on)
+            log.warning("cleaning up collection %s after a stop failed", cid, exc_info=True)
 
     # -- one document ----------------------------------------------------------------------
-    def _one(self, cid: int, name: str, item: dict[str, Any], job_id: int | None) -> dict[str, Any]:
+    def _one(self, cid: int, name: str, item: dict[str, Any], ctx: JobContext | None) -> dict[str, Any]:
+        job_id = ctx.job_id if ctx else None
         source, digest = item["source"], item["sha256"]
         with self.db.session() as s:
             doc = s.scalar(select(KBDocument).where(KBDocument.collection_id == cid, KBDocument.source == source))
@@ -180,6 +255,14 @@ class Ingestor:
                 doc = KBDocument(collection_id=cid, source=source, tags=[], access_tags=[], meta={})
                 s.add(doc)
             resuming = doc.status == "indexing" and doc.pending_hash == digest and bool(doc.pending_version)
+            meta = dict(doc.meta or {})
+            clean = meta.pop("stopped_cleanly", False)
+            if resuming and not clean:  # it was in flight when the process died
+                meta["interrupted"] = int(meta.get("interrupted", 0)) + 1
+            elif not resuming:
+                meta.pop("interrupted", None)
+            interrupted = int(meta.get("interrupted", 0))
+            doc.meta = meta
             if resuming:
                 pv = doc.pending_version  # resuming the very same content: reuse its version
             else:
@@ -192,8 +275,13 @@ class Ingestor:
             s.flush()
             doc_id = doc.id
         bump(self.db.url, cid)  # new tags of the still-active version apply at once
+        if interrupted >= MAX_INTERRUPTIONS:
+            raise InvalidRequest(f"{source}: the server stopped {interrupted} times while indexing this file; it is "
+                                 "not retried again (the file may be what brings the server down) — check it and "
+                                 "upload it again", code="interrupted")
         data = self.svc.blobs.get(digest, item.get("suffix", ""))
-        parsed = parse_document(data, source)
+        parsed = parse_isolated(data, source, archive=self.archive, limits=self.parse_limits,
+                                check=ctx.check if ctx is not None else None)
         title = item.get("title") or parsed.title
         chunks = chunk_sections(parsed.sections, self.cfg.chunk_tokens, self.cfg.chunk_overlap)
         key = f"{doc_id}:{pv}"
@@ -201,6 +289,8 @@ class Ingestor:
             self.index.delete(name, f'doc_key == "{key}"')
         batch = self.cfg.embed_batch
         for start in range(0, len(chunks), batch):
+            if ctx is not None:
+                ctx.check()
             part = chunks[start:start + batch]
             texts = [index_text(title, c.heading, c.text) for c in part]
             vecs = self.embedder.embed(texts, kind="passage")
@@ -216,7 +306,7 @@ class Ingestor:
             doc.status, doc.error, doc.chunk_count = "ready", None, len(chunks)
             doc.title = title or doc.title
             doc.doc_type = parsed.doc_type
-            meta = {k: v for k, v in (doc.meta or {}).items() if k != "failed_hash"}
+            meta = {k: v for k, v in (doc.meta or {}).items() if k not in ("failed_hash", "interrupted")}
             doc.meta = {**meta, **parsed.meta, "pages": max((c.page or 0 for c in chunks), default=0)}
             doc.updated_at = utcnow()
         bump(self.db.url, cid)  # after the commit: readers switch to the new version now

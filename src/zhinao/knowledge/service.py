@@ -192,13 +192,28 @@ class KnowledgeService:
             d["can_write"] = self._can_write(coll, principal, self._member(s, coll, principal))
             return d
 
-    def delete_collection(self, principal: Any, name: str | int) -> None:
+    def delete_collection(self, principal: Any, name: str | int, *, wait_s: float = 15.0) -> None:
+        """Delete a collection with its documents and passages.
+
+        Ingestion jobs still working on it are cancelled first (their parser worker is
+        killed), and the delete waits at most ``wait_s`` for them to let go of the
+        collection: past that it is a 409 to retry, never a hang.
+        """
         with self.db.session() as s:
-            coll = self._collection(s, principal, name, write=True)
-            cid = coll.id
-            with collection_lock(cid):
+            cid = self._collection(s, principal, name, write=True).id
+        self.jobs.cancel_where("kb.ingest", lambda p: str(p.get("collection_id")) == str(cid), wait_s=wait_s)
+        lock = collection_lock(cid)
+        if not lock.acquire(timeout=wait_s):
+            raise Conflict(f"knowledge collection {name!r} is busy: an ingestion job did not stop within {wait_s:g} s; "
+                           "try again", code="collection_busy")
+        try:
+            with self.db.session() as s:
+                coll = s.get(KBCollection, cid)
                 self.index.drop(cid)
-                s.delete(coll)
+                if coll is not None:
+                    s.delete(coll)
+        finally:
+            lock.release()
         self._scopes.forget(cid)
         bump(self.db.url, cid)
 
@@ -305,12 +320,36 @@ class KnowledgeService:
         out["rejected"] = skipped + out["rejected"]
         return out
 
+    def sync_roots(self, principal: Any) -> list[Path]:
+        """The folders a request may sync from (``ZHINAO_KB_SYNC_ROOTS``, ``{tenant}`` expanded), resolved."""
+        tenant = str(getattr(principal, "tenant", "") or "")
+        return [Path(str(r).replace("{tenant}", tenant)).expanduser().resolve() for r in self.settings.kb_sync_roots
+                if tenant or "{tenant}" not in str(r)]
+
     def sync_dir(self, principal: Any, collection: str | int, directory: str | Path, *, wait: bool = False,
-                 remember: bool = True) -> dict[str, Any]:
-        """Make the collection mirror a folder: new and changed files are indexed, deleted ones removed."""
-        root = Path(directory)
-        if not root.is_dir():
+                 remember: bool = True, local: bool = False) -> dict[str, Any]:
+        """Make the collection mirror a folder: new and changed files are indexed, deleted ones removed.
+
+        A folder named by a request (``local=False``, the API) must lie inside one of the
+        operator's ``kb_sync_roots`` after symlinks are resolved; with none configured,
+        folder sync over the API is off. ``local=True`` is the machine's own user (the CLI)
+        and the scheduled re-sync of a folder accepted earlier. Either way a file whose real
+        path leaves the folder (a symlink pointing out) is skipped and reported, never read.
+        """
+        root = Path(directory).expanduser()
+        real = root.resolve()
+        if not local:
+            roots = self.sync_roots(principal)
+            if not roots:
+                raise PermissionDenied("server-side folder sync is off: the platform operator lists the folders it "
+                                       "may read in ZHINAO_KB_SYNC_ROOTS (upload files instead, or run 'zhinao kb "
+                                       "sync' on the server)", code="sync_disabled")
+            if not any(real.is_relative_to(r) for r in roots):  # checked before existence: no probing
+                raise PermissionDenied(f"{directory} is outside the folders allowed for sync "
+                                       f"({', '.join(map(str, roots))})", code="path_not_allowed")
+        if not real.is_dir():
             raise NotFound(f"{root}: no such folder")
+        root = real
         with self.db.session() as s:
             coll = self._collection(s, principal, collection, write=True)
             cid = coll.id
@@ -325,6 +364,10 @@ class KnowledgeService:
             if not f.is_file() or f.name.startswith(".") or doc_type_of(f.name) is None:
                 continue
             rel = f.relative_to(root).as_posix()
+            if not f.resolve().is_relative_to(root):
+                rejected.append({"source": rel, "error": "a link to a file outside the synced folder; skipped",
+                                 "code": "path_not_allowed", "status": 403})
+                continue
             seen.add(rel)
             data = f.read_bytes()
             prev = known.get(rel)
@@ -564,7 +607,8 @@ class KnowledgeService:
                                                                          .where(KBCollection.sync_dir.is_not(None)))]
         for tenant_id, cid, folder in todo:
             try:
-                out.append(self.sync_dir(SystemPrincipal(tenant_id=tenant_id), cid, folder, wait=True))
+                # the folder was accepted when it was remembered (root-checked over the API)
+                out.append(self.sync_dir(SystemPrincipal(tenant_id=tenant_id), cid, folder, wait=True, local=True))
             except ZhinaoError as e:
                 log.warning("scheduled sync of collection %s from %s: %s", cid, folder, e.message)
         return out

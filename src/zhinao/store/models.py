@@ -160,3 +160,7 @@ class Job(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    #: starts that did not end cleanly (a crash mid-run); resume gives up past job_max_attempts
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    #: a cancel that must survive a restart: such a job ends 'cancelled', never resumed
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
