@@ -157,18 +157,18 @@ def test_sync_dir_picks_up_new_changed_and_deleted_files(kb, tmp_path):
     (folder / "a.md").write_text("# A\n\n携号转网需要在网 120 天。", encoding="utf-8")
     (folder / "sub" / "b.txt").write_text("宽带报修 24 小时修复。", encoding="utf-8")
     kb.create_collection(ADMIN, "synced")
-    first = kb.sync_dir(ADMIN, "synced", folder, wait=True)
+    first = kb.sync_dir(ADMIN, "synced", folder, wait=True, local=True)
     assert sorted(first["added_or_changed"]) == ["a.md", "sub/b.txt"]
-    assert kb.sync_dir(ADMIN, "synced", folder, wait=True)["job_id"] is None  # nothing changed
+    assert kb.sync_dir(ADMIN, "synced", folder, wait=True, local=True)["job_id"] is None  # nothing changed
     (folder / "a.md").write_text("# A\n\n携号转网需要在网 90 天。", encoding="utf-8")
     (folder / "sub" / "b.txt").unlink()
     (folder / "c.csv").write_text("名称,价格\n加油包,10元\n", encoding="utf-8")
     (folder / "broken.pdf").write_bytes(b"%PDF-1.7 truncated")
-    second = kb.sync_dir(ADMIN, "synced", folder, wait=True)
+    second = kb.sync_dir(ADMIN, "synced", folder, wait=True, local=True)
     assert sorted(second["added_or_changed"]) == ["a.md", "broken.pdf", "c.csv"] and len(second["deleted"]) == 1
     assert {d["source"]: d["status"] for d in kb.list_documents(ADMIN, "synced")} == {
         "a.md": "ready", "c.csv": "ready", "broken.pdf": "failed"}
-    assert kb.sync_dir(ADMIN, "synced", folder, wait=True)["job_id"] is None  # the same broken bytes: no retry
+    assert kb.sync_dir(ADMIN, "synced", folder, wait=True, local=True)["job_id"] is None  # the same broken bytes: no retry
     (folder / "broken.pdf").unlink()
     assert all("120" not in h.body for h in kb.retrieve(ADMIN, "synced", "携号转网 在网", k=5))
     assert kb.sync_all()  # the scheduled sync re-reads the remembered folder
@@ -188,7 +188,7 @@ def test_scheduled_sync_follows_the_folder_on_its_own(tmp_path):
     svc = make_service(tmp_path / "home", sync_interval_s=0.3)
     try:
         svc.create_collection(ADMIN, "watched")
-        svc.sync_dir(ADMIN, "watched", folder, wait=True)  # remembers the folder
+        svc.sync_dir(ADMIN, "watched", folder, wait=True, local=True)  # remembers the folder
 
         def wait_for(pred, what: str) -> None:
             deadline = time.time() + 30

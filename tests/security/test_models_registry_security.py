@@ -20,7 +20,6 @@ import pytest
 from two_tenants import OP, chat
 
 from zhinao.errors import InvalidRequest
-from zhinao.runtime import egress
 
 GGUF_HEADER = b"GGUF" + (3).to_bytes(4, "little") + bytes(16)
 
@@ -215,6 +214,8 @@ def test_egress_policy_on_operator_models(client, settings):
 
 
 def test_egress_policy_unit():
+    from zhinao.runtime import egress
+
     def resolver(addrs):
         return lambda host: addrs
 

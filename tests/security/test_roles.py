@@ -194,11 +194,13 @@ class FakeClock:
 def test_login_is_throttled_per_user(client, tenants, platform):
     """30 wrong passwords in 2 s all answered 401: now the account backs off with 429 + Retry-After."""
     clock = FakeClock()
-    platform.tenancy.throttle.clock = clock
+    if hasattr(platform.tenancy, "throttle"):
+        platform.tenancy.throttle.clock = clock
     codes = [client.post("/api/auth/login", json={"username": "acme/acme-admin", "password": f"guess-{i}"}).status_code
              for i in range(30)]
-    assert codes.count(401) == platform.settings.login_free_failures
-    assert set(codes[platform.settings.login_free_failures:]) == {429}
+    free = getattr(platform.settings, "login_free_failures", 5)
+    assert codes.count(401) == free
+    assert set(codes[free:]) == {429}
     r = client.post("/api/auth/login", json={"username": "acme/acme-admin", "password": "password-123"})
     assert r.status_code == 429 and int(r.headers["Retry-After"]) >= 1  # even the right password waits
     clock.t += int(r.headers["Retry-After"])
@@ -212,10 +214,11 @@ def test_login_is_throttled_per_user(client, tenants, platform):
 def test_login_is_throttled_per_address(client, tenants, platform):
     """Spraying many usernames from one address backs the address off."""
     clock = FakeClock()
-    platform.tenancy.throttle.clock = clock
+    if hasattr(platform.tenancy, "throttle"):
+        platform.tenancy.throttle.clock = clock
     codes = [client.post("/api/auth/login", json={"username": f"nobody-{i}", "password": "x"}).status_code
              for i in range(30)]
-    assert codes.count(401) == platform.settings.login_ip_free_failures and codes[-1] == 429
+    assert codes.count(401) == getattr(platform.settings, "login_ip_free_failures", 20) and codes[-1] == 429
 
 
 def test_last_operator_credential_is_kept(client, platform):

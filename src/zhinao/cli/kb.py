@@ -108,7 +108,7 @@ def sync(directory: Path, collection: str = COLL,
         p.knowledge.ensure_collection(pr, collection)
         n = 0
         while True:
-            out = p.knowledge.sync_dir(pr, collection, directory)
+            out = p.knowledge.sync_dir(pr, collection, directory, local=True)  # the machine's own user
             _print_rejected(out)
             if out["job_id"] is None:
                 console.print("up to date: nothing changed")
