@@ -51,7 +51,7 @@ class SystemPrincipal:
 
 
 def _is_admin(p: Any) -> bool:
-    return getattr(p, "role", "") == "admin"
+    return getattr(p, "role", "") in ("admin", "operator")  # the operator administers its own tenant too
 
 
 class KnowledgeService:
