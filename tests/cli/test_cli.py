@@ -71,4 +71,28 @@ def test_first_command_prints_generated_admin_secrets_once(settings, monkeypatch
     assert "admin_key" not in again.output
     from zhinao.platform import Platform
 
-    assert Platform(get_settings()).tenancy.authenticate(key).is_admin
+    assert Platform(get_settings()).tenancy.authenticate(key).is_operator
+
+
+def test_users_roles_and_grants_from_the_cli(settings):
+    """The CLI (the machine's own user) creates operators, only in tenant default; grants models."""
+    from zhinao.platform import Platform
+    from zhinao.settings import get_settings
+
+    r = run("users", "create", "ops2", "--role", "operator", "--password", "password-123")
+    assert r.exit_code == 0 and "(operator)" in r.output, r.output
+    assert run("tenants", "create", "noc").exit_code == 0
+    r = run("users", "create", "root", "--role", "operator", "--tenant", "noc", "--password", "password-123")
+    assert r.exit_code == 2 and "only in tenant 'default'" in r.output
+    assert run("users", "create", "alice", "--role", "admin", "--tenant", "noc", "--password", "password-123").exit_code == 0
+    r = run("users", "update", "alice", "--tenant", "noc", "--role", "member")
+    assert r.exit_code == 0 and "member" in r.output, r.output
+    r = run("tenants", "update", "noc", "--models", "echo")
+    assert r.exit_code == 0 and '"echo"' in r.output, r.output
+    p = Platform(get_settings())
+    token, _ = p.tenancy.login("noc/alice", "password-123")
+    assert p.tenancy.authenticate(token).granted == ("echo",)
+    # the last operators cannot both step down
+    assert run("users", "update", "ops2", "--role", "member").exit_code == 0
+    r = run("users", "update", "admin", "--role", "member")
+    assert r.exit_code == 2 and "operator" in r.output, r.output

@@ -45,10 +45,15 @@ def tenants_create(name: str, display_name: str = typer.Option(""), rpm: int = t
 @tenants.command("update")
 @handle_errors
 def tenants_update(name: str, rpm: int = typer.Option(None), tpm: int = typer.Option(None),
-                   tokens_per_day: int = typer.Option(None), disabled: bool = typer.Option(None)) -> None:
+                   tokens_per_day: int = typer.Option(None), disabled: bool = typer.Option(None),
+                   models: str = typer.Option(None, help="Models granted to the tenant, comma-separated; "
+                                                         "'all' = every platform model")) -> None:
     fields = {k: v for k, v in {"rpm": rpm, "tpm": tpm, "tokens_per_day": tokens_per_day,
                                 "disabled": disabled}.items() if v is not None}
     with platform() as p:
+        if models is not None:
+            fields["models"] = None if models.strip() == "all" else sorted(
+                {p.models.canonical(m.strip()) for m in models.split(",") if m.strip()})
         t = p.tenancy.update_tenant(_tenant_id(p, name), **fields)
         console.print_json(json.dumps(t))
 
@@ -66,6 +71,7 @@ def tenants_delete(name: str, yes: bool = typer.Option(False, "--yes")) -> None:
 @users.command("list")
 @handle_errors
 def users_list(tenant: str = typer.Option(None)) -> None:
+    """Users (their role: operator, admin or member)."""
     with platform() as p:
         tid = _tenant_id(p, tenant) if tenant else None
         console.print(_table(p.tenancy.list_users(tid), ["id", "username", "role", "tenant_id", "disabled"]))
@@ -74,10 +80,32 @@ def users_list(tenant: str = typer.Option(None)) -> None:
 @users.command("create")
 @handle_errors
 def users_create(username: str, password: str = typer.Option(..., prompt=True, hide_input=True),
-                 role: str = typer.Option("member"), tenant: str = typer.Option("default")) -> None:
+                 role: str = typer.Option("member", help="member | admin (of the tenant) | operator (tenant "
+                                                         "default only: the platform operator)"),
+                 tenant: str = typer.Option("default")) -> None:
+    """Create a user. The CLI is run by the machine's own user, so it may create operators."""
     with platform() as p:
         u = p.tenancy.create_user(_tenant_id(p, tenant), username, password, role)
         console.print(f"created user {u['username']} ({u['role']}) in tenant {tenant}")
+
+
+@users.command("update")
+@handle_errors
+def users_update(username: str, tenant: str = typer.Option("default"),
+                 role: str = typer.Option(None, help="member | admin | operator"),
+                 disabled: bool = typer.Option(None, "--disabled/--enabled"),
+                 password: bool = typer.Option(False, "--password", help="Prompt for a new password")) -> None:
+    """Change a user's role, state or password (the last operator cannot be demoted or disabled)."""
+    with platform() as p:
+        tid = _tenant_id(p, tenant)
+        u = next((u for u in p.tenancy.list_users(tid) if u["username"] == username), None)
+        if u is None:
+            from zhinao.errors import NotFound
+
+            raise NotFound(f"user {username!r} not found in tenant {tenant!r}")
+        new_pw = typer.prompt("new password", hide_input=True, confirmation_prompt=True) if password else None
+        out = p.tenancy.update_user(u["id"], role=role, disabled=disabled, password=new_pw)
+        console.print(f"user {out['username']}: {out['role']}{' (disabled)' if out['disabled'] else ''}")
 
 
 @keys.command("list")
@@ -93,7 +121,8 @@ def keys_list(tenant: str = typer.Option(None)) -> None:
 @handle_errors
 def keys_create(name: str = typer.Option(""), tenant: str = typer.Option("default"),
                 model: list[str] = typer.Option([], help="Allowed model (repeatable); none = all"),
-                role: str = typer.Option("member"), rpm: int = typer.Option(None), tpm: int = typer.Option(None),
+                role: str = typer.Option("member", help="member | admin | operator (tenant default only)"),
+                rpm: int = typer.Option(None), tpm: int = typer.Option(None),
                 tokens_per_day: int = typer.Option(None)) -> None:
     """Create a key; the secret is printed once and never stored."""
     with platform() as p:
