@@ -235,9 +235,10 @@ class Platform:
             self.analytics  # noqa: B018
         return self.jobs.resume()
 
-    async def aclose(self) -> None:
+    async def aclose(self, jobs_grace_s: float | None = None) -> None:
+        """Close engines, jobs (waiting ``jobs_grace_s`` for running handlers; None: until they stop) and the store."""
         await self.models.close()
-        self.jobs.shutdown()
+        self.jobs.shutdown(grace_s=jobs_grace_s)
         for name in ("knowledge", "analytics"):
             svc = self.__dict__.get(name)
             close = getattr(svc, "close", None)

@@ -146,6 +146,13 @@ class Settings(BaseSettings):
     port: int = Field(8000, description="Port of `zhinao serve`.")
     log_level: str = Field("INFO", description="Root log level; logs are JSON lines with request ids.")
     demo: bool = Field(False, description="Load demo data (sample knowledge base, analytics workspace) on start.")
+    metrics_token: str | None = Field(
+        None, description="Bearer token that /metrics requires (Authorization: Bearer <token>); when unset, "
+        "/metrics answers loopback clients only (behind a reverse proxy on the same host every client looks "
+        "local: set a token).")
+    shutdown_grace_s: float = Field(
+        10.0, ge=0, description="On SIGTERM/SIGINT: how long `zhinao serve` lets open requests finish and asks "
+        "running jobs to stop before it exits anyway (unfinished jobs resume at the next start).")
 
     @field_validator("home", mode="after")
     @classmethod

@@ -178,10 +178,11 @@ def test_api_turns_are_recorded(client, platform):
         assert t.params["temperature"] == 0.2 and t.completion_tokens == 2
 
 
-def test_health_ready_metrics(client):
+def test_health_ready_metrics(client, platform):
     assert client.get("/healthz").json()["status"] == "ok"
     chat(client)
-    m = client.get("/metrics").text
+    platform.settings.metrics_token = "scrape-token"  # the test client is not a loopback address
+    m = client.get("/metrics", headers={"Authorization": "Bearer scrape-token"}).text
     assert 'zhinao_generations_total{model="echo",outcome="ok"}' in m
     assert "zhinao_queue_depth" in m and "zhinao_request_latency_seconds_bucket" in m
     assert client.get("/healthz").headers.get("x-request-id")

@@ -11,19 +11,14 @@ from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
 from zhinao.console.pages import STATIC_DIR, pages
+from zhinao.gateway.middleware import HTML_CSP, SECURITY_HEADERS
 
 router = APIRouter(tags=["console"])
 
-# Model output is rendered in this page, so lock it down: same-origin scripts only, no inline
-# script, no framing, no remote images or connections.
-_SECURITY_HEADERS = {
-    "Content-Security-Policy": (
-        "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; "
-        "connect-src 'self'; object-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"),
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
-    "Cache-Control": "no-cache",
-}
+# Model output is rendered in this page, so it is locked down (same-origin scripts only, no inline
+# script, no framing): the policy is the gateway's HTML policy, which the request middleware also
+# puts on every other response, HTML or not (with nosniff, no-referrer, X-Frame-Options).
+_SECURITY_HEADERS = {"Content-Security-Policy": HTML_CSP, **SECURITY_HEADERS, "Cache-Control": "no-cache"}
 
 
 @router.get("/", include_in_schema=False)

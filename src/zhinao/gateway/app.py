@@ -13,7 +13,7 @@ import importlib
 import logging
 import time
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
@@ -21,7 +21,8 @@ from sqlalchemy import text
 from zhinao import __version__
 from zhinao.gateway.errors import install_error_handlers
 from zhinao.gateway.middleware import RequestContextMiddleware
-from zhinao.gateway.observability import Metrics, configure_logging
+from zhinao.gateway.observability import Metrics, configure_logging, metrics_allowed
+from zhinao.gateway.routes import declare_errors, int64_params
 from zhinao.platform import Platform
 
 log = logging.getLogger(__name__)
@@ -59,9 +60,14 @@ def create_app(platform: Platform | None = None, *, warm_default: bool = True) -
         finally:
             if warm is not None:
                 warm.cancel()
-            await platform.aclose()
+            await _drain(platform)
 
-    app = FastAPI(title="Zhinao 智脑", version=__version__, lifespan=lifespan,
+    # no /docs or /redoc: Swagger UI loads scripts from a CDN (offline here, and refused by our CSP);
+    # the schema is at /openapi.json
+    # int64_params: ids and counts above 2**63 are a 400 naming the parameter (they used to reach
+    # SQLAlchemy, whose OverflowError was a 500)
+    app = FastAPI(title="Zhinao 智脑", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None,
+                  dependencies=[Depends(int64_params)],
                   description="Enterprise large-model platform: OpenAI-compatible MaaS, knowledge, analytics.")
     app.state.platform = platform
     app.state.started_at = time.time()
@@ -100,7 +106,10 @@ def create_app(platform: Platform | None = None, *, warm_default: bool = True) -
         return {"status": "ready"}
 
     @app.get("/metrics", tags=["ops"])
-    async def metrics():
+    async def metrics(request: Request):
+        """Prometheus metrics: with ``ZHINAO_METRICS_TOKEN`` as a bearer token, or from loopback when unset."""
+        metrics_allowed(platform.settings.metrics_token, request.headers.get("authorization"),
+                        request.client.host if request.client else None)
         return Response(generate_latest(app.state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     try:
@@ -109,7 +118,19 @@ def create_app(platform: Platform | None = None, *, warm_default: bool = True) -
         mount_console = None
     if mount_console is not None:
         mount_console(app)
+    declare_errors(app)  # after every router: each operation lists the error codes it really returns
     return app
+
+
+async def _drain(platform: Platform) -> None:
+    """Stop within ``ZHINAO_SHUTDOWN_GRACE_S``: ask running jobs to stop, wait for them that long,
+    then close the rest. A job still running past the deadline is left to the process exit (it
+    stays ``running`` in the store and resumes at the next start: handlers are idempotent)."""
+    grace = platform.settings.shutdown_grace_s
+    if not await asyncio.to_thread(platform.jobs.shutdown, grace):
+        log.warning("jobs still running after the %.0f s shutdown grace (ZHINAO_SHUTDOWN_GRACE_S); "
+                    "exiting without them, they resume at the next start", grace)
+    await platform.aclose(jobs_grace_s=0)
 
 
 def _ping_db(platform: Platform) -> None:

@@ -2,11 +2,19 @@
 
 Metrics live in a registry per app so tests can build many apps in one process. Queue
 depth and busy slots are read from the schedulers at scrape time, never duplicated.
+
+Label values never come from client text: every series is a time series kept forever by
+Prometheus, so ``model: "kb:<anything>"`` used to let any caller grow the scrape without
+bound. Model labels are the registered model names (anything else is ``other``); route
+labels are route templates (see the middleware). ``/metrics`` itself answers only a bearer
+of ``ZHINAO_METRICS_TOKEN`` or, with no token set, a loopback client (:func:`metrics_allowed`).
 """
 
 from __future__ import annotations
 
 import contextvars
+import hmac
+import ipaddress
 import json
 import logging
 import sys
@@ -14,6 +22,8 @@ import time
 from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
+
+from zhinao.errors import AuthenticationError, PermissionDenied
 from prometheus_client.core import GaugeMetricFamily
 
 if TYPE_CHECKING:
@@ -31,14 +41,81 @@ class Metrics:
         self.requests = Counter("zhinao_requests_total", "HTTP requests", ["method", "route", "status"], registry=r)
         self.latency = Histogram("zhinao_request_latency_seconds", "HTTP request latency", ["route"],
                                  buckets=LATENCY_BUCKETS, registry=r)
-        self.generations = Counter("zhinao_generations_total", "Model generations", ["model", "outcome"], registry=r)
-        self.ttft = Histogram("zhinao_time_to_first_token_seconds", "Time to first token", ["model"],
-                              buckets=LATENCY_BUCKETS, registry=r)
-        self.tokens = Counter("zhinao_tokens_total", "Tokens processed", ["model", "kind"], registry=r)
-        self.tps = Histogram("zhinao_generation_tokens_per_second", "Decode speed per generation", ["model"],
-                             buckets=(1, 2, 5, 10, 20, 40, 60, 80, 120, 200, 400), registry=r)
+        bound = _ModelLabel(models)
+        self.generations = bound.wrap(Counter("zhinao_generations_total", "Model generations", ["model", "outcome"],
+                                              registry=r))
+        self.ttft = bound.wrap(Histogram("zhinao_time_to_first_token_seconds", "Time to first token", ["model"],
+                                         buckets=LATENCY_BUCKETS, registry=r))
+        self.tokens = bound.wrap(Counter("zhinao_tokens_total", "Tokens processed", ["model", "kind"], registry=r))
+        self.tps = bound.wrap(Histogram("zhinao_generation_tokens_per_second", "Decode speed per generation",
+                                        ["model"], buckets=(1, 2, 5, 10, 20, 40, 60, 80, 120, 200, 400), registry=r))
         self.errors = Counter("zhinao_errors_total", "Errors returned to clients", ["status", "code"], registry=r)
         self.registry.register(_SchedulerCollector(models))
+
+
+class _ModelLabel:
+    """Maps a model label to a registered model name, or ``other``."""
+
+    OTHER = "other"
+
+    def __init__(self, models: "ModelManager"):
+        self.models = models
+
+    def __call__(self, name: str) -> str:
+        try:
+            known = name in self.models.names()
+        except Exception:  # a manager mid-reload: never fail the caller over a metric
+            known = False
+        return name if known else self.OTHER
+
+    def wrap(self, metric):
+        return _Bounded(metric, self)
+
+
+class _Bounded:
+    """A labelled metric whose first label (the model) is bounded; everything else passes through."""
+
+    def __init__(self, metric, label: _ModelLabel):
+        self._metric, self._label = metric, label
+
+    def labels(self, model: str, *rest: str):
+        return self._metric.labels(self._label(str(model)), *rest)
+
+    def __getattr__(self, name):
+        return getattr(self._metric, name)
+
+
+_LOOPBACK_NAMES = {"localhost"}
+
+
+def _is_loopback(host: str | None) -> bool:
+    if not host:
+        return False
+    if host in _LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host.split("%", 1)[0]).is_loopback
+    except ValueError:
+        return False
+
+
+def metrics_allowed(token: str | None, authorization: str | None, client_host: str | None) -> None:
+    """Raise unless the scraper may read ``/metrics`` (queue sizes and model names are not public).
+
+    With ``ZHINAO_METRICS_TOKEN`` set, only ``Authorization: Bearer <token>`` is accepted (from
+    anywhere); unset, only a loopback client.
+    """
+    if token:
+        given = authorization[7:].strip() if authorization and authorization[:7].lower() == "bearer " else ""
+        if not given:
+            raise AuthenticationError("/metrics needs 'Authorization: Bearer <ZHINAO_METRICS_TOKEN>'",
+                                      code="missing_api_key")
+        if not hmac.compare_digest(given.encode(), token.encode()):
+            raise AuthenticationError("wrong metrics token (ZHINAO_METRICS_TOKEN)", code="invalid_api_key")
+        return
+    if not _is_loopback(client_host):
+        raise PermissionDenied("/metrics answers loopback clients only; set ZHINAO_METRICS_TOKEN and scrape with "
+                               "'Authorization: Bearer <token>' to read it from elsewhere", code="metrics_forbidden")
 
 
 class _SchedulerCollector:
