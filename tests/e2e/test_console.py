@@ -54,9 +54,10 @@ def test_sign_in_and_language_switch(page, live_server):
     chat_link = page.locator("[data-testid=nav] a[data-page=chat]")
     chat_link.wait_for()
     assert chat_link.inner_text().strip() == "智能对话"
-    # admin pages are listed for an admin
+    # admin pages are listed for the operator (the bootstrap admin), with the role shown
     for pid in ("usage", "status", "keys", "tenants", "users", "models", "feedback"):
         assert page.locator(f"[data-testid=nav] a[data-page={pid}]").count() == 1, pid
+    assert page.locator("[data-testid=who-role]").get_attribute("data-role") == "operator"
 
     page.click("[data-testid=lang-switch] >> nth=0 >> [data-lang=en]")
     page.wait_for_function("document.querySelector('[data-testid=nav] a[data-page=chat]').innerText.trim() === 'Chat'")
@@ -408,3 +409,44 @@ def test_tenant_create_edit_disable(admin_page, live_server):
     page.locator("[data-testid=tenants-table] tr", has_text="e2e-sales").get_by_role("button", name="停用").click()
     page.locator("[data-testid=tenants-table] tr", has_text="e2e-sales").locator(".badge.bad").wait_for()
     assert tenant()["disabled"] is True
+
+
+def test_tenant_admin_sees_only_their_tenant(admin_page, live_server, browser):
+    """A tenant admin has the admin pages of their tenant, none of the operator's sections, and
+    the console shows each person's role (the API refuses the rest anyway)."""
+    page = admin_page
+    assert page.locator("[data-testid=who-role]").get_attribute("data-role") == "operator"
+    tid = live_server.api("POST", "/api/tenants", json={"name": "e2e-branch"}).json()["id"]
+    r = live_server.api("POST", "/api/users", json={"username": "e2e-tadmin", "password": "tadmin-pass-123",
+                                                     "role": "admin", "tenant_id": tid})
+    assert r.status_code == 201, r.text
+    ctx = browser.new_context(viewport={"width": 1280, "height": 800})
+    try:
+        ta = ctx.new_page()
+        errors: list[str] = []
+        ta.on("pageerror", lambda e: errors.append(str(e)))
+        ta.goto(live_server.base_url + "/")
+        ta.fill("input[name=username]", "e2e-branch/e2e-tadmin")
+        ta.fill("input[name=password]", "tadmin-pass-123")
+        ta.click("[data-testid=login-form] button[type=submit]")
+        ta.wait_for_selector("[data-testid=nav] a[data-page=chat]")
+        assert ta.locator("[data-testid=who-role]").get_attribute("data-role") == "admin"
+        for pid in ("users", "keys", "feedback", "usage", "models"):
+            assert ta.locator(f"[data-testid=nav] a[data-page={pid}]").count() == 1, pid
+        assert ta.locator("[data-testid=nav] a[data-page=tenants]").count() == 0
+        ta.goto(live_server.base_url + "/#/models")
+        ta.locator("[data-testid=models-table]").wait_for()
+        assert ta.locator("[data-testid=model-form]").count() == 0
+        assert ta.locator("[data-testid=models-granted-note]").count() == 1
+        ta.goto(live_server.base_url + "/#/users")
+        ta.locator("[data-testid=users-table] tr", has_text="e2e-tadmin").wait_for()
+        assert ta.locator("[data-testid=users-tenant]").count() == 0  # no tenant picker
+        assert "admin" not in [c.strip() for c in ta.locator("[data-testid=users-table] td b").all_inner_texts()]
+        roles = ta.locator("[data-testid=user-form] select[name=role] option").all_inner_texts()
+        assert not any("运营" in r or "operator" in r.lower() for r in roles)
+        ta.goto(live_server.base_url + "/#/usage")
+        ta.locator("[data-testid=usage-total]").wait_for()
+        assert ta.get_by_text("全部租户").count() == 0
+        assert not errors
+    finally:
+        ctx.close()

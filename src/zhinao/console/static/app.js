@@ -308,9 +308,15 @@
     registry.set(page.id, Object.assign({ order: 100, group: "work", icon: "sparkles", title: { zh: page.id, en: page.id } }, page));
     if (state.user && state.scriptsLoaded) renderShell(); // a page registered late (e.g. from the console)
   }
+  /** Roles: operator (the platform's: models, tenants, every tenant's figures) > admin (one tenant) > member. */
+  function isOperator(u) { return !!u && u.role === "operator"; }
+  function isAdmin(u) { return !!u && (u.role === "admin" || u.role === "operator"); }
+  function roleLabel(role) {
+    return role === "operator" ? t("平台运营者", "Platform operator") : role === "admin" ? t("管理员", "Administrator") : t("成员", "Member");
+  }
   function visiblePages() {
     return [...registry.values()]
-      .filter((p) => !p.adminOnly || (state.user && state.user.role === "admin"))
+      .filter((p) => (!p.adminOnly || isAdmin(state.user)) && (!p.operatorOnly || isOperator(state.user)))
       .sort((a, b) => a.order - b.order || a.id.localeCompare(b.id));
   }
   function route() {
@@ -356,7 +362,8 @@
     runCleanup();
     const app = clear(document.getElementById("app"));
     const err = h("div", { class: "err", "data-testid": "login-error" }, message || "");
-    const user = h("input", { name: "username", autocomplete: "username", required: true, placeholder: "admin" });
+    const user = h("input", { name: "username", autocomplete: "username", required: true,
+      placeholder: t("用户名，或 租户/用户名", "username, or tenant/username") });
     const pass = h("input", { name: "password", type: "password", autocomplete: "current-password", required: true });
     const btn = h("button", { class: "btn primary", type: "submit", style: { justifyContent: "center", padding: "9px" } }, t("登录", "Sign in"));
     const f = h("form", { "data-testid": "login-form" },
@@ -371,7 +378,8 @@
         state.user = r.user;
         await start();
       } catch (e) {
-        err.textContent = e.status === 401 || e.status === 403 ? t("用户名或密码错误", "Wrong username or password") : e.message;
+        err.textContent = e.status === 401 || e.status === 403 ? t("用户名或密码错误（多租户时请用 租户/用户名 登录）", "Wrong username or password (with several tenants, sign in as tenant/username)")
+          : e.status === 429 ? t("失败次数过多，请稍后再试", "Too many failed sign-ins; try again later") + (e.message ? "：" + e.message : "") : e.message;
       } finally { btn.disabled = false; }
     });
     app.appendChild(h("div", { class: "login-wrap" }, h("div", { class: "login-card" },
@@ -393,7 +401,8 @@
   }
   function ctx(params) {
     return { api, sse, t, lang: state.lang, user: state.user, params, navigate, h, icon, markdown, renderMarkdown, toast, showError,
-      modal, confirm: confirmBox, table, form, card, compact, fmtNum, fmtTime, fmtDuration, clear };
+      modal, confirm: confirmBox, table, form, card, compact, fmtNum, fmtTime, fmtDuration, clear,
+      isAdmin: isAdmin(state.user), isOperator: isOperator(state.user), roleLabel };
   }
 
   function renderShell(keepScroll) {
@@ -424,7 +433,7 @@
       nav,
       h("div", { class: "side-foot" },
         h("div", { class: "who", "data-testid": "who" }, u.username,
-          h("small", {}, (u.tenant || "") + " · " + (u.role === "admin" ? t("管理员", "Administrator") : t("成员", "Member")))),
+          h("small", { "data-testid": "who-role", "data-role": u.role }, (u.tenant || "") + " · " + roleLabel(u.role))),
         h("div", { class: "row" }, langSwitch(), h("span", { class: "spacer" }),
           h("button", { class: "btn small ghost", style: { color: "#c7d2e0" }, "data-testid": "sign-out", onclick: () => signOut(true) },
             icon("log-out", 14), t("退出", "Sign out")))));
@@ -464,7 +473,7 @@
 
   window.Zhinao = {
     registerPage, t, h, icon, api, sse, markdown, renderMarkdown, toast, showError, modal, confirm: confirmBox, table, form, card,
-    compact, fmtNum, fmtTime, fmtDuration, clear, navigate, ApiError,
+    compact, fmtNum, fmtTime, fmtDuration, clear, navigate, ApiError, isAdmin, isOperator, roleLabel,
     get lang() { return state.lang; }, get user() { return state.user; }, setLang,
   };
 

@@ -1,6 +1,7 @@
 /* Operations and administration pages: usage, live status, feedback review, models, API keys,
- * tenants, users. Each is one registerPage call over the JSON API; admin-only pages are hidden
- * from members (the API refuses them anyway).
+ * tenants, users. Each is one registerPage call over the JSON API. Admin pages are hidden from
+ * members and operator sections (other tenants, defining models, tenants) from tenant admins;
+ * the API refuses them anyway, this only keeps the console honest about what works.
  */
 (function () {
   "use strict";
@@ -74,7 +75,7 @@
   // ------------------------------------------------------------------ usage
   async function usagePage(el, ctx) {
     const { h, t, api } = ctx;
-    const isAdmin = ctx.user.role === "admin";
+    const isAdmin = ctx.isOperator;  // "all tenants" is the operator's view
     let days = Number(sessionStorage.getItem("zhinao.usage.days")) || 30;
     let all = isAdmin && sessionStorage.getItem("zhinao.usage.all") === "1";
     let stack = sessionStorage.getItem("zhinao.usage.stack") || "kind";
@@ -234,7 +235,7 @@
   // ------------------------------------------------------------------ models
   async function modelsPage(el, ctx) {
     const { h, t, api } = ctx;
-    const isAdmin = ctx.user.role === "admin";
+    const isAdmin = ctx.isOperator;  // models are platform resources: only the operator defines, tests, removes them
     const listBox = h("div", {});
     async function load() {
       const rows = await api("/api/models");
@@ -266,6 +267,9 @@
       } catch (e) { ctx.showError(e); }
     }
     el.appendChild(listBox);
+    if (!isAdmin) el.appendChild(h("div", { class: "notice", "data-testid": "models-granted-note" },
+      t("这里列出平台运营者授予本租户的模型。添加或删除模型请联系平台运营者。",
+        "These are the models the platform operator grants your tenant. Ask the operator to add or remove models.")));
     if (isAdmin) {
       let backends = ["llama-server", "llamacpp", "openai", "echo"];
       try { backends = await api("/api/models/backends"); } catch (_) { /* keep the usual ones */ }
@@ -276,7 +280,7 @@
         { name: "name", label: t("名称", "Name"), required: true, placeholder: "qwen2.5-7b" },
         { name: "backend", label: t("后端", "Backend"), type: "select", value: backends[0],
           options: backends.map((b) => ({ value: b, label: known[b] ? `${b} — ${known[b]}` : b })) },
-        { name: "path", label: t("GGUF 路径", "GGUF path"), placeholder: "/models/x.gguf" },
+        { name: "path", label: t("GGUF 路径（须在模型目录内）", "GGUF path (inside the model folders)"), placeholder: "~/.zhinao/models/x.gguf" },
         { name: "base_url", label: t("接口地址", "Base URL"), placeholder: "http://host:8000/v1" },
         { name: "remote_name", label: t("远端模型名", "Remote model name") },
         { name: "api_key", label: "API key", type: "password" },
@@ -298,7 +302,7 @@
   // ------------------------------------------------------------------ API keys
   async function keysPage(el, ctx) {
     const { h, t, api } = ctx;
-    const isAdmin = ctx.user.role === "admin";
+    const isAdmin = ctx.isAdmin;
     const listBox = h("div", {});
     let models = [];
     try { models = (await api("/api/models")).map((m) => m.name); } catch (_) { /* the form still works */ }
@@ -307,7 +311,7 @@
       ctx.clear(listBox).appendChild(ctx.card(t("API 密钥", "API keys"), ctx.table([
         { label: t("名称", "Name"), render: (k) => h("b", {}, k.name) },
         { label: t("前缀", "Prefix"), render: (k) => h("span", { class: "mono" }, (k.prefix || "") + "…") },
-        { label: t("角色", "Role"), render: (k) => k.role === "admin" ? t("管理员", "Admin") : t("成员", "Member") },
+        { label: t("角色", "Role"), render: (k) => ctx.roleLabel(k.role) },
         { label: t("可用模型", "Models"), render: (k) => (k.models && k.models.length) ? k.models.join(", ") : t("全部", "All") },
         { label: t("限额 RPM/TPM/日", "Limits RPM/TPM/day"), render: (k) => [k.rpm, k.tpm, k.tokens_per_day].map((x) => x == null ? "∞" : ctx.fmtNum(x)).join(" / ") },
         { label: t("状态", "State"), render: (k) => k.revoked ? h("span", { class: "badge bad" }, t("已吊销", "Revoked")) : h("span", { class: "badge ok" }, t("有效", "Active")) },
@@ -326,8 +330,8 @@
       { name: "tpm", label: t("每分钟 Token", "Tokens / minute"), type: "number", min: 1 },
       { name: "tokens_per_day", label: t("每日 Token", "Tokens / day"), type: "number", min: 1 },
     ];
-    if (isAdmin) fields.push({ name: "role", label: t("角色", "Role"), type: "select", value: "member",
-      options: [{ value: "member", label: t("成员", "Member") }, { value: "admin", label: t("管理员", "Admin") }] });
+    if (isAdmin) fields.push({ name: "role", label: t("角色（不高于你自己的）", "Role (not above your own)"), type: "select", value: "member",
+      options: roleOptions(ctx) });
     el.append(ctx.card(t("创建 API 密钥", "Create an API key"), ctx.form(fields, async (v, f) => {
       const body = ctx.compact(v);
       if (!body.models || !body.models.length) delete body.models;
@@ -357,6 +361,7 @@
         { label: "RPM", render: (r) => r.rpm == null ? "∞" : ctx.fmtNum(r.rpm), class: "num" },
         { label: "TPM", render: (r) => r.tpm == null ? "∞" : ctx.fmtNum(r.tpm), class: "num" },
         { label: t("每日 Token", "Tokens / day"), render: (r) => r.tokens_per_day == null ? "∞" : ctx.fmtNum(r.tokens_per_day), class: "num" },
+        { label: t("授予的模型", "Granted models"), render: (r) => r.models == null ? t("全部", "All") : (r.models.join(", ") || "—") },
         { label: t("状态", "State"), render: (r) => r.disabled ? h("span", { class: "badge bad" }, t("已停用", "Disabled")) : h("span", { class: "badge ok" }, t("启用", "Enabled")) },
         { label: t("创建", "Created"), render: (r) => ctx.fmtTime(r.created_at) },
         { label: "", class: "actions", render: (r) => h("span", {},
@@ -377,7 +382,14 @@
         { name: "rpm", label: "RPM", type: "number", value: r.rpm ?? "", min: 1 },
         { name: "tpm", label: "TPM", type: "number", value: r.tpm ?? "", min: 1 },
         { name: "tokens_per_day", label: t("每日 Token", "Tokens / day"), type: "number", value: r.tokens_per_day ?? "", min: 1 },
-      ], async (v) => { await patch(r, v); m.close(); }), actions: [{ label: t("关闭", "Close") }] });
+        { name: "models", label: t("授予的模型（逗号分隔，留空为全部）", "Granted models (comma separated, empty = all)"),
+          value: (r.models || []).join(", "), wide: true },
+      ], async (v) => {
+        const body = Object.assign({}, v);
+        const names = String(body.models || "").split(/[,，\s]+/).filter(Boolean);
+        body.models = names.length ? names : null;
+        await patch(r, body); m.close();
+      }), actions: [{ label: t("关闭", "Close") }] });
     }
     el.append(ctx.card(t("创建租户", "Create a tenant"), ctx.form([
       { name: "name", label: t("标识（英文）", "Name (slug)"), required: true, placeholder: "marketing" },
@@ -395,7 +407,8 @@
     const { h, t, api } = ctx;
     const listBox = h("div", {});
     let tenants = [];
-    try { tenants = await api("/api/tenants"); } catch (_) { /* own tenant only */ }
+    // only the operator manages other tenants' users; a tenant admin sees their own tenant
+    if (ctx.isOperator) { try { tenants = await api("/api/tenants"); } catch (_) { /* own tenant only */ } }
     const tenantName = (id) => (tenants.find((x) => x.id === id) || {}).name || id;
     const tenantSel = h("select", { "data-testid": "users-tenant", onchange: () => load() },
       tenants.map((x) => h("option", { value: x.id, selected: x.id === ctx.user.tenant_id }, x.display_name || x.name)));
@@ -405,11 +418,12 @@
       ctx.clear(listBox).appendChild(ctx.card(t("用户", "Users"), ctx.table([
         { label: t("用户名", "Username"), render: (u) => h("b", {}, u.username) },
         { label: t("租户", "Tenant"), render: (u) => tenantName(u.tenant_id) },
-        { label: t("角色", "Role"), render: (u) => u.role === "admin" ? h("span", { class: "badge blue" }, t("管理员", "Admin")) : t("成员", "Member") },
+        { label: t("角色", "Role"), render: (u) => u.role === "member" ? ctx.roleLabel(u.role) : h("span", { class: "badge " + (u.role === "operator" ? "warn" : "blue"), "data-role": u.role }, ctx.roleLabel(u.role)) },
         { label: t("状态", "State"), render: (u) => u.disabled ? h("span", { class: "badge bad" }, t("已停用", "Disabled")) : h("span", { class: "badge ok" }, t("启用", "Enabled")) },
         { label: t("创建", "Created"), render: (u) => ctx.fmtTime(u.created_at) },
-        { label: "", class: "actions", render: (u) => u.id === ctx.user.id ? h("span", { class: "muted" }, t("（当前用户）", "(you)")) : h("span", {},
-          h("button", { class: "btn small", onclick: () => patch(u, { role: u.role === "admin" ? "member" : "admin" }) }, u.role === "admin" ? t("设为成员", "Make member") : t("设为管理员", "Make admin")),
+        { label: "", class: "actions", render: (u) => u.id === ctx.user.id ? h("span", { class: "muted" }, t("（当前用户）", "(you)"))
+          : (u.role === "operator" && !ctx.isOperator) ? h("span", { class: "muted" }, t("（平台运营者）", "(platform operator)")) : h("span", {},
+          u.role === "operator" ? null : h("button", { class: "btn small", onclick: () => patch(u, { role: u.role === "admin" ? "member" : "admin" }) }, u.role === "admin" ? t("设为成员", "Make member") : t("设为管理员", "Make admin")),
           h("button", { class: "btn small", onclick: () => resetPw(u) }, t("重置密码", "Reset password")),
           h("button", { class: "btn small", onclick: () => patch(u, { disabled: !u.disabled }) }, u.disabled ? t("启用", "Enable") : t("停用", "Disable")),
           h("button", { class: "btn small danger", onclick: async () => {
@@ -431,7 +445,7 @@
       ctx.card(t("创建用户", "Create a user"), ctx.form([
         { name: "username", label: t("用户名", "Username"), required: true },
         { name: "password", label: t("初始密码", "Initial password"), type: "password", required: true },
-        { name: "role", label: t("角色", "Role"), type: "select", value: "member", options: [{ value: "member", label: t("成员", "Member") }, { value: "admin", label: t("管理员", "Admin") }] },
+        { name: "role", label: t("角色", "Role"), type: "select", value: "member", options: roleOptions(ctx) },
       ], async (v, f) => {
         const body = Object.assign({}, v);
         if (tenantSel.value) body.tenant_id = Number(tenantSel.value);
@@ -440,13 +454,21 @@
     await load();
   }
 
-  const reg = (id, zh, en, icon, order, group, render, adminOnly) =>
-    Z.registerPage({ id, title: { zh, en }, icon, order, group, render, adminOnly });
+  /** Roles the signed-in user may give: never above their own; operator only in tenant default. */
+  function roleOptions(ctx) {
+    const t = ctx.t;
+    const out = [{ value: "member", label: t("成员", "Member") }, { value: "admin", label: t("管理员", "Admin") }];
+    if (ctx.isOperator) out.push({ value: "operator", label: t("平台运营者（仅 default 租户）", "Platform operator (tenant default only)") });
+    return out;
+  }
+
+  const reg = (id, zh, en, icon, order, group, render, adminOnly, operatorOnly) =>
+    Z.registerPage({ id, title: { zh, en }, icon, order, group, render, adminOnly, operatorOnly: !!operatorOnly });
   reg("usage", "用量统计", "Usage", "chart-column", 50, "ops", usagePage, false);
   reg("status", "实时监控", "Live status", "activity", 55, "ops", statusPage, false);
   reg("feedback", "问答反馈", "Feedback", "lightbulb", 60, "ops", feedbackPage, true);
   reg("models", "模型管理", "Models", "cpu", 70, "admin", modelsPage, false);
   reg("keys", "API 密钥", "API keys", "key-round", 75, "admin", keysPage, false);
-  reg("tenants", "租户管理", "Tenants", "building", 80, "admin", tenantsPage, true);
+  reg("tenants", "租户管理", "Tenants", "building", 80, "admin", tenantsPage, true, true);
   reg("users", "用户管理", "Users", "users", 85, "admin", usersPage, true);
 })();
