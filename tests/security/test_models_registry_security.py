@@ -189,6 +189,9 @@ def test_models_are_granted_per_tenant(client, tenants):
     assert r.status_code == 200 and r.json()["models"] == ["echo"]
     names = [m["name"] for m in client.get("/api/models", headers=a.member).json()]
     assert names == ["echo"]
+    v1 = [m["id"] for m in client.get("/v1/models", headers=a.member).json()["data"]]
+    assert "premium" not in v1 and "echo" in v1
+    assert client.get("/v1/models/premium", headers=a.member).status_code == 404
     r = client.post("/v1/chat/completions", headers=a.member,
                     json={"model": "premium", "messages": [{"role": "user", "content": "x"}]})
     assert r.status_code == 403 and "not granted" in r.json()["error"]["message"]

@@ -187,6 +187,8 @@ class OpenAIServing:
     def list_models(self, principal: Principal) -> dict:
         out = []
         for spec in self.p.models.specs():
+            if not principal.may_use(spec.name):  # not granted to the tenant
+                continue
             if principal.models is not None and spec.name not in principal.models \
                     and not set(spec.aliases) & set(principal.models):
                 continue
