@@ -63,7 +63,7 @@ class Settings(BaseSettings):
         10.0, gt=0, description="Longest one workspace query (user or model SQL) may run; it is interrupted "
         "and its worker killed past it (400 sql_timeout).")
     sql_memory_limit: str = Field(
-        "512MB", pattern=r"^\s*\d+(\.\d+)?\s*([KMGT]i?B|B)?\s*$",
+        "512MB", pattern=r"^\s*\d+(\.\d+)?\s*([KkMmGgTt][Ii]?[Bb]|[Bb])?\s*$",
         description="DuckDB memory limit of one query (e.g. 512MB, 1GiB); no spilling to disk, so a query that "
         "needs more fails (400 sql_memory_limit). Its worker's address space is capped at twice this plus "
         "the result limit.")

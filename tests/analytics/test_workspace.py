@@ -41,7 +41,7 @@ def test_import_gbk_profile_describe_and_query(service, ws):
     assert "'不存在'" in e.value.message
     df = service.workspaces.workspace(TENANT, ws).query('SELECT "套餐", AVG("月费") AS arpu FROM "套餐_清单" GROUP BY 1 ORDER BY 1')
     assert dict(zip(df["套餐"], df["arpu"])) == {"智享": 88.0, "畅享": 93.0}
-    with pytest.raises(InvalidRequest, match="single SELECT"):
+    with pytest.raises(InvalidRequest, match="only a read-only SELECT"):
         service.workspaces.workspace(TENANT, ws).query('DROP TABLE "套餐_清单"')
     with pytest.raises(Conflict):
         service.workspaces.import_bytes(TENANT, ws, GBK_CSV, "套餐 清单.csv")
@@ -79,13 +79,31 @@ def test_sql_and_demo_imports(service, ws, tmp_path):
         c.execute(sa.text("CREATE TABLE bill (uid TEXT, fee REAL)"))
         c.execute(sa.text("INSERT INTO bill VALUES ('a', 10), ('b', 30)"))
     eng.dispose()
-    ds = service.workspaces.import_sql(TENANT, ws, url, "SELECT * FROM bill", "bill")
+    # a SQL import names a data source the operator registered and granted, never a URL
+    with pytest.raises(NotFound, match="data source 'bss' not found"):
+        service.workspaces.import_sql(TENANT, ws, "bss", "SELECT * FROM bill", "bill")
+    service.sources.register("bss", url, tenants=[], description="billing")
+    with pytest.raises(NotFound):  # registered, but not granted to this tenant
+        service.workspaces.import_sql(TENANT, ws, "bss", "SELECT * FROM bill", "bill")
+    _grant(service, "bss", url, TENANT)
+    ds = service.workspaces.import_sql(TENANT, ws, "bss", "SELECT * FROM bill", "bill")
     assert ds["rows"] == 2 and ds["source"] == "sql"
+    assert ds["source_detail"] == {"format": "sql", "source": "bss", "query": "SELECT * FROM bill"}
+    assert str(tmp_path) not in str(ds)  # the URL (a path here) is not in the dataset's record
     demo = service.workspaces.import_demo(TENANT, ws, "telco")
     assert demo["rows"] == 7043 and "Apache-2.0" in demo["description"]
     assert "customerID" in demo["column_descriptions"]
     with pytest.raises(NotFound, match="unknown demo dataset"):
         service.workspaces.import_demo(TENANT, ws, "nope")
+
+
+def _grant(service, name, url, tenant_id):
+    from zhinao.store.models import Tenant
+
+    with service.db.session() as s:  # the analytics fixtures have no tenants table rows: add one
+        if s.get(Tenant, tenant_id) is None:
+            s.add(Tenant(id=tenant_id, name=f"t{tenant_id}"))
+    service.sources.register(name, url, tenants=[f"t{tenant_id}"], replace=True)
 
 
 def test_import_limit_is_enforced_with_a_named_limit(store, tmp_path):

@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, DateTime, Float, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Float, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from zhinao.store.db import Base, utcnow
@@ -90,3 +90,23 @@ class AnalyticsRun(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     __table_args__ = (UniqueConstraint("model_key", "version", name="uq_analytics_run_key_version"),)
+
+
+class AnalyticsDataSource(Base):
+    """A database the platform operator registered for SQL imports (issue 8, finding 5).
+
+    Tenants name a source, never a URL: ``url`` (with its credentials) stays on the server
+    and is never returned by any API. ``all_tenants`` or ``tenant_ids`` say who may import.
+    """
+
+    __tablename__ = "analytics_datasources"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64))
+    url: Mapped[str] = mapped_column(Text)  #: SQLAlchemy URL with credentials; server-side only
+    description: Mapped[str] = mapped_column(Text, default="")
+    all_tenants: Mapped[bool] = mapped_column(Boolean, default=False)
+    tenant_ids: Mapped[list[int]] = mapped_column(JSON, default=list)
+    created_by: Mapped[str] = mapped_column(String(200), default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    __table_args__ = (UniqueConstraint("name", name="uq_analytics_datasource_name"),)

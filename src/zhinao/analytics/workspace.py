@@ -21,6 +21,7 @@ from sqlalchemy import select
 
 from zhinao.analytics import datasets as demo_data
 from zhinao.analytics import importers
+from zhinao.analytics.sandbox import QueryResult, SqlLimits
 from zhinao.analytics.glossary import DEFAULT_GLOSSARY, DEMO_COLUMNS
 from zhinao.analytics.models import AnalyticsDataset, AnalyticsWorkspace, GlossaryTerm
 from zhinao.analytics.profile import profile_frame
@@ -65,19 +66,22 @@ def q(name: str) -> str:
 class Workspace:
     """The DuckDB file of one workspace."""
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, sql_limits: SqlLimits | None = None):
         self.path = Path(path)
+        self.sql_limits = sql_limits or SqlLimits()
+
+    def _lock(self) -> threading.RLock:
+        with _LOCKS_GUARD:
+            return _LOCKS.setdefault(str(self.path), threading.RLock())
 
     @contextlib.contextmanager
     def connect(self) -> Iterator[Any]:
+        """A read-write connection for this module's own statements (never user SQL)."""
         import duckdb
 
-        key = str(self.path)
-        with _LOCKS_GUARD:
-            lock = _LOCKS.setdefault(key, threading.RLock())
-        with lock:
+        with self._lock():
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            con = duckdb.connect(key)
+            con = duckdb.connect(str(self.path))
             try:
                 yield con
             finally:
@@ -122,22 +126,21 @@ class Workspace:
             raise NotFound(f"table {name!r} not found in this workspace")
         return [(r[0], r[1]) for r in rows]
 
-    def query(self, sql: str, limit: int = 1000) -> pd.DataFrame:
-        """Run one read-only SELECT (checked with sqlglot) and return at most ``limit`` rows."""
-        import duckdb
-        import sqlglot
+    def run_sql(self, sql: str, max_rows: int | None = None, **limits: Any) -> QueryResult:
+        """Run user or model SQL in the sandbox: one read-only SELECT over this workspace's
+        tables, at most ``max_rows`` rows (never more than the configured cap).
 
-        try:
-            stmts = [s for s in sqlglot.parse(sql, read="duckdb") if s is not None]
-        except sqlglot.errors.ParseError as e:
-            raise InvalidRequest(f"SQL does not parse: {str(e).splitlines()[0]}", param="sql") from e
-        if len(stmts) != 1 or not isinstance(stmts[0], (sqlglot.exp.Select, sqlglot.exp.Union)):
-            raise InvalidRequest("only a single SELECT statement is allowed", param="sql")
-        with self.connect() as con:
-            try:
-                return con.execute(f"SELECT * FROM ({sql}) AS _q LIMIT {int(limit)}").df()
-            except duckdb.Error as e:
-                raise InvalidRequest(f"query failed: {str(e).splitlines()[0]}", param="sql") from e
+        Raises:
+            SqlRejected, SqlFailed, SqlLimitExceeded: see :mod:`zhinao.analytics.sandbox`.
+        """
+        cap = self.sql_limits.max_rows
+        lim = self.sql_limits.but(max_rows=min(int(max_rows), cap) if max_rows else None, **limits)
+        with self._lock():  # no writer of this process has the file open meanwhile
+            return lim.run(self.path, sql)
+
+    def query(self, sql: str, limit: int = 1000) -> pd.DataFrame:
+        """:meth:`run_sql` as a DataFrame of at most ``limit`` rows."""
+        return self.run_sql(sql, limit).frame()
 
     def export_csv(self, name: str) -> bytes:
         return self.read_table(name).to_csv(index=False).encode("utf-8-sig")  # BOM: Excel opens Chinese correctly
@@ -146,10 +149,14 @@ class Workspace:
 class WorkspaceManager:
     """Workspaces, datasets, column descriptions and glossaries of every tenant."""
 
-    def __init__(self, db: Database, home: Path, import_limit: int = DEFAULT_IMPORT_LIMIT):
+    def __init__(self, db: Database, home: Path, import_limit: int = DEFAULT_IMPORT_LIMIT,
+                 sql_limits: SqlLimits | None = None, sources: Any = None):
         self.db = db
         self.root = Path(home) / "analytics"
         self.import_limit = import_limit
+        self.sql_limits = sql_limits or SqlLimits()
+        #: operator-registered data sources (a DataSourceRegistry); SQL imports read only from these
+        self.sources = sources
         #: zip-bomb and parser-worker limits for file imports (AnalyticsService sets them from settings)
         self.archive_limits: ArchiveLimits | None = None
         self.parse_limits: ParseLimits | None = None
@@ -217,7 +224,7 @@ class WorkspaceManager:
 
     def workspace(self, tenant_id: int, name: str) -> Workspace:
         with self.db.session() as s:
-            return Workspace(self._ws(s, tenant_id, name).path)
+            return Workspace(self._ws(s, tenant_id, name).path, self.sql_limits)
 
     def workspace_id(self, tenant_id: int, name: str) -> int:
         with self.db.session() as s:
@@ -276,10 +283,15 @@ class WorkspaceManager:
         importers.check_size(p.stat().st_size, self.import_limit, f"file {p.name!r}")
         return self.import_bytes(tenant_id, workspace, p.read_bytes(), p.name, **kw)
 
-    def import_sql(self, tenant_id: int, workspace: str, url: str, query: str, name: str, *,
-                   replace: bool = False, description: str = "", max_rows: int = 5_000_000) -> dict[str, Any]:
+    def import_sql(self, tenant_id: int, workspace: str, source: str, query: str, name: str, *,
+                   replace: bool = False, description: str = "", max_rows: int | None = None) -> dict[str, Any]:
+        """Import one read-only SELECT from the operator-registered data source ``source``
+        (granted to ``tenant_id``); there is no way to name a database URL here."""
+        check_table_name(name)
         self.workspace(tenant_id, workspace)
-        imp = importers.read_sql(url, query, max_rows=max_rows)
+        if self.sources is None:
+            raise NotFound("no data sources are configured on this platform; ask the platform operator")
+        imp = self.sources.read(tenant_id, source, query, max_rows=max_rows)
         return self.save_frame(tenant_id, workspace, name, imp.frame, source="sql", detail=imp.detail,
                                replace=replace, description=description)
 

@@ -88,13 +88,67 @@ def import_file(path: Path, workspace: str = WS, name: str = typer.Option(None, 
 
 @app.command("import-sql")
 @handle_errors
-def import_sql(url: str, query: str, name: str = typer.Option(..., help="Table name"), workspace: str = WS,
+def import_sql(source: str = typer.Argument(..., help="Data source name (see `zhinao data sources list`)"),
+               query: str = typer.Argument(..., help="One read-only SELECT in the source's SQL dialect"),
+               name: str = typer.Option(..., help="Table name"), workspace: str = WS,
                replace: bool = typer.Option(False)) -> None:
-    """Pull a SELECT from a database (SQLAlchemy URL). 从数据库导入。"""
+    """Pull a SELECT from an operator-registered data source. 从数据源导入。"""
     with platform() as p:
         _ensure_ws(p, workspace)
-        ds = p.analytics.workspaces.import_sql(_tenant(p), workspace, url, query, name, replace=replace)
+        ds = p.analytics.workspaces.import_sql(_tenant(p), workspace, source, query, name, replace=replace)
         console.print(f"imported [bold]{ds['name']}[/bold]: {ds['rows']} rows")
+
+
+sources = typer.Typer(no_args_is_help=True, help="Data sources for SQL imports (platform operator) / 数据源")
+app.add_typer(sources, name="sources")
+
+
+@sources.command("add")
+@handle_errors
+def sources_add(name: str = typer.Argument(..., help="Name tenants use in imports"),
+                url: str = typer.Argument(None, help="SQLAlchemy URL with credentials (or use --url-env)"),
+                url_env: str = typer.Option(None, "--url-env", help="Read the URL from this environment variable "
+                                            "(keeps the password out of shell history and ps)"),
+                tenant: list[str] = typer.Option([], "--tenant", "-t", help="Tenant granted (repeatable)"),
+                all_tenants: bool = typer.Option(False, "--all", help="Grant every tenant"),
+                description: str = typer.Option("", help="What the source holds"),
+                replace: bool = typer.Option(False, help="Update an existing source")) -> None:
+    """Register a database tenants may import from. 注册数据源。"""
+    import os
+
+    if url_env:
+        url = os.environ.get(url_env)
+        if not url:
+            raise typer.BadParameter(f"environment variable {url_env} is not set", param_hint="--url-env")
+    if not url:
+        raise typer.BadParameter("give the URL or --url-env VAR", param_hint="URL")
+    if all_tenants and tenant:
+        raise typer.BadParameter("use --all or --tenant, not both", param_hint="--all")
+    with platform() as p:
+        src = p.analytics.sources.register(name, url, tenants=["*"] if all_tenants else list(tenant),
+                                           description=description, replace=replace, actor="cli")
+        console.print(f"data source [bold]{src['name']}[/bold] ({src['url']}) granted to "
+                      f"{', '.join(src['tenants']) or 'no tenant yet'}")
+
+
+@sources.command("list")
+@handle_errors
+def sources_list() -> None:
+    """Registered data sources (passwords masked). 数据源列表。"""
+    with platform() as p:
+        t = Table("name", "url", "tenants", "description")
+        for s in p.analytics.sources.list_all():
+            t.add_row(s["name"], s["url"], ", ".join(s["tenants"]) or "-", s["description"])
+        console.print(t)
+
+
+@sources.command("remove")
+@handle_errors
+def sources_remove(name: str) -> None:
+    """Remove a data source (imported tables stay). 删除数据源。"""
+    with platform() as p:
+        p.analytics.sources.remove(name)
+        console.print(f"removed data source [bold]{name}[/bold]")
 
 
 @app.command("list")
@@ -170,14 +224,16 @@ def glossary(workspace: str = WS, set_term: str = typer.Option(None, "--set", he
 @app.command("query")
 @handle_errors
 def query(sql: str, workspace: str = WS, limit: int = typer.Option(50)) -> None:
-    """Run a read-only SELECT on a workspace. 查询。"""
+    """Run a read-only SELECT on a workspace (in the SQL sandbox). 查询。"""
     with platform() as p:
         _ensure_ws(p, workspace)
-        df = p.analytics.workspaces.workspace(_tenant(p), workspace).query(sql, limit)
-        t = Table(*[str(c) for c in df.columns])
-        for row in df.itertuples(index=False):
+        res = p.analytics.workspaces.workspace(_tenant(p), workspace).run_sql(sql, limit)
+        t = Table(*[str(c) for c in res.columns])
+        for row in res.rows():
             t.add_row(*[_fmt(v) for v in row])
         console.print(t)
+        if res.truncated:
+            console.print(f"[yellow]first {res.row_count} rows shown[/yellow]; the query has more (raise --limit)")
 
 
 @app.command("catalog")

@@ -1,9 +1,10 @@
-"""/api/analytics: workspaces, datasets (import, profile, descriptions), glossary, catalogue, runs.
+"""/api/analytics (workspaces, datasets, glossary, catalogue, runs) and /api/datasources.
 
 Thin HTTP over :class:`zhinao.analytics.service.AnalyticsService`; every call is scoped to
 the caller's tenant. Handlers are plain ``def`` so DuckDB and model work run in the thread
-pool, never on the event loop. Importing from a database URL is admin-only: a URL can
-point at any file or host the server can reach.
+pool, never on the event loop. Workspace SQL runs in :mod:`zhinao.analytics.sandbox`. A SQL
+import names an operator-registered data source, never a URL: a URL could point at any
+file or host the server can reach (the metadata database, other tenants' files).
 """
 
 from __future__ import annotations
@@ -12,15 +13,16 @@ from typing import Any
 
 from fastapi import APIRouter, File, Form, Response, UploadFile
 from fastapi.responses import FileResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 import zhinao.analytics.jobs  # noqa: F401  (job handler registered before JobRunner.resume)
 from zhinao.analytics.importers import check_size
 from zhinao.analytics.profile import _json
 from zhinao.errors import InvalidRequest
-from zhinao.gateway.deps import AdminDep, PlatformDep, PrincipalDep
+from zhinao.gateway.deps import AdminDep, OperatorDep, PlatformDep, PrincipalDep
 
 router = APIRouter(prefix="/api/analytics", tags=["analytics"])
+sources_router = APIRouter(prefix="/api/datasources", tags=["datasources"])
 
 try:  # the console shell lists this page (it is also picked up as a built-in when the file exists)
     from zhinao.console.pages import register_page
@@ -53,11 +55,24 @@ class TermIn(BaseModel):
 
 
 class SqlImportIn(BaseModel):
-    url: str = Field(..., description="SQLAlchemy URL, e.g. postgresql+psycopg://user@host/db")
-    query: str = Field(..., description="one SELECT")
-    name: str
+    # extra fields are kept so that a request still sending ``url`` gets a message, not a silent ignore
+    model_config = ConfigDict(extra="allow")
+
+    source: str | None = Field(None, description="name of a data source the platform operator registered and "
+                                                 "granted to your tenant (GET /api/datasources)")
+    query: str = Field(..., description="one read-only SELECT, in the source's SQL dialect")
+    name: str = Field(..., description="table to create in the workspace")
     replace: bool = False
     description: str = ""
+
+
+class DataSourceIn(BaseModel):
+    name: str = Field(..., description="letters, digits, _ and -; what tenants name in an import")
+    url: str = Field(..., description="SQLAlchemy URL with credentials (kept server-side, never shown again); "
+                                      "use a read-only database account")
+    tenants: list[str] = Field(default_factory=list, description="tenant names granted; ['*'] = every tenant")
+    description: str = ""
+    replace: bool = Field(False, description="update an existing source of this name")
 
 
 class DemoImportIn(BaseModel):
@@ -67,8 +82,8 @@ class DemoImportIn(BaseModel):
 
 
 class QueryIn(BaseModel):
-    sql: str
-    limit: int = Field(200, ge=1, le=10_000)
+    sql: str = Field(..., description="one read-only SELECT over the workspace's tables (DuckDB SQL)")
+    limit: int = Field(200, ge=1, le=10_000, description="most rows returned (also capped by ZHINAO_SQL_MAX_ROWS)")
 
 
 class RunIn(BaseModel):
@@ -128,8 +143,8 @@ def workspace_context(ws: str, principal: PrincipalDep, platform: PlatformDep):
 
 @router.post("/workspaces/{ws}/query")
 def query(ws: str, body: QueryIn, principal: PrincipalDep, platform: PlatformDep):
-    df = platform.analytics.workspaces.workspace(principal.tenant_id, ws).query(body.sql, body.limit)
-    return _rows(df)
+    """One read-only SELECT in the SQL sandbox: columns, types, rows, ``truncated`` when capped."""
+    return platform.analytics.workspaces.workspace(principal.tenant_id, ws).run_sql(body.sql, body.limit).as_dict()
 
 
 # -- datasets -------------------------------------------------------------------------------
@@ -157,7 +172,15 @@ def upload_dataset(ws: str, principal: PrincipalDep, platform: PlatformDep, file
 
 @router.post("/workspaces/{ws}/datasets/sql", status_code=201)
 def import_sql(ws: str, body: SqlImportIn, principal: AdminDep, platform: PlatformDep):
-    return platform.analytics.workspaces.import_sql(principal.tenant_id, ws, body.url, body.query, body.name,
+    """Import one SELECT from an operator-registered data source granted to the caller's tenant."""
+    if "url" in (body.model_extra or {}):
+        raise InvalidRequest("a SQL import cannot name a database URL; ask the platform operator to register a "
+                             "data source (POST /api/datasources) and name it in 'source'", param="url",
+                             code="url_not_accepted")
+    if not body.source:
+        raise InvalidRequest("name the data source to import from in 'source' (GET /api/datasources lists those "
+                             "granted to your tenant)", param="source")
+    return platform.analytics.workspaces.import_sql(principal.tenant_id, ws, body.source, body.query, body.name,
                                                     replace=body.replace, description=body.description)
 
 
@@ -275,3 +298,34 @@ def download_evaluation(run_id: int, principal: PrincipalDep, platform: Platform
 def score(run_id: int, body: ScoreIn, principal: PrincipalDep, platform: PlatformDep):
     """Score a workspace table with the run's model into a new table (download it as CSV)."""
     return platform.analytics.score(principal.tenant_id, run_id, body.workspace, body.dataset, body.output)
+
+
+
+# -- data sources (operator-registered databases for SQL imports) -----------------------------
+
+@sources_router.get("")
+def list_sources(principal: AdminDep, platform: PlatformDep):
+    """The operator sees every source (URL with the password masked); a tenant admin sees only
+    the names and descriptions of the sources granted to their tenant."""
+    reg = platform.analytics.sources
+    return reg.list_all() if principal.is_operator else reg.list_for_tenant(principal.tenant_id)
+
+
+@sources_router.post("", status_code=201)
+def register_source(body: DataSourceIn, principal: OperatorDep, platform: PlatformDep):
+    return platform.analytics.sources.register(body.name, body.url, tenants=body.tenants,
+                                               description=body.description, replace=body.replace,
+                                               actor=principal.username or "")
+
+
+@sources_router.delete("/{name}")
+def remove_source(name: str, principal: OperatorDep, platform: PlatformDep):
+    platform.analytics.sources.remove(name)
+    return {"ok": True}
+
+
+# the app mounts ``module.router``: one router carrying both prefixes
+analytics_router = router
+router = APIRouter()
+router.include_router(analytics_router)
+router.include_router(sources_router)
