@@ -1,9 +1,18 @@
 """Rate limits (requests/min, tokens/min) and quotas (tokens/day), per key and per tenant.
 
-Checked before generation, charged after it. Counters live in-process by default and in
-Redis when ``ZHINAO_REDIS_URL`` is set, so several gateway replicas share one budget.
-Windows are fixed (minute / UTC day); the daily counter is seeded from the usage table
-the first time it is touched, so a restart does not hand out a fresh quota.
+A generation *reserves* its tokens before it starts (:meth:`LimitService.reserve`): the
+prompt plus ``max_tokens`` (or the model's whole remaining context when the request sets
+none) is added to the minute and day counters at once, capped to what is left, and the
+reply's ``max_tokens`` is lowered to the cap. Afterwards :meth:`Reservation` is settled
+with the real count and the unused part is returned. Checking first and charging after
+(the old way) let one request with ``tokens_per_day: 20`` get a 334-token reply, and let
+concurrent requests all see the same unspent budget; a reservation is one atomic add per
+counter, so two requests can never both spend the same tokens.
+
+Counters live in-process by default and in Redis when ``ZHINAO_REDIS_URL`` is set, so
+several gateway replicas share one budget. Windows are fixed (minute / UTC day); the daily
+counter is seeded from the usage table the first time it is touched, so a restart does not
+hand out a fresh quota.
 """
 
 from __future__ import annotations
@@ -11,6 +20,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Protocol
 
@@ -118,31 +128,106 @@ class LimitService:
             self.c.seed(key, self.used_today(kind, sid), 90000)
         return key
 
-    def check(self, p: Principal) -> None:
-        """Raise 429 when a limit is reached; counts the request against rpm."""
-        minute, day, to_minute, to_day = self._now()
-        scopes = self._scopes(p)
+    def _label(self, kind: str) -> str:
+        return "tenant" if kind == "t" else "API key"
+
+    def _quota_error(self, kind: str, tpd: int, used: int, to_day: float, why: str = "") -> QuotaExceeded:
+        reset = datetime.fromtimestamp(time.time() + to_day, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return QuotaExceeded(f"the {self._label(kind)}'s daily token quota ({tpd}) is used up ({used} tokens "
+                             f"today{why}); it resets at {reset}", retry_after=to_day)
+
+    def _tpm_error(self, kind: str, tpm: int, to_minute: float, why: str = "") -> RateLimited:
+        return RateLimited(f"the {self._label(kind)}'s token rate limit ({tpm} tokens/min) is reached{why}; "
+                           f"retry in {to_minute:.0f}s", retry_after=to_minute)
+
+    def _check_spent(self, scopes, minute: int, day: str, to_minute: float, to_day: float) -> None:
         for kind, sid, lim in scopes:
-            label = "tenant" if kind == "t" else "API key"
             tpd = lim.get("tokens_per_day")
             if tpd is not None:
                 used = self.c.get(self._day_key(kind, sid, day)) or 0
                 if used >= tpd:
-                    reset = datetime.fromtimestamp(time.time() + to_day, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-                    raise QuotaExceeded(f"the {label}'s daily token quota ({tpd}) is used up ({used} tokens today); "
-                                        f"it resets at {reset}", retry_after=to_day)
+                    raise self._quota_error(kind, tpd, used, to_day)
             tpm = lim.get("tpm")
             if tpm is not None and (self.c.get(f"tpm:{kind}{sid}:{minute}") or 0) >= tpm:
-                raise RateLimited(f"the {label}'s token rate limit ({tpm} tokens/min) is reached; "
-                                  f"retry in {to_minute:.0f}s", retry_after=to_minute)
+                raise self._tpm_error(kind, tpm, to_minute)
+
+    def _count_request(self, scopes, minute: int, to_minute: float) -> None:
         for kind, sid, lim in scopes:
             rpm = lim.get("rpm")
             if rpm is not None:
                 n = self.c.incr(f"rpm:{kind}{sid}:{minute}", 1, 120)
                 if n > rpm:
-                    label = "tenant" if kind == "t" else "API key"
-                    raise RateLimited(f"the {label}'s request rate limit ({rpm} requests/min) is reached; "
-                                      f"retry in {to_minute:.0f}s", retry_after=to_minute)
+                    raise RateLimited(f"the {self._label(kind)}'s request rate limit ({rpm} requests/min) is "
+                                      f"reached; retry in {to_minute:.0f}s", retry_after=to_minute)
+
+    def check(self, p: Principal) -> None:
+        """Raise 429 when a limit is reached; counts the request against rpm.
+
+        For calls whose size is known only afterwards (embeddings); generations use :meth:`reserve`.
+        """
+        minute, day, to_minute, to_day = self._now()
+        scopes = self._scopes(p)
+        self._check_spent(scopes, minute, day, to_minute, to_day)
+        self._count_request(scopes, minute, to_minute)
+
+    def reserve(self, p: Principal, *, prompt_tokens: int, max_tokens: int | None,
+                default_budget: int) -> "Reservation":
+        """Count the request against rpm and hold ``prompt_tokens`` + the reply's budget.
+
+        Args:
+            prompt_tokens: estimated prompt size (must fit, or the request is refused).
+            max_tokens: the reply budget the client asked for; None means ``default_budget``
+                (the model's remaining context), so a request without ``max_tokens`` cannot
+                outgrow the quota either; 0 for calls without a reply (embeddings).
+            default_budget: reply tokens the model could produce when unbounded.
+
+        Returns:
+            A :class:`Reservation` whose ``max_tokens`` is the reply budget that fits every
+            limit (None when no token limit applies); settle it after the generation.
+
+        Raises:
+            QuotaExceeded / RateLimited (429 with Retry-After) when the budget is spent or not
+            even the prompt plus one reply token fits.
+        """
+        minute, day, to_minute, to_day = self._now()
+        scopes = self._scopes(p)
+        self._check_spent(scopes, minute, day, to_minute, to_day)
+        self._count_request(scopes, minute, to_minute)
+        prompt_tokens = max(0, int(prompt_tokens))
+        budget = max(0, int(max_tokens if max_tokens is not None else default_budget))
+        need = prompt_tokens + (1 if budget else 0)  # the prompt and, for a reply, one token of it
+        want = prompt_tokens + budget
+        counters: list[tuple[str, int, int, str, str]] = []  # key, limit, ttl, scope kind, limit kind
+        for kind, sid, lim in scopes:
+            if lim.get("tokens_per_day") is not None:
+                counters.append((self._day_key(kind, sid, day), lim["tokens_per_day"], 90000, kind, "tpd"))
+            if lim.get("tpm") is not None:
+                counters.append((f"tpm:{kind}{sid}:{minute}", lim["tpm"], 120, kind, "tpm"))
+        res = Reservation(self, prompt_tokens=prompt_tokens)
+        if not counters:
+            return res
+        grant = want
+        for key, limit, ttl, kind, what in counters:
+            after = self.c.incr(key, want, ttl)  # one atomic add: concurrent requests see each other
+            held = want - max(0, after - limit)
+            if held < need:  # not even the prompt and one reply token fit
+                self.c.incr(key, -want, ttl)
+                res.release()
+                used = after - want
+                why = f"; this request needs at least {need} and only {max(0, limit - used)} are left"
+                if what == "tpd":
+                    raise self._quota_error(kind, limit, used, to_day, why)
+                raise self._tpm_error(kind, limit, to_minute, why)
+            if held < want:
+                self.c.incr(key, held - want, ttl)  # give back what does not fit
+            res.holds.append([key, held, ttl])
+            grant = min(grant, held)
+        for h in res.holds:  # every counter holds the same amount: the smallest grant
+            if h[1] > grant:
+                self.c.incr(h[0], grant - h[1], h[2])
+                h[1] = grant
+        res.max_tokens = grant - prompt_tokens
+        return res
 
     def charge(self, p: Principal, tokens: int) -> None:
         """Add tokens used by a finished request to the minute and day counters."""
@@ -154,3 +239,37 @@ class LimitService:
                 self.c.incr(f"tpm:{kind}{sid}:{minute}", tokens, 120)
             if lim.get("tokens_per_day") is not None:
                 self.c.incr(self._day_key(kind, sid, day), tokens, 90000)
+
+
+@dataclass
+class Reservation:
+    """Tokens held on the counters for one generation, until :meth:`settle`.
+
+    The holds stay on the counters they were taken from (this minute's, today's), so a
+    reply that ends after the minute turns still settles the minute it was admitted in.
+    """
+
+    limits: LimitService
+    prompt_tokens: int = 0
+    #: the reply budget that fits every limit; None when no token limit applies
+    max_tokens: int | None = None
+    holds: list[list] = field(default_factory=list)  #: [counter key, tokens held, ttl]
+    settled: bool = False
+
+    @property
+    def held(self) -> int:
+        return self.holds[0][1] if self.holds else 0
+
+    def settle(self, used: int) -> None:
+        """Replace the hold with the real count (returns the unused part). Idempotent."""
+        if self.settled:
+            return
+        self.settled = True
+        used = max(0, int(used))
+        for key, held, ttl in self.holds:
+            if used != held:
+                self.limits.c.incr(key, used - held, ttl)
+
+    def release(self) -> None:
+        """Give the whole hold back (the request never ran)."""
+        self.settle(0)

@@ -172,18 +172,36 @@ def retrieve(collection: str, principal: PrincipalDep, platform: PlatformDep, q:
 
 @router.post("/{collection}/chat")
 async def chat(collection: str, body: ChatIn, principal: PrincipalDep, platform: PlatformDep):
-    """Retrieval + generation with citations; ``stream: true`` answers with server-sent events."""
-    svc = platform.knowledge
+    """Retrieval + generation with citations; ``stream: true`` answers with server-sent events.
+
+    Goes through the MaaS generation path like /v1: the key's model scope applies to the chat
+    model really used, the key's and tenant's rpm/tpm/daily quota apply (tokens reserved
+    before generation), and the answer is metered as a ``kb.chat`` usage row.
+    """
+    from zhinao.maas.generation import GenerationService
+
+    gen = GenerationService(platform).start(principal, None, body.messages, body.params(), record_turn=False,
+                                            kb_collection=collection, kb_model=body.model)
+    first = await gen.first()  # errors before the first byte become proper HTTP errors
     if not body.stream:
-        return await svc.chat(principal, collection, body.messages, body.params(), model=body.model)
-    stream = svc.chat_stream(principal, collection, body.messages, body.params(), model=body.model)
-    first = await stream.__anext__()  # errors before the first byte become proper HTTP errors
+        citations: list[dict[str, Any]] = getattr(first, "citations", None) or []
+        standalone = getattr(first, "standalone_question", None)
+        parts = [first.content] if first is not None and first.content else []
+        async for d in gen:
+            if d.content:
+                parts.append(d.content)
+            if getattr(d, "citations", None) is not None and (d.finish_reason or not citations):
+                citations = d.citations
+        u = gen.usage
+        return {"answer": "".join(parts), "citations": citations, "found": bool(citations),
+                "standalone_question": standalone, "finish_reason": gen.finish_reason or "stop",
+                "usage": {"prompt_tokens": u.prompt_tokens, "completion_tokens": u.completion_tokens}}
 
     async def events() -> AsyncIterator[str]:
         def ev(obj: dict[str, Any]) -> str:
             return f"data: {json.dumps(obj, ensure_ascii=False)}\n\n"
 
-        async with contextlib.aclosing(stream) as it:
+        async with contextlib.aclosing(aiter(gen)) as it:
             yield ev({"type": "citations", "citations": getattr(first, "citations", None) or [],
                       "standalone_question": getattr(first, "standalone_question", None)})
             try:

@@ -159,13 +159,18 @@ class OpenAIServing:
         if req.dimensions is not None and req.dimensions != emb.dim:
             raise InvalidRequest(f"this embedding model has {emb.dim} dimensions; 'dimensions' must be {emb.dim} "
                                  "or omitted", param="dimensions")
-        self.p.limits.check(principal)
         texts = [req.input] if isinstance(req.input, str) else list(req.input)
-        t0 = time.perf_counter()
-        vectors = await asyncio.to_thread(emb.embed, texts, "passage")
-        latency = (time.perf_counter() - t0) * 1000
         tokens = sum(emb.count_tokens(t) for t in texts)
-        self.p.limits.charge(principal, tokens)
+        # the size is known up front: hold it (atomically, like a generation) before embedding
+        reservation = self.p.limits.reserve(principal, prompt_tokens=tokens, max_tokens=0, default_budget=0)
+        t0 = time.perf_counter()
+        try:
+            vectors = await asyncio.to_thread(emb.embed, texts, "passage")
+        except BaseException:
+            reservation.release()
+            raise
+        latency = (time.perf_counter() - t0) * 1000
+        reservation.settle(tokens)
         await asyncio.to_thread(self.p.usage.record, UsageEvent(principal.tenant_id, principal.key_id,
                                                                 principal.user_id, req.model, "embeddings",
                                                                 tokens, 0, latency))
