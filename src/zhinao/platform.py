@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 
 from zhinao.errors import Conflict, InvalidRequest
+from zhinao.maas.audit import AuditService
 from zhinao.maas.conversations import ConversationService
 from zhinao.maas.limits import LimitService, make_counters
 from zhinao.maas.tenancy import TenancyService
@@ -70,6 +71,7 @@ class Platform:
             user_free=self.settings.login_free_failures, ip_free=self.settings.login_ip_free_failures,
             max_s=self.settings.login_backoff_max_s))
         self.usage = UsageService(self.db)
+        self.audit = AuditService(self.db)
         self.conversations = ConversationService(self.db)
         self.limits = LimitService(make_counters(self.settings.redis_url), self.usage.used_today,
                                    self.tenancy.tenant_limits)

@@ -28,6 +28,7 @@ app.command("usage")(admin.usage)
 SUBAPPS = [
     ("zhinao.cli.kb", "kb", "Knowledge base / 知识库"),
     ("zhinao.cli.data", "data", "Analytics workspaces and mining models / 数据分析"),
+    ("zhinao.cli.audit", "audit", "Audit log: export, verify / 审计日志"),
 ]
 for _mod, _name, _help in SUBAPPS:
     try:

@@ -62,6 +62,7 @@ BUILTIN_SCRIPTS = {
     "knowledge": "pages/knowledge.js",
     "analytics": "pages/analytics.js",
     "admin": "pages/admin.js",
+    "audit": "pages/audit.js",
 }
 
 

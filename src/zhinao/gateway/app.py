@@ -19,6 +19,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
 from zhinao import __version__
+from zhinao.gateway.audit import AuditMiddleware
 from zhinao.gateway.errors import install_error_handlers
 from zhinao.gateway.middleware import RequestContextMiddleware
 from zhinao.gateway.observability import Metrics, configure_logging, metrics_allowed
@@ -36,6 +37,7 @@ ROUTERS = [
     "zhinao.gateway.api.models",
     "zhinao.gateway.api.usage",
     "zhinao.gateway.api.jobs",
+    "zhinao.gateway.api.audit",
     "zhinao.gateway.api.kb",
     "zhinao.gateway.api.analytics",
 ]
@@ -73,6 +75,7 @@ def create_app(platform: Platform | None = None, *, warm_default: bool = True) -
     app.state.started_at = time.time()
     app.state.metrics = platform.metrics = Metrics(platform.models)
     install_error_handlers(app)
+    app.add_middleware(AuditMiddleware, platform=platform)  # inside the request-id middleware: sees the id
     app.add_middleware(RequestContextMiddleware, max_body_bytes=platform.settings.max_body_bytes,
                        max_upload_bytes=platform.settings.max_upload_bytes,
                        metrics_getter=lambda: app.state.metrics)
