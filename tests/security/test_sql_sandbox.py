@@ -293,3 +293,18 @@ def test_another_tenants_workspace_is_not_reachable_by_name(env):
     r = env["client"].post("/api/analytics/workspaces/vault/query", headers=env["member"],
                            json={"sql": "SELECT * FROM keys"})
     assert r.status_code == 404 and SECRET not in r.text
+
+
+def test_cli_query_runs_in_the_sandbox(settings, tmp_path):
+    from typer.testing import CliRunner
+
+    from zhinao.cli.data import app
+
+    runner = CliRunner()
+    secret = tmp_path / "secret.txt"
+    secret.write_text(SECRET)
+    assert runner.invoke(app, ["create", "w2"]).exit_code == 0
+    r = runner.invoke(app, ["query", "SELECT * FROM range(100) t(i)", "-w", "w2", "--limit", "5"])
+    assert r.exit_code == 0 and "first 5 rows shown" in r.output, r.output
+    r = runner.invoke(app, ["query", f"SELECT content FROM read_text('{secret}')", "-w", "w2"])
+    assert r.exit_code == 2 and "read_text" in r.output and SECRET not in r.output and "Traceback" not in r.output

@@ -389,8 +389,8 @@ def connect(path: str | Path, limits: SqlLimits | None = None):
         raise SqlFailed(f"the workspace file is missing ({p.name}); recreate the workspace")
     try:
         con = duckdb.connect(str(p), read_only=True, config=engine_config(limits))
-    except duckdb.IOException as e:
-        raise SqlFailed(f"the workspace is busy (another process is writing to it): {_first_line(e)}; retry") from None
+    except duckdb.IOException:  # the message names the file and the process holding it: not for the client
+        raise SqlFailed("the workspace is busy (another process is writing to it); retry in a moment") from None
     try:
         con.execute("SET lock_configuration = true").fetchall()
     except BaseException:
@@ -572,9 +572,14 @@ def worker_run(data: bytes, *, path: str, limits: dict[str, Any], check: bool) -
     as data (``E`` + JSON) and the pool keeps the warm worker."""
     try:
         header, table = _run_here(Path(path), data.decode("utf-8"), SqlLimits(**limits), check)
+        return b"R" + _encode_result(header, table)
     except (SqlRejected, SqlFailed, SqlLimitExceeded) as e:
-        return b"E" + json.dumps({"kind": type(e).__name__, "message": e.message, "code": e.code}).encode()
-    return b"R" + _encode_result(header, table)
+        err = {"kind": type(e).__name__, "message": e.message, "code": e.code}
+    except MemoryError:
+        raise  # the pool replaces a worker whose heap ran out
+    except Exception as e:  # anything else is still an answer about this query, not a crash
+        err = {"kind": "SqlFailed", "message": f"query failed: {_first_line(e)}", "code": "sql_error"}
+    return b"E" + json.dumps(err).encode()
 
 
 _ERRORS = {c.__name__: c for c in (SqlRejected, SqlFailed, SqlLimitExceeded)}

@@ -2,6 +2,8 @@
 
 Works on the local store as the default tenant (like the other admin commands), through
 the same :class:`AnalyticsService` the API uses. ``run`` shows the job's progress live.
+``query`` runs in the SQL sandbox like the API does; ``sources`` registers the databases
+SQL imports may read (the platform operator's job: whoever runs the CLI owns the store).
 """
 
 from __future__ import annotations
