@@ -8,6 +8,8 @@ platform operator (the bootstrap key of tenant ``default``).
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
@@ -305,9 +307,14 @@ def test_export_jsonl_round_trip_and_cli_verify(client, platform, world, tmp_pat
     assert since.exit_code == 2 and "ISO date" in since.output
 
 
-def test_console_audit_page_is_registered_and_served(client):
+def test_console_audit_page_is_registered_and_served(client, tmp_path):
     pages = {p["id"]: p["script"] for p in client.get("/api/console/pages").json()}
     assert pages.get("audit") == "/static/pages/audit.js"
     js = client.get(pages["audit"]).text
     assert "registerPage" in js and "/api/audit" in js and "adminOnly: true" in js
     assert "审计" in js and '"Audit"' in js and "/api/audit/verify" in js and "/api/audit/export" in js
+    node = shutil.which("node")
+    if node:  # a syntax error would only show in a browser otherwise (tests/e2e/test_console_audit.py)
+        (tmp_path / "audit.js").write_text(js, encoding="utf-8")
+        r = subprocess.run([node, "--check", str(tmp_path / "audit.js")], capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
