@@ -201,9 +201,20 @@ def test_cli_manages_sources(settings, tmp_path, monkeypatch):
 
     runner = CliRunner()
     db = tmp_path / "bss.db"
-    sa.create_engine(f"sqlite:///{db}").dispose()
+    eng = sa.create_engine(f"sqlite:///{db}")
+    with eng.begin() as c:
+        c.execute(sa.text("CREATE TABLE bill (uid TEXT, fee REAL)"))
+        c.execute(sa.text("INSERT INTO bill VALUES ('a', 10), ('b', 30), ('c', 5)"))
+    eng.dispose()
     r = runner.invoke(app, ["sources", "add", "bss", f"sqlite:///{db}", "--tenant", "default", "--description", "账单"])
     assert r.exit_code == 0 and "granted to default" in r.output, r.output
+    assert runner.invoke(app, ["create", "w"]).exit_code == 0
+    r = runner.invoke(app, ["import-sql", "bss", "SELECT * FROM bill WHERE fee > 6", "--name", "bill", "-w", "w"])
+    assert r.exit_code == 0 and "2 rows" in r.output, r.output
+    r = runner.invoke(app, ["import-sql", f"sqlite:///{db}", "SELECT * FROM bill", "--name", "b2", "-w", "w"])
+    assert r.exit_code != 0 and "not found" in " ".join(r.output.split())  # a URL is not a source name
+    r = runner.invoke(app, ["import-sql", "bss", "DELETE FROM bill", "--name", "b3", "-w", "w"])
+    assert r.exit_code != 0 and "read-only SELECT" in " ".join(r.output.split())
     monkeypatch.setenv("CRM_URL", f"postgresql+psycopg://u:{PASSWORD}@127.0.0.1/crm")
     r = runner.invoke(app, ["sources", "add", "crm", "--url-env", "CRM_URL", "--all"])
     assert r.exit_code == 0 and PASSWORD not in r.output, r.output
