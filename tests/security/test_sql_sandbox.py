@@ -91,6 +91,8 @@ ATTACKS = [
     Attack("string_concat_path", "SELECT content FROM read_text('{secret_dir}' || '/secret.txt')"),
     Attack("chr_encoded_path", "SELECT content FROM read_text(chr(47) || 'etc' || chr(47) || 'passwd')"),
     Attack("base64_encoded_path", "SELECT content FROM read_text(decode(from_base64('L2V0Yy9wYXNzd2Q=')))"),
+    # the workspace file itself is the one path DuckDB allows: climbing out of it must not work
+    Attack("traversal_from_allowed_path", "SELECT content FROM read_text('{ws_path}.wal/../../../secrets/secret.txt')"),
 ]
 
 
@@ -133,7 +135,8 @@ def env(tmp_path_factory):
             values = {"secret_txt": secret_dir / "secret.txt", "secret_csv": secret_dir / "secret.csv",
                       "secret_parquet": secret_dir / "secret.parquet", "secret_json": secret_dir / "secret.json",
                       "secret_dir": secret_dir, "meta_db": Path(settings.db_url.removeprefix("sqlite:///")),
-                      "other_ws": svc.workspace(b.id, "vault").path, "out": out_dir / "out.csv", "out_dir": out_dir}
+                      "other_ws": svc.workspace(b.id, "vault").path, "out": out_dir / "out.csv", "out_dir": out_dir,
+                      "ws_path": ws_path}
             yield {"client": client, "member": a.member, "ws_path": ws_path, "values": values, "out_dir": out_dir,
                    "limits": sandbox.SqlLimits.from_settings(settings)}
     get_settings.cache_clear()
@@ -152,6 +155,7 @@ def test_the_secrets_are_really_there(env):
     """The attacks are meaningful: the files exist and hold the secret, B's file holds it too."""
     v = env["values"]
     assert SECRET in v["secret_txt"].read_text() and v["meta_db"].is_file()
+    assert (v["ws_path"].parent / "../../secrets/secret.txt").resolve() == v["secret_txt"].resolve()
     assert SECRET.encode() in v["other_ws"].read_bytes() or v["other_ws"].stat().st_size > 0
 
 
