@@ -254,3 +254,19 @@ def test_last_operator_key_cannot_be_revoked(platform):
     with pytest.raises(Conflict, match="operator"):
         platform.tenancy.revoke_key(key["id"])
     assert platform.tenancy.authenticate(OPERATOR_KEY).is_operator
+
+
+def test_tenant_admin_cannot_touch_other_tenants_users_or_keys_by_id(client, tenants):
+    a, b = tenants
+    b_key = next(k for k in client.get("/api/keys", headers=b.admin).json() if k["name"] == "automation")
+    for who in (a.admin, a.admin_key):
+        assert client.patch(f"/api/users/{b.member_user_id}", json={"role": "admin"}, headers=who).status_code == 404
+        assert client.patch(f"/api/users/{b.admin_user_id}", json={"password": "hijacked-123"},
+                            headers=who).status_code == 404
+        assert client.delete(f"/api/users/{b.member_user_id}", headers=who).status_code == 404
+        assert client.delete(f"/api/keys/{b_key['id']}", headers=who).status_code == 404
+        r = client.post("/api/users", json={"username": "plant", "password": "password-123", "tenant_id": b.id},
+                        headers=who)
+        assert r.status_code == 403
+        assert client.post("/api/keys", json={"tenant_id": b.id}, headers=who).status_code == 403
+    assert client.get("/api/me", headers=b.admin_key).json()["role"] == "admin"  # B's key still works
