@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 
 import pytest
-from two_tenants import OP
 
 pytestmark = pytest.mark.slow  # a real Milvus Lite collection per test
 
