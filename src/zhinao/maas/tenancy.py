@@ -189,9 +189,10 @@ def working_operator_credentials(s: Session) -> int:
     return int(users or 0) + int(keys or 0)
 
 
-def _keep_an_operator(s: Session, doing: str) -> None:
-    """Refuse a change (called after flush, inside its transaction) that leaves no operator credential."""
-    if working_operator_credentials(s) == 0:
+def _keep_an_operator(s: Session, doing: str, before: int) -> None:
+    """Refuse a change (called after flush, inside its transaction) that takes the operator
+    credentials from ``before`` (counted at the start of the transaction) to none."""
+    if before and working_operator_credentials(s) == 0:
         raise Conflict(f"{doing} would leave no working platform operator credential (user or API key); "
                        "create another operator first", code="last_operator")
 
@@ -409,6 +410,7 @@ class TenancyService:
             if u is None or (tenant_id is not None and u.tenant_id != tenant_id):
                 raise NotFound(f"user {user_id} not found")
             _check_above(actor, u.role, f"user {user_id}")
+            before = working_operator_credentials(s)
             if password is not None:
                 if len(password) < 8:
                     raise InvalidRequest("password must be at least 8 characters", param="password")
@@ -419,7 +421,7 @@ class TenancyService:
             if disabled is not None:
                 u.disabled = bool(disabled)
             s.flush()
-            _keep_an_operator(s, "demoting or disabling this user")
+            _keep_an_operator(s, "demoting or disabling this user", before)
             return user_dict(u)
 
     def delete_user(self, user_id: int, *, tenant_id: int | None = None, actor: Principal | None = None) -> None:
@@ -428,9 +430,10 @@ class TenancyService:
             if u is None or (tenant_id is not None and u.tenant_id != tenant_id):
                 raise NotFound(f"user {user_id} not found")
             _check_above(actor, u.role, f"user {user_id}")
+            before = working_operator_credentials(s)
             s.delete(u)
             s.flush()
-            _keep_an_operator(s, "deleting this user")
+            _keep_an_operator(s, "deleting this user", before)
 
     # -- keys ----------------------------------------------------------------------------
     def create_key(self, tenant_id: int, *, name: str = "", user_id: int | None = None, role: str = "member",
@@ -480,10 +483,11 @@ class TenancyService:
                 raise NotFound(f"key {key_id} not found")
             if actor is None or k.id != actor.key_id:  # revoking one's own key is always allowed
                 _check_above(actor, k.role, f"key {key_id}")
+            before = working_operator_credentials(s)
             if k.revoked_at is None:
                 k.revoked_at = utcnow()
             s.flush()
-            _keep_an_operator(s, "revoking this key")
+            _keep_an_operator(s, "revoking this key", before)
             return key_dict(k)
 
     def tenant_limits(self, tenant_id: int) -> dict[str, int | None]:
