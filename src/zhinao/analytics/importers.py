@@ -211,7 +211,7 @@ def read_bytes(raw: bytes, filename: str, fmt: str | None = None, *, encoding: s
     elif kind == "excel":
         archive = archive or ArchiveLimits()
         if is_zip(raw):  # the central directory only, in this process: a bomb never reaches the worker
-            inspect_zip(raw, filename, archive, nested=False)
+            inspect_zip(raw, filename, archive, deep=False)
         df = _isolated("excel_to_arrow", raw, filename, {"sheet": sheet, "filename": filename,
                                                          "archive": archive.as_dict()}, parse)
         out = Imported(df, {"format": "excel", "sheet": sheet if sheet is not None else 0})
@@ -273,7 +273,7 @@ def excel_to_arrow(raw: bytes, sheet: str | int | None = None, filename: str = "
                    archive: dict[str, Any] | None = None) -> bytes:
     """In the worker: the archive check (nested archives included), ``read_excel``, Arrow IPC bytes."""
     if is_zip(raw):
-        inspect_zip(raw, filename, ArchiveLimits(**archive) if archive else None, nested=True)
+        inspect_zip(raw, filename, ArchiveLimits(**archive) if archive else None, deep=True)
     try:
         df = pd.read_excel(io.BytesIO(raw), sheet_name=sheet if sheet is not None else 0)
     except MemoryError:

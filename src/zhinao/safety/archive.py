@@ -10,17 +10,18 @@ central directory, before one byte is inflated:
 - the compression ratio of each member larger than a grace size (text XML compresses
   5-20x, a bomb about 1000x).
 
-Why the declared sizes can be trusted: Python's :mod:`zipfile`, which python-docx,
-python-pptx, openpyxl and pandas read through, stops every member at the size its
-central-directory entry declares (``ZipExtFile`` truncates, then fails the CRC). A member
-that lies about its size therefore yields at most what it declared. The central directory
-is walked here with the same rules ``zipfile`` uses (same end record, same zip64 fields),
-without building an object per member, and the walk stops at the first member over a
-limit.
+The central directory is walked with the same rules :mod:`zipfile` uses (same end
+record, same zip64 fields), without building an object per member, and the walk stops
+at the first member over a limit: the server process does only this (``deep=False``),
+in milliseconds, so an obvious bomb never reaches a parser.
 
-Archives nested inside (an XLSX embedded in a DOCX) are opened, up to ``max_depth``, and
-their sizes count against the same totals; their inflation is bounded by the member limit
-already checked.
+Declared sizes alone are not a memory bound, though: ``zipfile`` truncates a member's
+*output* to its declared size, but ``ZipFile.read`` inflates the whole compressed payload
+in one call first, so a member declaring 1 KB over 1 MB of compressed zeros still costs a
+gigabyte. The deep check (``deep=True``, what the parser worker runs before parsing)
+therefore inflates every member in bounded chunks, keeping nothing, and refuses one that
+yields more than it declared; archives nested inside (an XLSX embedded in a DOCX) are
+opened the same way, up to ``max_depth``, and count against the same totals.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ from __future__ import annotations
 import io
 import struct
 import zipfile
+import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import PurePath
 from typing import Any
@@ -93,78 +96,134 @@ def _mb(n: float) -> str:
 
 
 def inspect_zip(data: bytes, filename: str, limits: ArchiveLimits | None = None, *,
-                nested: bool = True) -> ArchiveStats:
-    """Check ``data`` (a zip) against ``limits`` before anything is decompressed.
+                deep: bool = True) -> ArchiveStats:
+    """Check ``data`` (a zip) against ``limits`` before anything is parsed.
 
     Args:
         data: the file's bytes.
         filename: named in every message.
-        nested: also open archives found inside (inflating them, within the member limit).
+        deep: also inflate each member in bounded chunks to verify its declared size, and
+            open archives nested inside (what the parser worker does; costs one inflation
+            pass in constant memory). ``False``: the central directory only (milliseconds).
 
     Returns:
         The declared sizes.
 
     Raises:
-        ArchiveRejected: over a limit (413, the message names the member and the limit).
-        InvalidRequest: not a readable zip (corrupted central directory).
+        ArchiveRejected: over a limit, or a member that lies about its size (413; the
+            message names the member and the limit).
+        InvalidRequest: not a readable zip (corrupted central directory or member).
     """
     limits = limits or ArchiveLimits()
     stats = ArchiveStats()
-    _inspect(data, filename, limits, stats, depth=0, where="", nested=nested)
+    try:
+        _inspect(data, filename, limits, stats, depth=0, where="", deep=deep)
+    except (struct.error, zlib.error, ValueError, IndexError) as e:  # a malformed archive, never our bug to leak
+        raise InvalidRequest(f"{filename}: the archive is corrupted: {e}", code="corrupt_file") from e
     return stats
 
 
+@dataclass(frozen=True)
+class _Entry:
+    name: str
+    packed: int
+    unpacked: int
+    method: int
+    flags: int
+    offset: int  #: of the local header, in ``data``
+
+
 def _inspect(data: bytes, filename: str, limits: ArchiveLimits, stats: ArchiveStats, *, depth: int, where: str,
-             nested: bool) -> None:
-    inner: list[str] = []
-    for name, packed, unpacked in _central_directory(data, filename, limits.max_members - stats.members):
-        shown = f"{where}{name}"
+             deep: bool) -> None:
+    entries: list[_Entry] = []
+    for e in _central_directory(data, filename, limits.max_members - stats.members):
+        shown = f"{where}{e.name}"
         stats.members += 1
         if stats.members > limits.max_members:
             raise ArchiveRejected(f"{filename}: the archive has more than {limits.max_members} members; refused "
                                   "before unpacking (a zip bomb, or not a real office file)", code="too_many_members")
-        if unpacked > limits.max_member_bytes:
-            raise ArchiveRejected(f"{filename}: member {shown!r} unpacks to {_mb(unpacked)} MB, more than the "
+        ratio = e.unpacked / max(e.packed, 1)
+        stats.max_ratio = max(stats.max_ratio, ratio if e.unpacked >= limits.ratio_grace_bytes else 0.0)
+        if e.unpacked >= limits.ratio_grace_bytes and ratio > limits.max_ratio:
+            raise ArchiveRejected(f"{filename}: member {shown!r} would expand {ratio:.0f}x ({_mb(e.unpacked)} MB from "
+                                  f"{e.packed / 1024:.0f} KB; at most {limits.max_ratio:.0f}x is allowed): a "
+                                  "decompression bomb, refused before unpacking", code="compression_ratio")
+        if e.unpacked > limits.max_member_bytes:
+            raise ArchiveRejected(f"{filename}: member {shown!r} unpacks to {_mb(e.unpacked)} MB, more than the "
                                   f"{_mb(limits.max_member_bytes)} MB allowed per member; refused before unpacking",
                                   code="unpacked_too_large")
-        ratio = unpacked / max(packed, 1)
-        stats.max_ratio = max(stats.max_ratio, ratio if unpacked >= limits.ratio_grace_bytes else 0.0)
-        if unpacked >= limits.ratio_grace_bytes and ratio > limits.max_ratio:
-            raise ArchiveRejected(f"{filename}: member {shown!r} would expand {ratio:.0f}x ({_mb(unpacked)} MB from "
-                                  f"{packed / 1024:.0f} KB; at most {limits.max_ratio:.0f}x is allowed): a "
-                                  "decompression bomb, refused before unpacking", code="compression_ratio")
-        stats.unpacked_bytes += unpacked
-        stats.packed_bytes += packed
+        stats.unpacked_bytes += e.unpacked
+        stats.packed_bytes += e.packed
         if stats.unpacked_bytes > limits.max_unpacked_bytes:
             raise ArchiveRejected(f"{filename}: the file unpacks to more than {_mb(limits.max_unpacked_bytes)} MB "
                                   f"(at least {_mb(stats.unpacked_bytes)} MB from {_mb(len(data))} MB); refused "
                                   "before unpacking. Split it into smaller files", code="unpacked_too_large")
-        if nested and PurePath(name).suffix.lower() in NESTED_SUFFIXES and unpacked:
-            inner.append(name)
-    if not inner:
+        entries.append(e)
+    if not deep:
         return
-    if depth + 1 > limits.max_depth:
-        raise ArchiveRejected(f"{filename}: archives nested more than {limits.max_depth} deep "
-                              f"({where}{inner[0]!r}); refused", code="nested_archive")
-    try:
-        zf = zipfile.ZipFile(io.BytesIO(data))
-    except (zipfile.BadZipFile, ValueError, OSError) as e:
-        raise InvalidRequest(f"{filename}: the archive is corrupted: {e}", code="corrupt_file") from e
-    with zf:
-        for name in inner:
-            try:
-                blob = zf.read(name)  # bounded: its declared size passed the member limit above
-            except (zipfile.BadZipFile, ValueError, OSError, NotImplementedError, RuntimeError) as e:
-                raise InvalidRequest(f"{filename}: member {where}{name!r} is corrupted: {e}",
-                                     code="corrupt_file") from e
-            if blob[:4] != b"PK\x03\x04":
-                continue  # named like an archive, but is not one: the parser ignores it anyway
-            stats.nested.append(f"{where}{name}")
-            _inspect(blob, filename, limits, stats, depth=depth + 1, where=f"{where}{name}/", nested=nested)
+    for e in entries:
+        nested = PurePath(e.name).suffix.lower() in NESTED_SUFFIXES and e.unpacked > 0
+        blob = _inflate(data, e, filename, where, keep=nested)
+        if not nested or blob[:4] != b"PK\x03\x04":
+            continue  # named like an archive but not one: the parsers ignore it anyway
+        if depth + 1 > limits.max_depth:
+            raise ArchiveRejected(f"{filename}: archives nested more than {limits.max_depth} deep "
+                                  f"({where}{e.name!r}); refused", code="nested_archive")
+        stats.nested.append(f"{where}{e.name}")
+        _inspect(blob, filename, limits, stats, depth=depth + 1, where=f"{where}{e.name}/", deep=True)
 
 
-def _central_directory(data: bytes, filename: str, budget: int):
-    """Yield ``(name, compressed, uncompressed)`` per central-directory entry, as zipfile reads them.
+_CHUNK = 1 << 20
+
+
+def _inflate(data: bytes, e: _Entry, filename: str, where: str, *, keep: bool) -> bytes:
+    """Inflate one member in 1 MiB steps; refuse it the moment it yields more than it declared."""
+    shown = f"{where}{e.name}"
+    if e.flags & 0x1:
+        raise InvalidRequest(f"{filename}: member {shown!r} is encrypted; upload an unprotected file",
+                             code="encrypted_file")
+    head = data[e.offset:e.offset + zipfile.sizeFileHeader]
+    if len(head) != zipfile.sizeFileHeader or head[:4] != zipfile.stringFileHeader:
+        raise InvalidRequest(f"{filename}: member {shown!r} has no valid local header (corrupted)",
+                             code="corrupt_file")
+    fh = struct.unpack(zipfile.structFileHeader, head)
+    start = e.offset + zipfile.sizeFileHeader + fh[zipfile._FH_FILENAME_LENGTH] + fh[zipfile._FH_EXTRA_FIELD_LENGTH]
+    payload = memoryview(data)[start:start + e.packed]
+    out: list[bytes] = []
+    if e.method == zipfile.ZIP_STORED:
+        total = len(payload)
+        if keep:
+            out.append(bytes(payload))
+    elif e.method == zipfile.ZIP_DEFLATED:
+        d, total, pos = zlib.decompressobj(-15), 0, 0
+        while True:
+            if d.unconsumed_tail:
+                piece = d.decompress(d.unconsumed_tail, _CHUNK)
+            elif pos < len(payload):
+                piece = d.decompress(payload[pos:pos + _CHUNK], _CHUNK)
+                pos += _CHUNK
+            else:
+                break
+            total += len(piece)
+            if total > e.unpacked:
+                raise ArchiveRejected(f"{filename}: member {shown!r} unpacks to more than the {e.unpacked} bytes it "
+                                      "declares: a tampered archive (a decompression bomb), refused",
+                                      code="size_mismatch")
+            if keep:
+                out.append(piece)
+            if d.eof:
+                break
+    else:  # bzip2/lzma/...: never in office files, and each is one more inflater to trust
+        raise InvalidRequest(f"{filename}: member {shown!r} uses compression method {e.method}; office files use "
+                             "only deflate or none", code="corrupt_file")
+    if total != e.unpacked:
+        raise InvalidRequest(f"{filename}: member {shown!r} is truncated or corrupted ({total} of {e.unpacked} bytes)",
+                             code="corrupt_file")
+    return b"".join(out)
+
+
+def _central_directory(data: bytes, filename: str, budget: int) -> Iterator[_Entry]:
+    """Yield the central-directory entries as zipfile reads them (offsets adjusted the same way).
 
     Stops after ``budget + 1`` entries: the caller refuses the archive at that point, so a
     zip of a million members costs one pass over at most ``budget`` entries.
@@ -197,19 +256,20 @@ def _central_directory(data: bytes, filename: str, budget: int):
         name_raw = data[pos + fixed:pos + fixed + name_len]
         extra = data[pos + fixed + name_len:pos + fixed + name_len + extra_len]
         packed, unpacked = cd[zipfile._CD_COMPRESSED_SIZE], cd[zipfile._CD_UNCOMPRESSED_SIZE]
-        if packed == 0xFFFFFFFF or unpacked == 0xFFFFFFFF:
-            unpacked, packed = _zip64_sizes(extra, unpacked, packed)
+        offset = cd[zipfile._CD_LOCAL_HEADER_OFFSET]
+        if 0xFFFFFFFF in (packed, unpacked, offset):
+            unpacked, packed, offset = _zip64(extra, unpacked, packed, offset)
         flags = cd[zipfile._CD_FLAG_BITS]
         name = name_raw.decode("utf-8" if flags & 0x800 else "cp437", errors="replace")
-        yield name, packed, unpacked
+        yield _Entry(name, packed, unpacked, cd[zipfile._CD_COMPRESS_TYPE], flags, offset + concat)
         n += 1
         if n > budget:
             return
         pos += fixed + name_len + extra_len + comment_len
 
 
-def _zip64_sizes(extra: bytes, unpacked: int, packed: int) -> tuple[int, int]:
-    """The 64-bit sizes of the zip64 extra field (id 1), in zipfile's order: uncompressed, compressed."""
+def _zip64(extra: bytes, unpacked: int, packed: int, offset: int) -> tuple[int, int, int]:
+    """The 64-bit values of the zip64 extra field (id 1), in zipfile's order."""
     i = 0
     while i + 4 <= len(extra):
         tp, ln = struct.unpack("<HH", extra[i:i + 4])
@@ -218,7 +278,9 @@ def _zip64_sizes(extra: bytes, unpacked: int, packed: int) -> tuple[int, int]:
             if unpacked == 0xFFFFFFFF and j + 8 <= len(body):
                 unpacked, j = struct.unpack("<Q", body[j:j + 8])[0], j + 8
             if packed == 0xFFFFFFFF and j + 8 <= len(body):
-                packed = struct.unpack("<Q", body[j:j + 8])[0]
+                packed, j = struct.unpack("<Q", body[j:j + 8])[0], j + 8
+            if offset == 0xFFFFFFFF and j + 8 <= len(body):
+                offset = struct.unpack("<Q", body[j:j + 8])[0]
             break
         i += 4 + ln
-    return unpacked, packed
+    return unpacked, packed, offset

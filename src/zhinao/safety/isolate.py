@@ -83,9 +83,10 @@ class CallStats:
     wall_s: float = 0.0
     child_wall_s: float = 0.0
     child_cpu_s: float = 0.0
-    #: the worker's peak resident memory over its life, and what it was when it became ready
-    child_maxrss_mb: float = 0.0
+    #: the worker's resident memory when it became ready, before the call and at the call's peak
     child_baseline_mb: float = 0.0
+    child_rss_before_mb: float = 0.0
+    child_peak_mb: float = 0.0
     worker_pid: int = 0
     killed: str | None = None
 
@@ -203,6 +204,8 @@ class IsolatedRunner:
     _count: int = field(default=0, init=False, repr=False)
     _cv: threading.Condition = field(default_factory=threading.Condition, init=False, repr=False)
     _closed: bool = field(default=False, init=False, repr=False)
+    #: what the latest call cost (benchmarks and tests read it; None before any call)
+    last: CallStats | None = field(default=None, init=False, repr=False)
 
     def run(self, fn: str, data: bytes, kwargs: dict[str, Any] | None = None, *, timeout_s: float = 60.0,
             check: Callable[[], None] | None = None, what: str = "the file") -> Any:
@@ -249,15 +252,21 @@ class IsolatedRunner:
                 raise self._death(worker, what, timeout_s, stats)
             reply = json.loads(head)
             stats.child_wall_s, stats.child_cpu_s = reply.get("wall_s", 0.0), reply.get("cpu_s", 0.0)
-            stats.child_maxrss_mb = reply.get("maxrss_kb", 0) / 1024
+            stats.child_rss_before_mb = reply.get("rss_before_kb", 0) / 1024
+            stats.child_peak_mb = reply.get("peak_rss_kb", 0) / 1024 or reply.get("maxrss_kb", 0) / 1024
             worker.tasks += 1
+            # a worker whose heap grew past half its allowance is replaced (its memory is not given back);
+            # one that refused a file is kept: the file's error is the file's, not the worker's
+            keep = stats.child_peak_mb < worker.baseline_mb + self.memory_bytes / MB / 2
             if not reply.get("ok"):
-                raise self._error(reply.get("error") or {}, what)
-            keep = stats.child_maxrss_mb < worker.baseline_mb + self.memory_bytes / MB / 2
+                err = reply.get("error") or {}
+                keep = keep and err.get("type") not in ("MemoryError", "crash")
+                raise self._error(err, what)
             result = payload if reply.get("kind") == "bytes" else json.loads(payload)
             return result, stats
         finally:
             stats.wall_s = time.perf_counter() - t0
+            self.last = stats
             self._release(worker, keep)
 
     def _death(self, worker: _Worker, what: str, timeout_s: float, stats: CallStats) -> ZhinaoError:

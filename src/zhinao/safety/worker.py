@@ -51,6 +51,23 @@ def _vm_bytes() -> int:
         return int(fh.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
 
 
+def _status_kb(field: str) -> int:
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    return 0
+
+
+def _reset_peak() -> None:
+    """Reset the kernel's peak-RSS mark (VmHWM), so each call reports its own peak."""
+    try:
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")
+    except OSError:
+        pass
+
+
 def _cpu_used() -> float:
     r = resource.getrusage(resource.RUSAGE_SELF)
     return r.ru_utime + r.ru_stime
@@ -83,6 +100,8 @@ def serve(inp: BinaryIO, out: BinaryIO, memory_bytes: int) -> None:
         if data is None:
             return
         req = json.loads(head)
+        _reset_peak()
+        rss0 = _status_kb("VmRSS")
         t0, c0 = time.perf_counter(), _cpu_used()
         budget = int(c0 + float(req.get("cpu_s") or 60) + 1)
         resource.setrlimit(resource.RLIMIT_CPU, (budget if cpu_hard == resource.RLIM_INFINITY
@@ -104,7 +123,8 @@ def serve(inp: BinaryIO, out: BinaryIO, memory_bytes: int) -> None:
             fatal = isinstance(e, (MemoryError, KeyboardInterrupt, SystemExit))
         finally:
             resource.setrlimit(resource.RLIMIT_CPU, (cpu_hard, cpu_hard))
-        reply.update({"wall_s": time.perf_counter() - t0, "cpu_s": _cpu_used() - c0,
+        reply.update({"wall_s": time.perf_counter() - t0, "cpu_s": _cpu_used() - c0, "rss_before_kb": rss0,
+                      "peak_rss_kb": _status_kb("VmHWM"),
                       "maxrss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss})
         try:
             write_frame(out, json.dumps(reply).encode())

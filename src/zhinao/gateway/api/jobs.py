@@ -31,6 +31,8 @@ def get_job(job_id: int, principal: PrincipalDep, platform: PlatformDep):
 
 @router.post("/jobs/{job_id}/cancel")
 def cancel_job(job_id: int, principal: PrincipalDep, platform: PlatformDep):
+    """Stop a queued or running job (409 when it already finished). Waits a few seconds for it to
+    stop, so the reply usually says ``cancelled``; a cancelled job is never resumed after a restart."""
     get_job(job_id, principal, platform)
-    platform.jobs.cancel(job_id)
-    return {"ok": True}
+    job = platform.jobs.cancel(job_id, wait_s=5.0)
+    return {"ok": True, "status": job["status"], "job": job}

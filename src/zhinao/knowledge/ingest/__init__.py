@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import PurePath
 from typing import Any, Literal
 
-from zhinao.errors import InvalidRequest
+from zhinao.errors import InvalidRequest, ZhinaoError
 from zhinao.safety.archive import ArchiveLimits, inspect_zip, is_zip
-from zhinao.safety.isolate import ParseLimits, runner_for
+from zhinao.safety.isolate import IsolatedRunner, ParseLimits, runner_for
 
 
 @dataclass
@@ -86,10 +86,10 @@ def parse_document(data: bytes, filename: str, limits: ArchiveLimits | None = No
         raise InvalidRequest(f"{filename}: the file is empty (0 bytes)", code="empty_file")
     doc_type, parser = _PARSERS[ext]
     if doc_type in ARCHIVE_TYPES and is_zip(data):
-        inspect_zip(data, filename, limits, nested=True)
+        inspect_zip(data, filename, limits, deep=True)
     try:
         doc = parser(data, filename)
-    except (InvalidRequest, MemoryError):  # MemoryError: the worker reports it as a memory limit
+    except (ZhinaoError, MemoryError):  # MemoryError: the worker reports it as a memory limit
         raise
     except Exception as e:  # a library's own exception for a malformed file
         raise InvalidRequest(f"{filename}: cannot read this {doc_type.upper()} file "
@@ -144,7 +144,8 @@ def from_wire(d: dict[str, Any]) -> ParsedDocument:
 
 
 def parse_isolated(data: bytes, filename: str, *, archive: ArchiveLimits | None = None,
-                   limits: ParseLimits | None = None, check: Callable[[], None] | None = None) -> ParsedDocument:
+                   limits: ParseLimits | None = None, check: Callable[[], None] | None = None,
+                   runner: IsolatedRunner | None = None) -> ParsedDocument:
     """Parse an untrusted file: archive limits here, then :func:`parse_document` in a bounded worker.
 
     The central directory of a zip-based file is checked in this process first (no
@@ -154,6 +155,7 @@ def parse_isolated(data: bytes, filename: str, *, archive: ArchiveLimits | None 
     Args:
         check: called while the worker runs; when it raises (a cancelled job) the worker is
             killed at once and the exception propagates.
+        runner: a specific worker pool (benchmarks measure one); default the shared one.
 
     Raises:
         InvalidRequest / ArchiveRejected / ParseTimeout / ParseMemoryExceeded / WorkerCrashed:
@@ -163,8 +165,8 @@ def parse_isolated(data: bytes, filename: str, *, archive: ArchiveLimits | None 
     limits = limits or ParseLimits()
     doc_type = doc_type_of(filename)
     if doc_type in ARCHIVE_TYPES and data and is_zip(data):
-        inspect_zip(data, filename, archive, nested=False)
-    runner = runner_for(limits, WORKER_PRELOAD)
+        inspect_zip(data, filename, archive, deep=False)
+    runner = runner or runner_for(limits, WORKER_PRELOAD)
     wire = runner.run("zhinao.knowledge.ingest:parse_wire", data, {"filename": filename, "archive": archive.as_dict()},
                       timeout_s=limits.timeout_s, check=check, what=filename)
     return from_wire(wire)

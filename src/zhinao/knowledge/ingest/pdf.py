@@ -1,4 +1,9 @@
-"""PDF through its text layer (pypdf), one section per page paragraph; no OCR."""
+"""PDF through its text layer (pypdf), one section per page paragraph; no OCR.
+
+pypdf stops inflating a stream past its own output limit (75 MB) and raises
+``LimitReachedError``; that is reported as what it is, a file that unpacks too far, not
+as corruption. Time spent on huge content streams is bounded by the parser worker.
+"""
 
 from __future__ import annotations
 
@@ -7,12 +12,28 @@ import re
 
 from zhinao.errors import InvalidRequest
 from zhinao.knowledge.ingest import ParsedDocument, Section, register_parser
+from zhinao.safety.archive import ArchiveRejected
+
+
+def _too_large(filename: str, e: Exception) -> ArchiveRejected:
+    from pypdf import filters
+
+    limit = getattr(filters, "ZLIB_MAX_OUTPUT_LENGTH", 75_000_000) / 1e6
+    return ArchiveRejected(f"{filename}: a compressed stream in this PDF unpacks to more than {limit:.0f} MB (the "
+                           "reader's limit per stream); refused as a decompression bomb — split or re-save the PDF",
+                           code="unpacked_too_large")
 
 
 @register_parser("pdf", ".pdf")
 def parse_pdf(data: bytes, filename: str) -> ParsedDocument:
     from pypdf import PdfReader
     from pypdf.errors import PdfReadError
+
+    try:
+        from pypdf.errors import LimitReachedError
+    except ImportError:  # pypdf < 3.17 has no output limits: the worker's memory cap is the only bound
+        class LimitReachedError(Exception):  # noqa: N818  (never raised)
+            pass
 
     if not data.lstrip()[:5].startswith(b"%PDF"):
         raise InvalidRequest(f"{filename}: not a PDF (missing %PDF header); the file is corrupted or mislabelled",
@@ -30,12 +51,16 @@ def parse_pdf(data: bytes, filename: str) -> ParsedDocument:
         pages = list(reader.pages)
     except InvalidRequest:
         raise
+    except LimitReachedError as e:
+        raise _too_large(filename, e) from e
     except (PdfReadError, ValueError, KeyError, TypeError, OSError) as e:
         raise InvalidRequest(f"{filename}: the PDF is corrupted and cannot be read: {e}", code="corrupt_file") from e
     sections: list[Section] = []
     for i, page in enumerate(pages, 1):
         try:
             text = page.extract_text() or ""
+        except LimitReachedError as e:
+            raise _too_large(filename, e) from e
         except Exception as e:  # one broken page must not lose the others
             raise InvalidRequest(f"{filename}: page {i} cannot be read: {e}", code="corrupt_file") from e
         text = re.sub(r"[ \t]+\n", "\n", text)
