@@ -38,6 +38,7 @@ class ErrorDetail(BaseModel):
     type: str
     param: str | None = None
     code: str | None = None
+    request_id: str | None = None  #: the same as the X-Request-ID response header; quote it to the operators
 
 
 class ErrorBody(BaseModel):
@@ -47,11 +48,12 @@ class ErrorBody(BaseModel):
 
 
 def error_body(message: str, type_: str, code: str | None, param: str | None = None) -> dict:
-    return {"error": {"message": message, "type": type_, "param": param, "code": code}}
+    return {"error": {"message": message, "type": type_, "param": param, "code": code,
+                      "request_id": request_id_var.get()}}
 
 
-def internal_error_body(rid: str | None = None) -> dict:
-    return error_body(f"internal error (request id {rid or request_id_var.get()}); the operators have the "
+def internal_error_body() -> dict:
+    return error_body(f"internal error (request id {request_id_var.get()}); the operators have the "
                       "details in the logs", "server_error", "internal_error")
 
 

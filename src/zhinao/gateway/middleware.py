@@ -113,6 +113,9 @@ class RequestContextMiddleware:
                     return await self._too_large(send_out, limit)
                 problem = _json_text_problem(body)
                 if problem:
+                    m = self.metrics_getter()
+                    if m is not None:
+                        m.errors.labels("400", "invalid_request").inc()
                     return await _send_error(send_out, 400, problem[0], "invalid_request", problem[1])
                 app_receive = _replay(body, receive)
             else:
@@ -142,7 +145,7 @@ class RequestContextMiddleware:
             m = self.metrics_getter()
             if m is not None:
                 m.errors.labels("500", "internal_error").inc()
-            await _send_json(send_out, 500, internal_error_body(rid))
+            await _send_json(send_out, 500, internal_error_body())
         finally:
             dt = time.perf_counter() - t0
             route = scope.get("route")
@@ -253,7 +256,7 @@ def _bad_text(s: str) -> str | None:
 
 async def _send_error(send, status: int, message: str, code: str, param: str | None = None) -> None:
     await _send_json(send, status, {"error": {"message": message, "type": "invalid_request_error",
-                                              "param": param, "code": code}})
+                                              "param": param, "code": code, "request_id": request_id_var.get()}})
 
 
 async def _send_json(send, status: int, payload: dict) -> None:
