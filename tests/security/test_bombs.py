@@ -130,6 +130,7 @@ def test_total_size_cap_names_the_limit():
         inspect_zip(data, "big.docx", ArchiveLimits(max_unpacked_bytes=4 * MiB))
 
 
+@pytest.mark.slow
 def test_a_parser_past_its_time_is_killed(runner):
     pid_before = runner.worker_pids()
     dt, _, _, err = measured(lambda: parse_isolated(slow_pdf(), "slow.pdf", runner=runner,
@@ -141,6 +142,7 @@ def test_a_parser_past_its_time_is_killed(runner):
     assert parse_isolated(b"next file", "n.txt", runner=runner).sections
 
 
+@pytest.mark.slow
 def test_a_parser_past_its_memory_fails_that_file_only():
     r = IsolatedRunner(memory_bytes=128 * MiB, preload=WORKER_PRELOAD, workers=1)
     try:
