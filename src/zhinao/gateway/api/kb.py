@@ -12,7 +12,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
-from zhinao.errors import ZhinaoError
+from zhinao.errors import NotFound, ZhinaoError
 from zhinao.gateway.deps import AdminDep, PlatformDep, PrincipalDep
 from zhinao.runtime.base import GenerationParams
 
@@ -86,6 +86,10 @@ def delete_collection(collection: str, principal: PrincipalDep, platform: Platfo
 
 @router.put("/collections/{collection}/members/{user_id}")
 def set_member(collection: str, user_id: int, body: MemberIn, principal: PrincipalDep, platform: PlatformDep):
+    # a collection's members are users of its tenant: another tenant's user id is "not found" (the
+    # knowledge service knows collections, not users; tenancy knows who is in the tenant)
+    if not any(u["id"] == user_id for u in platform.tenancy.list_users(principal.tenant_id)):
+        raise NotFound(f"user {user_id} not found in your tenant", param="user_id")
     return platform.knowledge.set_member(principal, collection, user_id, can_write=body.can_write,
                                          access_tags=body.access_tags)
 
