@@ -8,11 +8,18 @@ calls ``os.getenv``. Nested values use ``__`` (``ZHINAO_RATE__RPM=60``).
 from __future__ import annotations
 
 import functools
+import os
 from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _cache_home() -> Path:
+    """The XDG cache folder (the only environment variable read outside ``ZHINAO_*``)."""
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return Path(xdg) if xdg and os.path.isabs(xdg) else Path.home() / ".cache"
 
 
 class Settings(BaseSettings):
@@ -39,6 +46,11 @@ class Settings(BaseSettings):
     llama_ctx: int = Field(4096, ge=256, description="Context window per llama-server slot, in tokens.")
     llama_server_bin: str | None = Field(None, description="Path to llama-server; default .venv/bin/llama-server or PATH.")
     engine_start_timeout_s: float = Field(120.0, description="How long to wait for a local engine to become healthy.")
+    pack_dir: Path = Field(
+        default_factory=lambda: _cache_home() / "zhinao" / "packs", description="Shared folder where installed "
+        "model packs are kept once per machine user (default $XDG_CACHE_HOME/zhinao/packs, else "
+        "~/.cache/zhinao/packs); `zhinao models install` links a verified file from it into home/models, so a "
+        "second home does not download the pack again. Model paths inside it are allowed.")
     model_dirs: list[Path] = Field(
         default_factory=list, description="Folders a local model's GGUF file must lie in (after symlinks), as a JSON "
         "list; default home/models. Installed model packs' own files are always allowed.")
@@ -154,7 +166,7 @@ class Settings(BaseSettings):
         10.0, ge=0, description="On SIGTERM/SIGINT: how long `zhinao serve` lets open requests finish and asks "
         "running jobs to stop before it exits anyway (unfinished jobs resume at the next start).")
 
-    @field_validator("home", mode="after")
+    @field_validator("home", "pack_dir", mode="after")
     @classmethod
     def _expand_home(cls, v: Path) -> Path:
         return v.expanduser().resolve()
@@ -179,8 +191,9 @@ class Settings(BaseSettings):
 
     @property
     def model_roots(self) -> list[Path]:
-        """Folders a local model file must lie in: ``model_dirs`` or home/models, resolved."""
-        return [p.expanduser().resolve() for p in (self.model_dirs or [self.model_dir])]
+        """Folders a local model file must lie in: ``model_dirs`` or home/models, and the shared
+        pack folder (only ``zhinao models install`` writes there), resolved."""
+        return [p.expanduser().resolve() for p in (*(self.model_dirs or [self.model_dir]), self.pack_dir)]
 
 
 @functools.lru_cache(maxsize=1)

@@ -101,7 +101,7 @@ def install(name: str) -> None:
 
     with platform() as p:
         with console.status(f"installing {name} …"):
-            spec = packs_mod.install_pack(name, p.settings.model_dir)
+            spec = packs_mod.install_pack(name, p.settings.model_dir, pack_dir=p.settings.pack_dir)
         if spec.name not in p.models:
             p.models.register(spec)
         console.print(f"[green]installed[/green] {spec.name} at {spec.path}")

