@@ -28,7 +28,7 @@ import logging
 import contextlib
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -44,15 +44,17 @@ from zhinao.knowledge.scopecache import bump
 from zhinao.safety.archive import ArchiveLimits
 from zhinao.safety.isolate import ParseLimits
 from zhinao.store.db import utcnow
-from zhinao.store.jobs import JobCancelled, JobContext, job_handler
+from zhinao.store.jobs import JobCancelled, JobContext
 
 if TYPE_CHECKING:
-    from zhinao.knowledge.service import KnowledgeService
+    from zhinao.knowledge.config import KBConfig
+    from zhinao.knowledge.index import MilvusIndex
+    from zhinao.runtime.base import Embedder
+    from zhinao.store.db import Database
 
 log = logging.getLogger(__name__)
 
-#: services by database URL, so the module-level job handler finds its service
-_SERVICES: dict[str, "KnowledgeService"] = {}
+INGEST_JOB = "kb.ingest"
 _LOCKS: dict[int, threading.Lock] = {}
 _LOCKS_GUARD = threading.Lock()
 
@@ -127,25 +129,33 @@ def index_text(title: str, heading: list[str], body: str) -> str:
     return f"{ctx}\n{body}" if ctx else body
 
 
-@job_handler("kb.ingest")
-def run_ingest_job(ctx: JobContext, params: dict[str, Any]) -> dict[str, Any]:
-    svc = _SERVICES.get(ctx.db.url)
-    deadline = time.monotonic() + 60
-    while svc is None and time.monotonic() < deadline:  # resumed at start-up, before the service exists
-        ctx.check()
-        time.sleep(0.2)
-        svc = _SERVICES.get(ctx.db.url)
-    if svc is None:
-        raise RuntimeError("no KnowledgeService was started for this database (touch platform.knowledge)")
-    return Ingestor(svc).run(ctx, params)
-
-
 class Ingestor:
-    def __init__(self, svc: "KnowledgeService"):
-        self.svc = svc
-        self.db, self.index, self.embedder, self.cfg = svc.db, svc.index, svc.embedder, svc.config
-        self.archive = ArchiveLimits.from_settings(svc.settings)
-        self.parse_limits = ParseLimits.from_settings(svc.settings)
+    """Runs ``kb.ingest`` jobs from the parts it uses (no service, no registry).
+
+    ``delete_document`` is the service's hide-then-delete of one document (the same order
+    readers rely on when a user deletes one); the embedder may be given as a zero-argument
+    callable so that building the ingestor does not load the model.
+    """
+
+    def __init__(self, *, db: "Database", index: "MilvusIndex", embedder: "Embedder | Callable[[], Embedder]",
+                 config: "KBConfig", blobs: BlobStore, settings: Any,
+                 delete_document: Callable[[int, int], None]):
+        self.db, self.index, self.cfg, self.blobs = db, index, config, blobs
+        self._embedder = embedder
+        self.delete_document = delete_document
+        self.archive = ArchiveLimits.from_settings(settings)
+        self.parse_limits = ParseLimits.from_settings(settings)
+
+    @property
+    def embedder(self) -> "Embedder":
+        e = self._embedder
+        return e() if callable(e) and not hasattr(e, "embed") else e
+
+    def __call__(self, ctx: JobContext, params: dict[str, Any]) -> dict[str, Any]:
+        """The job handler: the service registers this object for ``kb.ingest`` on its job runner."""
+        if ctx.db.url != self.db.url:  # a runner shared by two stores would otherwise write to the wrong one
+            raise RuntimeError(f"kb.ingest job for {ctx.db.url} reached the knowledge service of {self.db.url}")
+        return self.run(ctx, params)
 
     def run(self, ctx: JobContext | None, params: dict[str, Any]) -> dict[str, Any]:
         cid = int(params["collection_id"])
@@ -165,7 +175,7 @@ class Ingestor:
                 if ctx is not None:
                     ctx.check()
                 with _locked(cid, ctx):
-                    self.svc.delete_document_now(cid, doc_id)
+                    self.delete_document(cid, doc_id)
                 results.append({"doc_id": doc_id, "status": "deleted"})
         except JobCancelled as e:
             self._wind_down(cid, name, e.reason)
@@ -279,7 +289,7 @@ class Ingestor:
             raise InvalidRequest(f"{source}: the server stopped {interrupted} times while indexing this file; it is "
                                  "not retried again (the file may be what brings the server down) — check it and "
                                  "upload it again", code="interrupted")
-        data = self.svc.blobs.get(digest, item.get("suffix", ""))
+        data = self.blobs.get(digest, item.get("suffix", ""))
         parsed = parse_isolated(data, source, archive=self.archive, limits=self.parse_limits,
                                 check=ctx.check if ctx is not None else None)
         title = item.get("title") or parsed.title

@@ -5,22 +5,29 @@ model's rewrite is validated and replaced by a plain concatenation when unusable
 retrieve (hybrid + rerank), refuse politely when nothing relevant is found (no model
 call, nothing invented), otherwise answer from a delimited ``<context>`` block that the
 system prompt declares to be data, never instructions, and cite passages as [1], [2].
+
+Both model calls (condensation and the answer) go through the principal's
+:class:`~zhinao.maas.client.LLMClient`: scope, limits, the fair slot, the timeout and a usage
+row each (``kb.condense``, ``kb.chat``). :class:`RagChat` is given the parts it uses
+(the client, collection lookup, retrieval, the relevance threshold); it imports no service.
+Citations name their collection and passage id; links are the web layer's.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 from collections.abc import AsyncIterator, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from zhinao.errors import InvalidRequest
+from zhinao.errors import InvalidRequest, PermissionDenied, RateLimited
 from zhinao.knowledge.index import Hit
-from zhinao.runtime.base import ChatDelta, ChatModel, GenerationParams, Usage
+from zhinao.runtime.base import ChatDelta, GenerationParams, Usage
 
-if TYPE_CHECKING:
-    from zhinao.knowledge.service import KnowledgeService
+CONDENSE_PURPOSE = "kb.condense"  #: the usage rows of query condensation
 
 NOT_FOUND = {
     "zh": "抱歉，在知识库「{name}」中没有找到与这个问题相关的内容，因此无法根据知识库回答。请换个说法，或联系人工客服。",
@@ -213,7 +220,7 @@ class EchoFilter:
 def citation(h: Hit, n: int, collection: str) -> dict[str, Any]:
     return {"n": n, "doc_id": h.doc_id, "title": h.doc.get("title") or h.doc.get("source", ""),
             "source": h.doc.get("source", ""), "page": h.page, "heading": h.heading, "passage_id": h.pk,
-            "url": f"/api/kb/{collection}/passages/{h.pk}", "snippet": h.body[:300],
+            "collection": collection, "snippet": h.body[:300],
             "relevance": None if h.relevance is None else round(h.relevance, 4), "cited": False}
 
 
@@ -257,21 +264,27 @@ def verified(answer: str, hits: list[Hit], nums: list[int], min_share: float = 0
     return [n for n in nums if len(words & _terms(hits[n - 1].body)) / len(words) >= min_share]
 
 
-def footer(citations: list[dict[str, Any]], lang: str) -> str:
-    """A plain-text source list, for clients that only show the message text (any OpenAI client)."""
-    shown = [c for c in citations if c["cited"]] or citations
-    lines = ["", "", "参考资料：" if lang == "zh" else "Sources:"]
-    for c in shown:
-        page = (f"（第 {c['page']} 页）" if lang == "zh" else f" (p. {c['page']})") if c.get("page") else ""
-        lines.append(f"[{c['n']}] {c['title']}{page} — {c['url']}")
-    return "\n".join(lines)
+def _add(a: Usage | None, b: Usage | None) -> Usage | None:
+    if a is None or b is None:
+        return b if a is None else a
+    return Usage(a.prompt_tokens + b.prompt_tokens, a.completion_tokens + b.completion_tokens)
 
 
 class RagChat:
-    def __init__(self, svc: "KnowledgeService"):
-        self.svc = svc
+    """One principal's knowledge chat over explicit parts.
 
-    async def condense(self, model: ChatModel, messages: Sequence[dict[str, Any]]) -> str:
+    ``llm``: the principal's LLM client; ``get_collection(principal, c)`` and
+    ``retrieve(principal, c, query)`` the service's access-checked lookups;
+    ``relevance_threshold()`` the best-passage cosine under which nothing is "found".
+    """
+
+    def __init__(self, *, llm: Any, get_collection: Callable[..., dict[str, Any]],
+                 retrieve: Callable[..., list[Hit]], relevance_threshold: Callable[[], float]):
+        self.llm, self.get_collection, self.retrieve = llm, get_collection, retrieve
+        self.relevance_threshold = relevance_threshold
+        self.condense_usage: Usage | None = None
+
+    async def condense(self, messages: Sequence[dict[str, Any]], model: str | None = None) -> str:
         users = [_text(m.get("content")) for m in messages if m.get("role") == "user"]
         if not users or not users[-1].strip():
             raise InvalidRequest("the conversation has no user question", param="messages")
@@ -286,8 +299,12 @@ class RagChat:
                   {"role": "user", "content": "Conversation:\n" + "\n".join(history) +
                    f"\n\nFollow-up question: {q}\nStandalone question:"}]
         try:
-            out = (await model.complete(prompt, GenerationParams(temperature=0.0, max_tokens=96))).content.strip()
-        except Exception:
+            gen = await self.llm.complete(prompt, GenerationParams(temperature=0.0, max_tokens=96), model=model,
+                                          purpose=CONDENSE_PURPOSE, record_turn=False)
+            out, self.condense_usage = gen.content.strip(), gen.usage
+        except (PermissionDenied, RateLimited):
+            raise  # the answer would be refused the same way: say so now
+        except Exception:  # the engine failed or timed out: fall back to the plain concatenation
             out = ""
         out = out.strip().strip('"“”').splitlines()[0].strip() if out.strip() else ""
         low = out.lower()
@@ -296,18 +313,18 @@ class RagChat:
         return f"{users[-2].strip()} {q}"  # the previous question gives the pronouns their referent
 
     async def prepare(self, principal: Any, collection: str | int, messages: Sequence[dict[str, Any]],
-                      model: ChatModel) -> Prepared:
+                      model: str | None = None) -> Prepared:
         if not messages:
             raise InvalidRequest("messages must not be empty", param="messages")
-        info = await asyncio.to_thread(self.svc.get_collection, principal, collection)
+        info = await asyncio.to_thread(self.get_collection, principal, collection)
         name = info["name"]
         question = next(_text(m.get("content")) for m in reversed(messages) if m.get("role") == "user") \
             if any(m.get("role") == "user" for m in messages) else ""
-        standalone = await self.condense(model, messages)
+        standalone = await self.condense(messages, model)
         lang = lang_of(question)
-        hits = await asyncio.to_thread(self.svc.retrieve, principal, name, standalone)
+        hits = await asyncio.to_thread(self.retrieve, principal, name, standalone)
         best = max((h.relevance for h in hits if h.relevance is not None), default=None)
-        found = bool(hits) and (best is None or best >= self.svc.relevance_threshold)
+        found = bool(hits) and (best is None or best >= self.relevance_threshold())
         p = Prepared(question=question, standalone=standalone, hits=hits if found else [], found=found,
                      lang=lang, name=name)
         if found:
@@ -320,32 +337,34 @@ class RagChat:
 
     async def stream(self, principal: Any, collection: str | int, messages: Sequence[dict[str, Any]],
                      params: GenerationParams, *, model: str | None = None,
-                     extra: dict[str, Any] | None = None,
-                     sources_footer: bool | None = None) -> AsyncIterator[ChatDelta]:
-        if sources_footer is None:  # the MaaS path (/v1, console chat): clients see only the text
-            sources_footer = extra is not None
-        chat_model = await self.svc.model_for(model)
-        p = await self.prepare(principal, collection, messages, chat_model)
+                     extra: dict[str, Any] | None = None, record_turn: bool = True) -> AsyncIterator[ChatDelta]:
+        self.llm.check(model)  # a model outside the key's scope is refused before any retrieval
+        p = await self.prepare(principal, collection, messages, model)
         if extra is not None:
-            extra["citations"], extra["standalone_question"] = p.citations, p.standalone
-        yield CitedDelta(citations=p.citations, standalone_question=p.standalone)
-        if not p.found:
-            msg = NOT_FOUND[p.lang].format(name=p.name)
-            yield ChatDelta(content=msg)
-            yield CitedDelta(finish_reason="stop", usage=Usage(0, 0), citations=[])
+            extra["citations"], extra["standalone_question"], extra["lang"] = p.citations, p.standalone, p.lang
+        if not p.found:  # no model call, nothing invented
+            yield CitedDelta(citations=p.citations, standalone_question=p.standalone)
+            yield ChatDelta(content=NOT_FOUND[p.lang].format(name=p.name))
+            yield CitedDelta(finish_reason="stop", usage=_add(self.condense_usage, Usage(0, 0)), citations=[])
             return
         gp = GenerationParams(**{**params.__dict__})
         if params.temperature == GenerationParams().temperature:
             gp.temperature = 0.2  # grounded answers: little sampling noise
         gp.tools, gp.tool_choice = None, None
+        # reserved (rpm, tokens) now: a refusal surfaces before the first delta
+        gen = self.llm.start(p.prompt, gp, model=model, record_turn=record_turn)
+        if extra is not None:
+            extra["model"] = gen.engine_model
+        yield CitedDelta(citations=p.citations, standalone_question=p.standalone)
         answer, last, echo = "", None, EchoFilter()
-        async for d in chat_model.stream(p.prompt, gp):
-            if d.finish_reason:
-                last = d
-            text = echo.feed(d.content) if d.content else ""
-            if text:
-                answer += text
-                yield ChatDelta(content=text)
+        async with contextlib.aclosing(gen.__aiter__()) as it:  # a client that goes away stops the engine
+            async for d in it:
+                if d.finish_reason:
+                    last = d
+                text = echo.feed(d.content) if d.content else ""
+                if text:
+                    answer += text
+                    yield ChatDelta(content=text)
         tail = echo.close(answer)
         if tail:
             answer += tail
@@ -357,10 +376,8 @@ class RagChat:
         for c in p.citations:
             c["cited"] = c["n"] in nums
             c["cited_by"] = how if c["cited"] else None
-        if sources_footer:
-            yield ChatDelta(content=footer(p.citations, p.lang))
-        yield CitedDelta(finish_reason=last.finish_reason if last else "stop",
-                         usage=last.usage if last else None, citations=p.citations)
+        usage = _add(self.condense_usage, gen.usage)
+        yield CitedDelta(finish_reason=last.finish_reason if last else "stop", usage=usage, citations=p.citations)
 
     async def answer(self, principal: Any, collection: str | int, messages: Sequence[dict[str, Any]],
                      params: GenerationParams, *, model: str | None = None) -> dict[str, Any]:

@@ -1,8 +1,13 @@
 """KnowledgeService: the facade the API, CLI and console use (no HTTP in here).
 
-Built from a :class:`zhinao.platform.Platform` (``KnowledgeService(platform)``) or, for
-tests and tools, from explicit parts (``KnowledgeService(settings=..., db=..., embedder=...,
-chat_model=...)``). Who may see what is decided here, once: collections are per tenant,
+Built from explicit parts (``KnowledgeService(settings=..., db=..., jobs=..., embedder=...,
+llm=...)``): the platform wires them, tests pass their own. It never holds a chat engine:
+every model call (answers, query condensation) goes through ``llm(principal, capability)``,
+the MaaS layer's :class:`~zhinao.maas.client.LLMClient`, so scope, limits, the fair slot,
+the timeout and usage apply as on /v1. Links and HTML highlighting are the web layer's
+(``gateway/api/kb.py``): results name their collection and passage id.
+
+Who may see what is decided here, once: collections are per tenant,
 readable by the tenant (``visibility="tenant"``) or by members only (``"private"``);
 writers are admins, the owner and members with ``can_write``; a document with access
 tags is visible only to readers holding one of them (admins and the owner see all).
@@ -10,11 +15,10 @@ tags is visible only to readers holding one of them (admins and the owner see al
 
 from __future__ import annotations
 
-import html
 import logging
 import re
 import threading
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path, PurePath
@@ -23,17 +27,17 @@ from typing import Any
 from sqlalchemy import func, select
 
 from zhinao.errors import Conflict, InvalidRequest, NotFound, PayloadTooLarge, PermissionDenied, ZhinaoError
-from zhinao.knowledge import ingestion
 from zhinao.knowledge.config import KBConfig, from_settings
 from zhinao.knowledge.index import Hit, MilvusIndex
 from zhinao.knowledge.ingest import doc_type_of, supported_extensions
-from zhinao.knowledge.ingestion import BlobStore, Ingestor, _date, collection_lock, sha256
+from zhinao.knowledge.ingestion import INGEST_JOB, BlobStore, Ingestor, _date, collection_lock, sha256
 from zhinao.knowledge.models import KBCollection, KBDocument, KBMember
-from zhinao.knowledge.retrieve import Scope, get_reranker, make_retriever
+from zhinao.knowledge.retrieve import Scope, make_reranker, make_retriever
 from zhinao.knowledge.scopecache import ScopeCache, bump
-from zhinao.runtime.base import ChatDelta, ChatModel, Embedder, GenerationParams
+from zhinao.knowledge.rag import RagChat
+from zhinao.runtime.base import ChatDelta, Embedder, GenerationParams
 from zhinao.store.db import Database, utcnow
-from zhinao.store.jobs import JobRunner
+from zhinao.store.jobs import JobRunner, job_handler
 
 log = logging.getLogger(__name__)
 
@@ -54,31 +58,48 @@ def _is_admin(p: Any) -> bool:
     return getattr(p, "role", "") in ("admin", "operator")  # the operator administers its own tenant too
 
 
-class KnowledgeService:
-    def __init__(self, platform: Any = None, *, settings: Any = None, db: Database | None = None,
-                 embedder: Embedder | None = None, chat_model: ChatModel | None = None,
-                 jobs: JobRunner | None = None, config: KBConfig | None = None):
-        self.platform = platform
-        self.settings = settings or (platform.settings if platform else None)
-        if self.settings is None:
-            from zhinao.settings import get_settings
+#: the usage rows of the knowledge base's model calls
+CHAT_CAPABILITY = "kb.chat"
+#: ``kb:<collection>`` is a model name on /v1 and in the console (see :meth:`KnowledgeService.model_route`)
+KB_MODEL_PREFIX = "kb:"
 
-            self.settings = get_settings()
-        self.db = db or (platform.db if platform else Database(self.settings.db_url))
+
+class KnowledgeService:
+    def __init__(self, *, settings: Any, db: Database, jobs: JobRunner,
+                 embedder: Embedder | Callable[[], Embedder], llm: Callable[[Any, str], Any] | None = None,
+                 config: KBConfig | None = None):
+        """``embedder``: the embedder or a zero-argument callable giving it (loaded on first use).
+
+        ``llm``: the MaaS client factory, ``llm(principal, capability) -> LLMClient``; without
+        it the service still stores, indexes and searches, but cannot answer (chat is a 400).
+        """
+        self.settings, self.db, self.jobs, self.llm = settings, db, jobs, llm
         self._embedder = embedder
-        self.chat_model = chat_model
-        self.jobs = jobs or (platform.jobs if platform else JobRunner(self.db))
-        self.config = config or from_settings(self.settings)
-        home = Path(self.settings.home)
+        self.config = config or from_settings(settings)
+        home = Path(settings.home)
         self.blobs = BlobStore(home / "kb" / "blobs")
         self.index = MilvusIndex(self.config.milvus_path(home), self.config.milvus_token,
                                  prefix=self.config.milvus_prefix)
         self._scopes = ScopeCache(self.db.url)
-        ingestion._SERVICES[self.db.url] = self
+        self.ingestor = Ingestor(db=db, index=self.index, embedder=lambda: self.embedder, config=self.config,
+                                 blobs=self.blobs, settings=settings, delete_document=self.delete_document_now)
+        self.register_jobs(jobs)
         self._sync_stop = threading.Event()
         self._sync_thread: threading.Thread | None = None
         if self.config.sync_interval_s:
             self.start_scheduled_sync()
+
+    def job_handlers(self) -> dict[str, Callable[..., Any]]:
+        """The background jobs this service runs, by kind (for a runner or a capability to register)."""
+        return {INGEST_JOB: self.ingestor}
+
+    def register_jobs(self, jobs: JobRunner) -> None:
+        register = getattr(jobs, "register", None)
+        for kind, fn in self.job_handlers().items():
+            if register is not None:
+                register(kind, fn)
+            else:  # the runner reads one process-wide table: the newest service owns its kinds
+                job_handler(kind)(fn)
 
     @property
     def relevance_threshold(self) -> float:
@@ -89,9 +110,10 @@ class KnowledgeService:
 
     @property
     def embedder(self) -> Embedder:
-        if self._embedder is None:
-            self._embedder = self.platform.embedder
-        return self._embedder
+        e = self._embedder
+        if callable(e) and not hasattr(e, "embed"):
+            self._embedder = e = e()
+        return e
 
     # -- access ------------------------------------------------------------------------
     def _collection(self, s, principal: Any, name_or_id: str | int, *, write: bool = False) -> KBCollection:
@@ -515,21 +537,26 @@ class KnowledgeService:
                      restricted=restricted)
 
     def retrieve(self, principal: Any, collection: str | int, query: str, *, k: int | None = None,
-                 mode: str = "hybrid", rerank_with: str | None = None, **filters: Any) -> list[Hit]:
-        """The best passages for ``query`` that this principal may read, with document info."""
+                 mode: str | None = None, rerank_with: str | None = None, **filters: Any) -> list[Hit]:
+        """The best passages for ``query`` that this principal may read, with document info.
+
+        ``mode`` is one of the configured retriever's modes (None: its default, hybrid for milvus).
+        """
         query = (query or "").strip()
         if not query:
             raise InvalidRequest("the query is empty", param="q")
         k = k or self.config.top_k
         rerank_name = rerank_with or self.config.reranker
-        reranker = get_reranker(rerank_name)  # unknown names fail before any work
+        reranker = make_reranker(rerank_name, embedder=self.embedder)  # unknown names fail before any work
+        retriever = make_retriever(self.config.retriever, index=self.index, embedder=self.embedder,
+                                   config=self.config)
+        mode = retriever.check_mode(mode)
         with self.db.session() as s:
             coll = self._collection(s, principal, collection)
             scope = self._scope(s, coll, principal, **filters)
-        retriever = make_retriever(mode, self.index, self.embedder, rrf_k=self.config.rrf_k)
         # a reranker can only promote what it is shown: give it a wider pool, then keep the best k
-        pool = k if rerank_name == "none" else max(k, self.config.rerank_candidates)
-        hits = reranker(query, retriever.retrieve(query, pool, scope), self.embedder)[:k]
+        pool = max(k, self.config.rerank_candidates) if reranker.reorders else k
+        hits = reranker.rerank(query, retriever.retrieve(query, scope=scope, k=pool, mode=mode))[:k]
         for h in hits:
             h.doc = dict(scope.docs.get(h.doc_id, {}))
         return hits
@@ -537,7 +564,7 @@ class KnowledgeService:
     def search(self, principal: Any, query: str, *, collection: str | int | None = None, k: int = 10,
                tags: Sequence[str] | None = None, doc_types: Sequence[str] | None = None,
                date_from: str | None = None, date_to: str | None = None, mode: str = "hybrid") -> dict[str, Any]:
-        """Library search: ranked documents, each with its best passages highlighted."""
+        """Library search: ranked documents, each with its best passages (the web layer highlights them)."""
         colls = [collection] if collection is not None else [c["name"] for c in self.list_collections(principal)]
         grouped: dict[tuple[str, int], dict[str, Any]] = {}
         for cname in colls:
@@ -549,42 +576,45 @@ class KnowledgeService:
                 # a document ranks by its best passage; further passages only break ties
                 g["score"] += (1.0 if not g["passages"] else 0.01) / (1 + rank)
                 if len(g["passages"]) < 3:
-                    g["passages"].append(hit_dict(h, collection=str(cname), query=query))
+                    g["passages"].append(hit_dict(h, collection=str(cname)))
         ranked = sorted(grouped.values(), key=lambda g: -g["score"])[:k]
         for g in ranked:
             g["score"] = round(g["score"], 6)
         return {"query": query, "results": ranked}
 
     # -- chat ----------------------------------------------------------------------------
-    async def model_for(self, name: str | None) -> ChatModel:
-        if self.chat_model is not None and (name is None or name == self.chat_model.name):
-            return self.chat_model
-        if self.platform is not None:
-            return await self.platform.models.get(name)
-        if self.chat_model is not None:
-            return self.chat_model
-        raise InvalidRequest("no chat model is configured for the knowledge base")
+    def _rag(self, principal: Any) -> RagChat:
+        if self.llm is None:
+            raise InvalidRequest("no model client is configured for the knowledge base: it can search, not answer")
+        return RagChat(llm=self.llm(principal, CHAT_CAPABILITY), get_collection=self.get_collection,
+                       retrieve=self.retrieve, relevance_threshold=lambda: self.relevance_threshold)
 
     def chat_stream(self, principal: Any, collection: str | int, messages: Sequence[dict[str, Any]],
                     params: GenerationParams | None = None, *, model: str | None = None,
-                    extra: dict[str, Any] | None = None) -> AsyncIterator[ChatDelta]:
-        """Retrieval + generation, streamed.
+                    extra: dict[str, Any] | None = None, record_turn: bool = True) -> AsyncIterator[ChatDelta]:
+        """Retrieval + generation, streamed; every model call through the principal's LLM client.
 
         The first and the last delta are :class:`~zhinao.knowledge.rag.CitedDelta` s carrying
-        ``citations``; when ``extra`` is given, ``extra["citations"]`` (and
-        ``extra["standalone_question"]``) are kept up to date as well, for the /v1 layer, and
-        the reply ends with a plain-text source list (clients there show only the text).
+        ``citations``; when ``extra`` is given, ``extra["citations"]``, ``extra["lang"]`` and
+        ``extra["standalone_question"]`` are kept up to date as well (the /v1 and console layer
+        adds the links and a plain-text source list). The model is checked (scope, grant)
+        before retrieval and the answer's limits are reserved before the first delta, so a
+        refusal is an error before anything is streamed. ``record_turn``: log the answer as a
+        turn (off when the caller logs the conversation's own turn).
         """
-        from zhinao.knowledge.rag import RagChat
+        return self._rag(principal).stream(principal, collection, messages, params or GenerationParams(),
+                                            model=model, extra=extra, record_turn=record_turn)
 
-        return RagChat(self).stream(principal, collection, messages, params or GenerationParams(), model=model,
-                                    extra=extra)
+    def model_route(self, principal: Any, model: str, messages: Sequence[dict[str, Any]],
+                    params: GenerationParams, extra: dict[str, Any]) -> AsyncIterator[ChatDelta]:
+        """The composite model ``kb:<collection>`` (/v1, console): the caller logs the turn."""
+        return self.chat_stream(principal, model[len(KB_MODEL_PREFIX):], messages, params, extra=extra,
+                                record_turn=False)
 
     async def chat(self, principal: Any, collection: str | int, messages: Sequence[dict[str, Any]],
                    params: GenerationParams | None = None, *, model: str | None = None) -> dict[str, Any]:
-        from zhinao.knowledge.rag import RagChat
-
-        return await RagChat(self).answer(principal, collection, messages, params or GenerationParams(), model=model)
+        return await self._rag(principal).answer(principal, collection, messages, params or GenerationParams(),
+                                                 model=model)
 
     # -- scheduled sync --------------------------------------------------------------------
     def start_scheduled_sync(self, interval_s: float | None = None) -> None:
@@ -619,12 +649,10 @@ class KnowledgeService:
             coll = self._collection(s, principal, collection, write=True)
             cid, dim = coll.id, coll.dim
         with collection_lock(cid):
-            return Ingestor(self).sweep(cid, self.index.ensure(cid, dim))
+            return self.ingestor.sweep(cid, self.index.ensure(cid, dim))
 
     def close(self) -> None:
         self._sync_stop.set()
-        if ingestion._SERVICES.get(self.db.url) is self:
-            ingestion._SERVICES.pop(self.db.url, None)
         self.index.close()
 
 
@@ -638,24 +666,8 @@ def doc_dict(d: KBDocument) -> dict[str, Any]:
             "updated_at": d.updated_at.isoformat() if d.updated_at else None}
 
 
-def highlight(text: str, query: str) -> str:
-    """HTML-escaped ``text`` with query terms wrapped in <mark> (safe to insert as HTML)."""
-    import jieba
-
-    terms = sorted({t.strip() for t in jieba.cut_for_search(query) if len(t.strip()) > 1 or
-                    ("\u4e00" <= t <= "\u9fff" and t.strip())}, key=len, reverse=True)
-    esc = html.escape(text)
-    if not terms:
-        return esc
-    pat = re.compile("|".join(re.escape(html.escape(t)) for t in terms), re.I)
-    return pat.sub(lambda m: f"<mark>{m.group(0)}</mark>", esc)
-
-
-def hit_dict(h: Hit, *, collection: str, query: str | None = None) -> dict[str, Any]:
-    d = {"passage_id": h.pk, "doc_id": h.doc_id, "title": h.doc.get("title", ""), "source": h.doc.get("source", ""),
-         "page": h.page, "heading": h.heading, "text": h.body, "score": round(h.score, 6),
-         "relevance": None if h.relevance is None else round(h.relevance, 4),
-         "url": f"/api/kb/{collection}/passages/{h.pk}"}
-    if query is not None:
-        d["highlight"] = highlight(h.body, query)
-    return d
+def hit_dict(h: Hit, *, collection: str) -> dict[str, Any]:
+    """A passage as data (the web layer adds its link and highlighting)."""
+    return {"passage_id": h.pk, "doc_id": h.doc_id, "collection": collection, "title": h.doc.get("title", ""),
+            "source": h.doc.get("source", ""), "page": h.page, "heading": h.heading, "text": h.body,
+            "score": round(h.score, 6), "relevance": None if h.relevance is None else round(h.relevance, 4)}

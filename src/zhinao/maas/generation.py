@@ -1,24 +1,26 @@
 """One generation through the platform: authorise, admit, run, meter, record.
 
-The OpenAI-compatible API, the console and the knowledge-base chat go through
-:class:`GenerationService`, so model scope, limits, fairness, usage and the RLHF turn log
-are enforced in one place. Knows no HTTP. Errors before the first token (unknown or
-forbidden model, limits, context overflow) raise; the caller decides how to show them.
+Every model call goes through :class:`GenerationService`: the OpenAI-compatible API, the
+console, and the capabilities through their :class:`zhinao.maas.client.LLMClient` (the
+knowledge base's answers and query condensation, later the agent, apps and evaluation).
+So model scope, tenant grants, limits, the fair scheduler slot, the generation timeout,
+usage (named by endpoint or capability) and the RLHF turn log are enforced in one place.
+Knows no HTTP. Errors before the first token (unknown or forbidden model, limits, context
+overflow) raise; the caller decides how to show them.
 
-Scope of a key on the knowledge chat: the chat model it really runs must be in the key's
-``models`` (an alias counts), and on ``/v1`` the name ``kb:<collection>`` is itself a
-model the key must be allowed (``kb:<collection>`` or ``kb:*`` in its list). Tokens are
-reserved before generation (:meth:`zhinao.maas.limits.LimitService.reserve`) and settled
-with the real count afterwards.
+Composite models: a name with a registered prefix (``kb:<collection>`` on /v1 and in the
+console) is served by a capability's stream (``routes``), not by an engine. The key must
+be allowed that name (``kb:<collection>`` or ``kb:*``); the model calls the capability makes
+inside are metered on their own (each one reserves, takes a slot and writes its usage row),
+so the composite generation itself reserves nothing and writes no usage row, only the turn.
 """
-
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
@@ -36,8 +38,8 @@ log = logging.getLogger(__name__)
 KB_PREFIX = "kb:"
 KB_ANY = "kb:*"
 KB_ENDPOINT = "kb.chat"  #: usage rows of knowledge-base answers name the capability
-#: tokens held for the knowledge chat's system prompt and passage headers, beyond the passages
-KB_PROMPT_OVERHEAD = 200
+#: a composite model's stream: (principal, requested name, messages, params, extra) -> deltas
+Route = Callable[[Principal, str, list[Message], GenerationParams, dict[str, Any]], AsyncIterator[ChatDelta]]
 
 
 @dataclass
@@ -78,83 +80,122 @@ def estimate_tokens(prompt: str | Sequence[Message]) -> int:
 
 
 class GenerationService:
-    def __init__(self, platform: "Platform"):
-        self.p = platform
+    """Built from the parts it uses; ``GenerationService(platform)`` takes them from a Platform."""
+
+    def __init__(self, platform: "Platform | None" = None, *, models: Any = None, limits: Any = None,
+                 usage: Any = None, conversations: Any = None, settings: Any = None, metrics: Any = None,
+                 routes: dict[str, Route] | None = None):
+        p = platform
+        self.models = models if models is not None else p.models
+        self.limits = limits if limits is not None else p.limits
+        self.usage = usage if usage is not None else p.usage
+        self.conversations = conversations if conversations is not None else p.conversations
+        self.settings = settings if settings is not None else p.settings
+        self._metrics, self._platform = metrics, p
+        self._routes = routes
+
+    @property
+    def metrics(self) -> Any:
+        """Prometheus metrics when an app has installed them (none in the CLI and in tests)."""
+        if self._metrics is not None:
+            return self._metrics
+        return getattr(self._platform, "metrics", None)
+
+    @property
+    def routes(self) -> dict[str, Route]:
+        if self._routes is None:
+            self._routes = platform_routes(self._platform) if self._platform is not None else {}
+        return self._routes
+
+    def route(self, model: str | None) -> tuple[str, Route] | None:
+        for prefix, fn in self.routes.items():
+            if model and model.startswith(prefix):
+                return prefix, fn
+        return None
+
+    def check(self, principal: Principal, model: str | None) -> str:
+        """The canonical name of the model ``model`` resolves to, if this principal may use it (else raises).
+
+        Charges nothing: a capability calls it before its own work (retrieval), so a forbidden
+        model is refused before anything is done or sent.
+        """
+        served = self.models.resolve(model)
+        principal.check_model(served.spec.name, tuple(served.spec.aliases) + ((model,) if model else ()))
+        return served.spec.name
 
     def start(self, principal: Principal, model: str | None, messages: Sequence[Message],
               params: GenerationParams, *, endpoint: str = "chat", prompt: str | None = None,
               conversation_id: int | None = None, parent_turn_id: int | None = None,
-              record_turn: bool = True, kb_collection: str | None = None,
-              kb_model: str | None = None) -> Generation:
-        """Validate now (raises on unknown/forbidden model or exhausted limits); generate on iteration.
-
-        ``model="kb:<c>"`` (the /v1 way) or ``kb_collection`` (the /api/kb way) answers from
-        a knowledge collection with ``kb_model`` (default: the default model).
-        """
-        collection = kb_collection
-        if model and model.startswith(KB_PREFIX):
-            collection = model[len(KB_PREFIX):]
-            if principal.models is not None and model not in principal.models and KB_ANY not in principal.models:
-                raise PermissionDenied(f"this API key may not use model {model!r}; allowed: "
-                                       f"{', '.join(principal.models)} (add {model!r} or {KB_ANY!r} to its models)",
-                                       code="model_not_allowed")
-        requested = kb_model if collection is not None else model
-        served = self.p.models.resolve(requested)
-        principal.check_model(served.spec.name, tuple(served.spec.aliases) + ((requested,) if requested else ()))
-        if collection is not None:
-            name = model if model and model.startswith(KB_PREFIX) else KB_PREFIX + collection
-            endpoint = KB_ENDPOINT
-        else:
-            name = served.spec.name
-        reservation = self._reserve(principal, served, messages, prompt, params, kb=collection is not None)
+              record_turn: bool = True) -> Generation:
+        """Validate now (raises on unknown/forbidden model or exhausted limits); generate on iteration."""
+        routed = self.route(model)
+        if routed is not None:
+            return self._start_composite(principal, model or "", routed, messages, params, conversation_id,
+                                         parent_turn_id, record_turn)
+        served = self.models.resolve(model)
+        principal.check_model(served.spec.name, tuple(served.spec.aliases) + ((model,) if model else ()))
+        reservation = self._reserve(principal, served, messages, prompt, params)
         if reservation.max_tokens is not None and (params.max_tokens is None
                                                    or params.max_tokens > reservation.max_tokens):
             params = replace(params, max_tokens=reservation.max_tokens)
-        gen = Generation(model=name, engine_model=served.spec.name,
-                         sources_in_text=bool(model and model.startswith(KB_PREFIX)))
+        gen = Generation(model=served.spec.name, engine_model=served.spec.name)
         try:
-            if record_turn and conversation_id is not None:  # console: the UI needs the turn id up front
-                gen.turn_id = self.p.conversations.record_turn(
-                    tenant_id=principal.tenant_id, user_id=principal.user_id, key_id=principal.key_id, model=name,
-                    messages=list(messages), params=params.as_dict(), response="", tool_calls=None,
-                    finish_reason=None, prompt_tokens=0, completion_tokens=0, latency_ms=0.0,
-                    conversation_id=conversation_id, parent_turn_id=parent_turn_id)
+            self._turn_up_front(gen, principal, messages, params, conversation_id, parent_turn_id, record_turn)
         except BaseException:
             reservation.release()
             raise
-        gen._it = self._run(gen, None if collection is not None else served, principal, list(messages), params,
-                            endpoint, prompt, conversation_id, parent_turn_id, record_turn, reservation, collection)
+        gen._it = self._run(gen, served, principal, list(messages), params, endpoint, prompt, conversation_id,
+                            parent_turn_id, record_turn, reservation, None)
         return gen
 
+    def _start_composite(self, principal: Principal, model: str, routed: tuple[str, Route],
+                         messages: Sequence[Message], params: GenerationParams, conversation_id: int | None,
+                         parent_turn_id: int | None, record_turn: bool) -> Generation:
+        prefix, fn = routed
+        if principal.models is not None and model not in principal.models and prefix + "*" not in principal.models:
+            raise PermissionDenied(f"this API key may not use model {model!r}; allowed: "
+                                   f"{', '.join(principal.models)} (add {model!r} or {prefix + '*'!r} to its models)",
+                                   code="model_not_allowed")
+        gen = Generation(model=model, sources_in_text=True)
+        self._turn_up_front(gen, principal, messages, params, conversation_id, parent_turn_id, record_turn)
+        stream = fn(principal, model, list(messages), params, gen.extra)
+        gen._it = self._run(gen, None, principal, list(messages), params, "", None, conversation_id,
+                            parent_turn_id, record_turn, None, stream)
+        return gen
+
+    def _turn_up_front(self, gen: Generation, principal: Principal, messages: Sequence[Message],
+                       params: GenerationParams, conversation_id: int | None, parent_turn_id: int | None,
+                       record_turn: bool) -> None:
+        if record_turn and conversation_id is not None:  # console: the UI needs the turn id up front
+            gen.turn_id = self.conversations.record_turn(
+                tenant_id=principal.tenant_id, user_id=principal.user_id, key_id=principal.key_id, model=gen.model,
+                messages=list(messages), params=params.as_dict(), response="", tool_calls=None,
+                finish_reason=None, prompt_tokens=0, completion_tokens=0, latency_ms=0.0,
+                conversation_id=conversation_id, parent_turn_id=parent_turn_id)
+
     def _reserve(self, principal: Principal, served, messages: Sequence[Message], prompt: str | None,
-                 params: GenerationParams, *, kb: bool) -> Reservation:
-        """Hold the prompt (plus, for the knowledge base, room for its passages) and the reply budget."""
+                 params: GenerationParams) -> Reservation:
+        """Hold the prompt and the reply budget (a capability's prompt already holds its passages)."""
         est = estimate_tokens(prompt if prompt is not None else messages)
-        if kb:  # the retrieved passages join the prompt: hold room for them, returned if unused
-            cfg = self.p.knowledge.config
-            est += cfg.top_k * (cfg.chunk_tokens + cfg.chunk_overlap) + KB_PROMPT_OVERHEAD
         window = getattr(served.replicas[0], "context_window", 0) if served.replicas else 0
         window = window or served.spec.context_window or 4096
-        return self.p.limits.reserve(principal, prompt_tokens=est, max_tokens=params.max_tokens,
+        return self.limits.reserve(principal, prompt_tokens=est, max_tokens=params.max_tokens,
                                      default_budget=max(1, window - est))
 
     async def _engine_stream(self, gen: Generation, served, principal: Principal, messages: list[Message],
                              params: GenerationParams, prompt: str | None,
-                             collection: str | None) -> AsyncIterator[ChatDelta]:
-        if collection is not None:  # retrieval + generation with the model checked in start()
-            # /v1 clients show only the text (extra: citations + a sources footer); /api/kb reads
-            # the citations from the first and last deltas
-            extra = gen.extra if gen.sources_in_text else None
-            async for d in self.p.knowledge.chat_stream(principal, collection, messages, params,
-                                                        model=gen.engine_model, extra=extra):
-                yield d
+                             composite: AsyncIterator[ChatDelta] | None) -> AsyncIterator[ChatDelta]:
+        if composite is not None:  # a capability's stream; its own model calls are metered inside
+            async with contextlib.aclosing(composite) as it:
+                async for d in it:
+                    yield d
             return
         async with served.lease(principal.tenant) as engine:
             if prompt is not None:
                 stream = engine.stream_text(prompt, params)
             else:
                 stream = engine.stream(messages, params)
-            deadline = time.monotonic() + self.p.settings.generation_timeout_s
+            deadline = time.monotonic() + self.settings.generation_timeout_s
             async with contextlib.aclosing(stream) as it:
                 while True:
                     remaining = deadline - time.monotonic()
@@ -165,20 +206,20 @@ class GenerationService:
                     except asyncio.TimeoutError:
                         raise GenerationTimeout(
                             f"the model {gen.model!r} did not finish within "
-                            f"{self.p.settings.generation_timeout_s:.0f}s; ask for fewer tokens") from None
+                            f"{self.settings.generation_timeout_s:.0f}s; ask for fewer tokens") from None
                     yield d
 
     async def _run(self, gen: Generation, served, principal: Principal, messages: list[Message],
                    params: GenerationParams, endpoint: str, prompt: str | None, conversation_id: int | None,
-                   parent_turn_id: int | None, record_turn: bool, reservation: Reservation,
-                   collection: str | None) -> AsyncIterator[ChatDelta]:
+                   parent_turn_id: int | None, record_turn: bool, reservation: Reservation | None,
+                   composite: AsyncIterator[ChatDelta] | None) -> AsyncIterator[ChatDelta]:
         t0 = time.perf_counter()
         parts: list[str] = []
         calls: list[dict[str, Any]] = []
         status, outcome = 200, "ok"
         try:
             async with contextlib.aclosing(self._engine_stream(gen, served, principal, messages, params,
-                                                               prompt, collection)) as it:
+                                                               prompt, composite)) as it:
                 async for d in it:
                     if gen.ttft_ms is None and (d.content or d.tool_calls):
                         gen.ttft_ms = (time.perf_counter() - t0) * 1000
@@ -214,25 +255,32 @@ class GenerationService:
 
     def _finish(self, gen: Generation, principal: Principal, messages: list[Message], params: GenerationParams,
                 endpoint: str, prompt: str | None, status: int, outcome: str, conversation_id: int | None,
-                parent_turn_id: int | None, record_turn: bool, reservation: Reservation) -> None:
-        """Settle the reservation, write usage and the turn, update metrics. Never raises."""
+                parent_turn_id: int | None, record_turn: bool, reservation: Reservation | None) -> None:
+        """Settle the reservation, write usage and the turn, update metrics. Never raises.
+
+        A composite generation (``reservation`` None) writes the turn only: its model calls
+        wrote their own usage rows and metrics.
+        """
         u = gen.usage
+        metered = reservation is not None
         try:
-            reservation.settle(u.total_tokens)
+            if reservation is not None:
+                reservation.settle(u.total_tokens)
         except Exception:
             log.exception("could not settle the token reservation for %s", gen.model)
         try:
-            self.p.usage.record(UsageEvent(principal.tenant_id, principal.key_id, principal.user_id, gen.engine_model,
-                                           endpoint, u.prompt_tokens, u.completion_tokens, gen.latency_ms,
-                                           gen.ttft_ms, status))
+            if metered:
+                self.usage.record(UsageEvent(principal.tenant_id, principal.key_id, principal.user_id,
+                                             gen.engine_model, endpoint, u.prompt_tokens, u.completion_tokens,
+                                             gen.latency_ms, gen.ttft_ms, status))
             finish = gen.finish_reason or ("cancelled" if status == 499 else "error" if status != 200 else None)
             if gen.turn_id is not None:
-                self.p.conversations.finish_turn(gen.turn_id, response=gen.content, tool_calls=gen.tool_calls,
+                self.conversations.finish_turn(gen.turn_id, response=gen.content, tool_calls=gen.tool_calls,
                                                  finish_reason=finish, prompt_tokens=u.prompt_tokens,
                                                  completion_tokens=u.completion_tokens, latency_ms=gen.latency_ms)
             elif record_turn and status in (200, 499):
                 snapshot = messages if prompt is None else [{"role": "user", "content": prompt}]
-                gen.turn_id = self.p.conversations.record_turn(
+                gen.turn_id = self.conversations.record_turn(
                     tenant_id=principal.tenant_id, user_id=principal.user_id, key_id=principal.key_id,
                     model=gen.model, messages=snapshot, params=params.as_dict(), response=gen.content,
                     tool_calls=gen.tool_calls, finish_reason=finish,
@@ -240,8 +288,8 @@ class GenerationService:
                     conversation_id=conversation_id, parent_turn_id=parent_turn_id)
         except Exception:
             log.exception("could not record usage for %s", gen.model)
-        m = getattr(self.p, "metrics", None)
-        if m is not None:  # labelled by the engine model: registered names only, never client text
+        m = self.metrics
+        if m is not None and metered:  # labelled by the engine model: registered names only, never client text
             label = gen.engine_model or gen.model
             m.generations.labels(label, outcome).inc()
             m.tokens.labels(label, "prompt").inc(u.prompt_tokens)
@@ -251,3 +299,20 @@ class GenerationService:
                 decode_s = (gen.latency_ms - gen.ttft_ms) / 1000
                 if u.completion_tokens > 1 and decode_s > 0:
                     m.tps.labels(label).observe((u.completion_tokens - 1) / decode_s)
+
+
+def platform_routes(platform: Any) -> dict[str, Route]:
+    """The composite models a Platform serves (its capabilities' ``model_routes``).
+
+    Looked up lazily (a capability's service is built on first use); the inner model calls
+    go through that service's own :class:`~zhinao.maas.client.LLMClient`.
+    """
+    declared = getattr(platform, "model_routes", None)
+    routes = dict(declared()) if callable(declared) else {}
+    if KB_PREFIX not in routes and "knowledge" in (getattr(platform, "capabilities", None) or {"knowledge": 1}):
+        def kb(principal: Principal, model: str, messages: list[Message], params: GenerationParams,
+               extra: dict[str, Any]) -> AsyncIterator[ChatDelta]:
+            return platform.knowledge.model_route(principal, model, messages, params, extra)
+
+        routes[KB_PREFIX] = kb
+    return routes

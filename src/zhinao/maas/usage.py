@@ -12,7 +12,8 @@ from zhinao.errors import InvalidRequest
 from zhinao.store.db import Database
 from zhinao.store.models import ApiKey, Tenant, UsageRecord
 
-GROUPS = ("day", "model", "tenant", "key")
+#: ``endpoint`` names the capability for model calls made by one (``kb.chat``, ``kb.condense``)
+GROUPS = ("day", "model", "tenant", "key", "endpoint")
 
 
 @dataclass
@@ -61,7 +62,8 @@ class UsageService:
         if not 1 <= days <= 3660:
             raise InvalidRequest("days must be between 1 and 3660", param="days")
         since = today() - timedelta(days=days - 1)
-        cols = {"day": UsageRecord.day, "model": UsageRecord.model, "tenant": Tenant.name, "key": ApiKey.name}
+        cols = {"day": UsageRecord.day, "model": UsageRecord.model, "tenant": Tenant.name, "key": ApiKey.name,
+                "endpoint": UsageRecord.endpoint}
         sel = [cols[g].label(g) for g in groups]
         metrics = [func.count().label("requests"),
                    func.coalesce(func.sum(UsageRecord.prompt_tokens), 0).label("prompt_tokens"),

@@ -1,18 +1,23 @@
-"""/api/kb: knowledge collections, documents, library search and RAG chat (thin over KnowledgeService)."""
+"""/api/kb: knowledge collections, documents, library search and RAG chat (thin over KnowledgeService).
+
+The service returns data (collection + passage id); the links to passages, the HTML highlighting
+of search results and the plain-text source list under a ``kb:<c>`` answer are made by the web
+layer (:mod:`zhinao.gateway.citations`).
+"""
 
 from __future__ import annotations
 
 import contextlib
-import json
 from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import APIRouter, File, Form, Query, UploadFile
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
 from zhinao.errors import NotFound, ZhinaoError
+from zhinao.gateway import sse
+from zhinao.gateway.citations import link_citations, web_passage
 from zhinao.gateway.deps import AdminDep, PlatformDep, PrincipalDep
 from zhinao.runtime.base import GenerationParams
 
@@ -105,8 +110,11 @@ def search(principal: PrincipalDep, platform: PlatformDep, q: str = Query(..., m
            collection: str | None = None, tag: list[str] | None = Query(None), type: list[str] | None = Query(None),
            date_from: str | None = None, date_to: str | None = None, k: int = Query(10, ge=1, le=50),
            mode: str = "hybrid"):
-    return platform.knowledge.search(principal, q, collection=collection, k=k, tags=tag, doc_types=type,
-                                     date_from=date_from, date_to=date_to, mode=mode)
+    out = platform.knowledge.search(principal, q, collection=collection, k=k, tags=tag, doc_types=type,
+                                    date_from=date_from, date_to=date_to, mode=mode)
+    for r in out["results"]:
+        r["passages"] = [web_passage(p, q) for p in r["passages"]]
+    return out
 
 
 @router.get("/{collection}/documents")
@@ -162,7 +170,7 @@ def reindex(collection: str, principal: PrincipalDep, platform: PlatformDep, wai
 
 @router.get("/{collection}/passages/{passage_id}")
 def get_passage(collection: str, passage_id: str, principal: PrincipalDep, platform: PlatformDep):
-    return platform.knowledge.passage(principal, collection, passage_id)
+    return web_passage(platform.knowledge.passage(principal, collection, passage_id))
 
 
 @router.get("/{collection}/retrieve")
@@ -171,56 +179,57 @@ def retrieve(collection: str, principal: PrincipalDep, platform: PlatformDep, q:
     from zhinao.knowledge.service import hit_dict
 
     hits = platform.knowledge.retrieve(principal, collection, q, k=k, mode=mode, rerank_with=rerank)
-    return [hit_dict(h, collection=collection, query=q) for h in hits]
+    return [web_passage(hit_dict(h, collection=collection), q) for h in hits]
 
 
 @router.post("/{collection}/chat")
 async def chat(collection: str, body: ChatIn, principal: PrincipalDep, platform: PlatformDep):
     """Retrieval + generation with citations; ``stream: true`` answers with server-sent events.
 
-    Goes through the MaaS generation path like /v1: the key's model scope applies to the chat
-    model really used, the key's and tenant's rpm/tpm/daily quota apply (tokens reserved
-    before generation), and the answer is metered as a ``kb.chat`` usage row.
+    Every model call goes through the principal's MaaS client (like /v1): the key's model scope
+    applies to the chat model really used, the key's and tenant's rpm/tpm/daily quota apply
+    (tokens reserved before generation), the call takes a fair scheduler slot and the
+    generation timeout, and it is metered as a ``kb.chat`` usage row (``kb.condense`` for the
+    rewrite of a follow-up question).
     """
-    from zhinao.maas.generation import GenerationService
-
-    gen = GenerationService(platform).start(principal, None, body.messages, body.params(), record_turn=False,
-                                            kb_collection=collection, kb_model=body.model)
-    first = await gen.first()  # errors before the first byte become proper HTTP errors
+    stream = platform.knowledge.chat_stream(principal, collection, body.messages, body.params(), model=body.model)
+    try:
+        first = await anext(stream)  # errors before the first byte become proper HTTP errors
+    except StopAsyncIteration:
+        first = None
     if not body.stream:
         citations: list[dict[str, Any]] = getattr(first, "citations", None) or []
         standalone = getattr(first, "standalone_question", None)
         parts = [first.content] if first is not None and first.content else []
-        async for d in gen:
-            if d.content:
-                parts.append(d.content)
-            if getattr(d, "citations", None) is not None and (d.finish_reason or not citations):
-                citations = d.citations
-        u = gen.usage
-        return {"answer": "".join(parts), "citations": citations, "found": bool(citations),
-                "standalone_question": standalone, "finish_reason": gen.finish_reason or "stop",
-                "usage": {"prompt_tokens": u.prompt_tokens, "completion_tokens": u.completion_tokens}}
+        finish, usage = "stop", None
+        async with contextlib.aclosing(stream) as it:
+            async for d in it:
+                if d.content:
+                    parts.append(d.content)
+                if getattr(d, "citations", None) is not None and (d.finish_reason or not citations):
+                    citations = d.citations
+                if d.finish_reason:
+                    finish, usage = d.finish_reason, d.usage
+        return {"answer": "".join(parts), "citations": link_citations(citations), "found": bool(citations),
+                "standalone_question": standalone, "finish_reason": finish,
+                "usage": {"prompt_tokens": usage.prompt_tokens if usage else 0,
+                          "completion_tokens": usage.completion_tokens if usage else 0}}
 
-    async def events() -> AsyncIterator[str]:
-        def ev(obj: dict[str, Any]) -> str:
-            return f"data: {json.dumps(obj, ensure_ascii=False)}\n\n"
-
-        async with contextlib.aclosing(aiter(gen)) as it:
-            yield ev({"type": "citations", "citations": getattr(first, "citations", None) or [],
-                      "standalone_question": getattr(first, "standalone_question", None)})
+    async def events() -> AsyncIterator[dict[str, Any]]:
+        async with contextlib.aclosing(stream) as it:
+            yield {"type": "citations", "citations": link_citations(getattr(first, "citations", None)),
+                   "standalone_question": getattr(first, "standalone_question", None)}
             try:
                 async for d in it:
                     if d.content:
-                        yield ev({"type": "delta", "content": d.content})
+                        yield {"type": "delta", "content": d.content}
                     if d.finish_reason:
                         u = d.usage
-                        yield ev({"type": "done", "finish_reason": d.finish_reason,
-                                  "citations": getattr(d, "citations", None) or [],
-                                  "usage": {"prompt_tokens": u.prompt_tokens, "completion_tokens": u.completion_tokens}
-                                  if u else None})
+                        yield {"type": "done", "finish_reason": d.finish_reason,
+                               "citations": link_citations(getattr(d, "citations", None)),
+                               "usage": {"prompt_tokens": u.prompt_tokens, "completion_tokens": u.completion_tokens}
+                               if u else None}
             except ZhinaoError as e:
-                yield ev({"type": "error", "error": {"message": e.message, "type": e.type, "code": e.code}})
-        yield "data: [DONE]\n\n"
+                yield {"type": "error", "error": {"message": e.message, "type": e.type, "code": e.code}}
 
-    return StreamingResponse(events(), media_type="text/event-stream",
-                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+    return sse.response(events())

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 from collections.abc import AsyncIterator
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response, StreamingResponse
 
+from zhinao.gateway import sse
 from zhinao.gateway.deps import PlatformDep, PrincipalDep
 from zhinao.gateway.openai.protocol import ChatCompletionRequest, CompletionRequest, EmbeddingRequest
 from zhinao.gateway.openai.service import OpenAIServing
@@ -24,16 +24,8 @@ def serving(request: Request) -> OpenAIServing:
     return s
 
 
-async def sse(chunks: AsyncIterator[dict]) -> AsyncIterator[bytes]:
-    async with contextlib.aclosing(chunks) as it:
-        async for c in it:
-            yield b"data: " + json.dumps(c, ensure_ascii=False).encode() + b"\n\n"
-    yield b"data: [DONE]\n\n"
-
-
 def _stream_response(chunks: AsyncIterator[dict]) -> StreamingResponse:
-    return StreamingResponse(sse(chunks), media_type="text/event-stream",
-                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+    return sse.response(chunks)
 
 
 async def until_disconnect(request: Request, coro):

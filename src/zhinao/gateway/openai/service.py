@@ -1,13 +1,14 @@
 """OpenAI serving: wire requests in, OpenAI-shaped dicts out. Imports no FastAPI.
 
-Streaming yields chunk dicts (the router turns them into SSE lines); the first delta is
-produced before the router commits to a 200, so an error that happens at admission or
-prompt evaluation (context overflow) is still a proper 4xx.
+Streaming yields chunk dicts (the router frames them, :mod:`zhinao.gateway.sse`); the first
+delta is produced before the router commits to a 200, so an error that happens at admission
+or prompt evaluation (context overflow) is still a proper 4xx. Embeddings are metered by the
+MaaS client (:meth:`zhinao.maas.client.LLMClient.embed`), not here. A ``kb:<c>`` answer ends
+with a plain-text source list (OpenAI clients show only the text) and carries ``citations``.
 """
 
 from __future__ import annotations
 
-import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -16,8 +17,9 @@ from typing import TYPE_CHECKING, Any
 from zhinao.errors import InvalidRequest, ZhinaoError
 from zhinao.gateway.openai.protocol import ChatCompletionRequest, CompletionRequest, EmbeddingRequest
 from zhinao.maas.generation import Generation, GenerationService
+from zhinao.gateway.citations import link_citations, sources_footer
+from zhinao.maas.client import LLMClients
 from zhinao.maas.tenancy import Principal
-from zhinao.maas.usage import UsageEvent
 from zhinao.runtime.base import ChatDelta
 
 if TYPE_CHECKING:
@@ -29,6 +31,14 @@ def _usage(gen: Generation) -> dict[str, int]:
     return {"prompt_tokens": u.prompt_tokens, "completion_tokens": u.completion_tokens, "total_tokens": u.total_tokens}
 
 
+def _sources(gen: Generation) -> str:
+    """The source list under a knowledge-base answer (empty for ordinary models)."""
+    if not gen.sources_in_text or not gen.extra.get("citations"):
+        return ""
+    gen.extra["citations"] = link_citations(gen.extra["citations"])
+    return sources_footer(gen.extra["citations"], gen.extra.get("lang", "en"))
+
+
 def _tool_calls_delta(calls: list[dict[str, Any]], start: int) -> list[dict[str, Any]]:
     return [{"index": start + i, **c} for i, c in enumerate(calls)]
 
@@ -37,6 +47,9 @@ class OpenAIServing:
     def __init__(self, platform: "Platform"):
         self.p = platform
         self.gen = GenerationService(platform)
+        clients = getattr(platform, "llm_clients", None)
+        self.clients = clients if isinstance(clients, LLMClients) else LLMClients(
+            self.gen, embedder=lambda: platform.embedder, embedding_model=platform.settings.embedding_model)
 
     # -- chat ------------------------------------------------------------------------------
     async def chat(self, principal: Principal, req: ChatCompletionRequest) -> tuple[dict | None, AsyncIterator[dict] | None]:
@@ -49,7 +62,8 @@ class OpenAIServing:
         if not req.stream:
             async for _ in gen:
                 pass
-            msg: dict[str, Any] = {"role": "assistant", "content": gen.content if not gen.tool_calls else (gen.content or None)}
+            content = gen.content + _sources(gen)
+            msg: dict[str, Any] = {"role": "assistant", "content": content if not gen.tool_calls else (content or None)}
             if gen.tool_calls:
                 msg["tool_calls"] = gen.tool_calls
             resp = {"id": cid, "object": "chat.completion", "created": created, "model": gen.model,
@@ -91,6 +105,9 @@ class OpenAIServing:
         except ZhinaoError as e:  # after the 200: report in-band, OpenAI style
             yield {"error": {"message": e.message, "type": e.type, "code": e.code, "param": None}}
             return
+        sources = _sources(gen)
+        if sources:
+            yield chunk({"content": sources})
         last = chunk({}, gen.finish_reason or "stop")
         if gen.extra.get("citations") is not None:
             last["citations"] = gen.extra["citations"]
@@ -146,34 +163,12 @@ class OpenAIServing:
     # -- embeddings ----------------------------------------------------------------------
     async def embeddings(self, principal: Principal, req: EmbeddingRequest) -> dict:
         emb = self.p.embedder
-        accepted = {emb.name, emb.backend, "default", self.p.settings.embedding_model}
-        if req.model not in accepted:
-            from zhinao.errors import ModelNotFound
-
-            raise ModelNotFound(f"The embedding model {req.model!r} does not exist. Available: "
-                                f"{self.p.settings.embedding_model}.", param="model")
-        if principal.models is not None and req.model not in principal.models and emb.name not in principal.models:
-            from zhinao.errors import PermissionDenied
-
-            raise PermissionDenied(f"this API key may not use model {req.model!r}", code="model_not_allowed")
         if req.dimensions is not None and req.dimensions != emb.dim:
             raise InvalidRequest(f"this embedding model has {emb.dim} dimensions; 'dimensions' must be {emb.dim} "
                                  "or omitted", param="dimensions")
         texts = [req.input] if isinstance(req.input, str) else list(req.input)
-        tokens = sum(emb.count_tokens(t) for t in texts)
-        # the size is known up front: hold it (atomically, like a generation) before embedding
-        reservation = self.p.limits.reserve(principal, prompt_tokens=tokens, max_tokens=0, default_budget=0)
-        t0 = time.perf_counter()
-        try:
-            vectors = await asyncio.to_thread(emb.embed, texts, "passage")
-        except BaseException:
-            reservation.release()
-            raise
-        latency = (time.perf_counter() - t0) * 1000
-        reservation.settle(tokens)
-        await asyncio.to_thread(self.p.usage.record, UsageEvent(principal.tenant_id, principal.key_id,
-                                                                principal.user_id, req.model, "embeddings",
-                                                                tokens, 0, latency))
+        # scope, reservation and the usage row are the MaaS client's (the same for every capability)
+        vectors, tokens = await self.clients(principal, "embeddings").embed(texts, model=req.model)
         data = []
         for i, v in enumerate(vectors):
             if req.encoding_format == "base64":
