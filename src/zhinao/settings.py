@@ -134,7 +134,10 @@ class Settings(BaseSettings):
     kb_rrf_k: int = Field(60, ge=1, description="RRF constant for hybrid (dense + BM25) fusion.")
     kb_min_relevance: float | None = Field(
         None, description="Similarity under which the assistant says it found nothing; default: the embedder's calibrated value.")
-    kb_reranker: str = Field("none", description="Rerank step after retrieval: none | embedding | overlap.")
+    kb_retriever: str = Field("milvus", description="Retriever backend (entry point group zhinao.retrievers); "
+                              "milvus: dense, BM25 and hybrid search in the knowledge index.")
+    kb_reranker: str = Field("none", description="Rerank step after retrieval (entry point group zhinao.rerankers): "
+                             "none | embedding | overlap.")
     kb_rerank_candidates: int = Field(20, ge=1, description="Passages retrieved for the rerank step to re-order "
                                       "before the best top_k are kept (only when a reranker is set).")
     kb_sync_interval_s: float = Field(0.0, ge=0, description="Period of the scheduled folder sync in seconds (0 = off).")

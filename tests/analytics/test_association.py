@@ -59,7 +59,7 @@ def test_item_cf_beats_popular_on_groceries_and_scores_baskets():
     ev = m.evaluate(m.load_demo())
     assert ev.metrics["hit_rate@3"] > ev.baseline["hit_rate@3"]
     assert m.similar_items("whole milk", 3)[0][1] > 0
-    out = m.score(pd.DataFrame({"transaction_id": [1, 1, 2], "item": ["whole milk", "butter", "beef"]}))
+    out = m.predict_table(pd.DataFrame({"transaction_id": [1, 1, 2], "item": ["whole milk", "butter", "beef"]}))
     assert list(out.columns) == ["id", "rank", "recommended_item"] and len(out) == 6
     assert "whole milk" not in out[out["id"] == 1]["recommended_item"].tolist()
 

@@ -30,7 +30,7 @@ def test_sim_farm_cluster_beats_threshold_rule():
     assert ev.metrics["f1"] > ev.baseline["f1"] + 0.2
     assert ev.metrics["recall"] > 0.8 and ev.metrics["precision"] > ev.baseline["precision"]
     assert any("SYNTHETIC" in n for n in ev.explanation["notes"])
-    scored = m.score(m.load_demo().tail(300))
+    scored = m.predict_table(m.load_demo().tail(300))
     # the injected cards sit at the tail of the table: most are flagged
     assert scored["sim_farm_flag"].sum() > 200
 
@@ -51,7 +51,7 @@ def test_em_mixture_beats_single_gaussian():
     assert ev.metrics["holdout_loglik"] > ev.baseline["holdout_loglik"]
     assert ev.metrics["bic"] < ev.baseline["bic"]
     assert m.n_components_ == min(m.bic_path_, key=m.bic_path_.get) and m.n_components_ > 1
-    probs = m.score(datasets.load_telco().head(50))["probability"]
+    probs = m.predict_table(datasets.load_telco().head(50))["probability"]
     assert ((probs > 0) & (probs <= 1)).all()
 
 

@@ -40,7 +40,7 @@ def test_karate_split_is_found():
     # the two leaders (members 1 and 34) are the most central and end up in different circles
     top2 = {d["node"] for d in ev.explanation["top_pagerank"][:2]}
     assert top2 == {"1", "34"} and m.membership_[1] != m.membership_[34]
-    scored = m.score(datasets.load_karate())
+    scored = m.predict_table(datasets.load_karate())
     assert len(scored) == 34 and scored["pagerank"].is_monotonic_decreasing
 
 

@@ -36,7 +36,7 @@ def test_hmm_beats_per_character_baseline_and_finds_new_words():
     assert ev.explanation["split"]["protocol"].startswith("the dataset's own split")
     new = [d["word"] for d in ev.explanation["new_words_not_in_jieba_dictionary"]]
     assert new and all(len(w) >= 2 for w in new)
-    out = m.score(pd.DataFrame({"text": ["中国移动发布5G新套餐"]}))
+    out = m.predict_table(pd.DataFrame({"text": ["中国移动发布5G新套餐"]}))
     assert out["words"].iloc[0].replace(" / ", "") == "中国移动发布5G新套餐"
 
 

@@ -30,7 +30,7 @@ def test_ft_transformer_learns_churn_and_reports_the_comparison():
     loaded = joblib.load(buf)
     head = datasets.load_telco().head(64)
     assert np.allclose(m.predict_proba(head), loaded.predict_proba(head), atol=1e-6)
-    ranked = m.score(head)
+    ranked = m.predict_table(head)
     assert ranked["churn_probability"].is_monotonic_decreasing
 
 

@@ -7,7 +7,7 @@ from kbutil import ADMIN, close_service, make_service
 
 from zhinao.errors import InvalidRequest
 from zhinao.knowledge.index import Hit
-from zhinao.knowledge.retrieve import RERANKERS, get_reranker, register_reranker
+from zhinao.knowledge.rerank import RERANKERS, Reranker, get_reranker, make_reranker, register_reranker
 from zhinao.runtime.echo import HashEmbedder
 
 
@@ -17,7 +17,7 @@ def _hit(n: int, body: str, relevance: float | None) -> Hit:
 
 def test_embedding_reranker_orders_by_cosine_and_puts_unknown_last():
     hits = [_hit(1, "a", 0.2), _hit(2, "b", None), _hit(3, "c", 0.9), _hit(4, "d", 0.5)]
-    out = get_reranker("embedding")("q", hits, HashEmbedder())
+    out = make_reranker("embedding", embedder=HashEmbedder()).rerank("q", hits)
     assert [h.doc_id for h in out] == [3, 4, 1, 2]
 
 
@@ -26,11 +26,11 @@ def test_overlap_reranker_promotes_passages_that_contain_the_query_terms():
     hits = [_hit(1, "宽带装机需要身份证原件。", 0.80),
             _hit(2, "套餐资费每月 59 元。", 0.80),
             _hit(3, "国际漫游资费按目的地区域计费，亚洲日套餐 25 元。", 0.80)]
-    out = get_reranker("overlap")("国际漫游资费", hits, HashEmbedder())
+    out = make_reranker("overlap").rerank("国际漫游资费", hits)
     assert out[0].doc_id == 3
     assert out[1].doc_id == 2  # shares 资费 with the question; the first passage shares nothing
     # and with nothing to go on (no multi-character terms) it keeps the given order
-    assert [h.doc_id for h in get_reranker("overlap")("?", hits, HashEmbedder())] == [1, 2, 3]
+    assert [h.doc_id for h in make_reranker("overlap").rerank("?", hits)] == [1, 2, 3]
 
 
 def test_unknown_reranker_is_a_clear_error():
@@ -52,10 +52,14 @@ def kb(tmp_path):
 def test_a_plugin_reranker_sees_the_candidate_pool_and_only_k_are_kept(kb):
     seen: list[int] = []
 
-    @register_reranker("test-reverse")
-    def reverse(query, hits, embedder):  # a real reranker: deliberately the opposite of the retriever
-        seen.append(len(hits))
-        return list(reversed(hits))
+    class Reverse(Reranker):  # a real reranker: deliberately the opposite of the retriever
+        name = "test-reverse"
+
+        def rerank(self, query, hits):
+            seen.append(len(hits))
+            return list(reversed(hits))
+
+    register_reranker(Reverse)
 
     try:
         plain = kb.retrieve(ADMIN, "lib", "漫游资费", k=3, rerank_with="none")

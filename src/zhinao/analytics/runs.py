@@ -27,7 +27,7 @@ from sqlalchemy.exc import IntegrityError
 
 from zhinao.analytics.catalog import catalogue
 from zhinao.analytics.catalog.base import MiningModel
-from zhinao.analytics.catalog.protocol import beats_baseline, higher_is_better, primary_metric, supports_score
+from zhinao.analytics.catalog.protocol import beats_baseline, higher_is_better, primary_metric, supports_predict
 from zhinao.analytics.models import AnalyticsRun, AnalyticsWorkspace
 from zhinao.errors import InvalidRequest, NotFound, ZhinaoError
 from zhinao.store.db import Database, utcnow
@@ -129,7 +129,7 @@ class RunManager:
             check_table_name(score_table)
             if not workspace:
                 raise InvalidRequest("score_table needs a workspace to write into", param="workspace")
-            if not supports_score(cls):
+            if not supports_predict(cls):
                 raise InvalidRequest(f"model {key!r} does not score rows", param="score_table")
             if engine != "local":
                 raise InvalidRequest("scoring into a table needs engine 'local'; Spark runs report metrics only",
@@ -229,7 +229,7 @@ class RunManager:
         """Score a workspace table with a run's fitted model into a new table (replaced if present)."""
         run = self.get(tenant_id, run_id, detail=False)
         cls = model_class(run["model_key"])
-        if not supports_score(cls):
+        if not supports_predict(cls):
             raise InvalidRequest(f"model {run['model_key']!r} does not score rows")
         model = self.load_model(tenant_id, run_id)
         df = self.workspaces.frame(tenant_id, workspace, dataset)
@@ -243,7 +243,7 @@ class RunManager:
 
 def _score_frame(model: MiningModel, df: pd.DataFrame) -> pd.DataFrame:
     try:
-        out = model.score(df)
+        out = model.predict_table(df)
     except ZhinaoError:
         raise
     except KeyError as e:
@@ -251,7 +251,7 @@ def _score_frame(model: MiningModel, df: pd.DataFrame) -> pd.DataFrame:
     except (ValueError, TypeError) as e:
         raise InvalidRequest(f"cannot score this table: {e}") from e
     if not isinstance(out, pd.DataFrame):
-        raise InvalidRequest(f"{type(model).__name__}.score returned {type(out).__name__}, not a table")
+        raise InvalidRequest(f"{type(model).__name__}.predict_table returned {type(out).__name__}, not a table")
     return out
 
 

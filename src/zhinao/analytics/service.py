@@ -12,7 +12,7 @@ from typing import Any
 
 from zhinao.analytics import datasets as demo_data
 from zhinao.analytics.catalog import catalogue
-from zhinao.analytics.catalog.protocol import primary_metric, supports_score
+from zhinao.analytics.catalog.protocol import primary_metric, supports_predict
 from zhinao.analytics.datasources import DataSourceRegistry
 from zhinao.analytics.runs import RunManager, model_class
 from zhinao.analytics.sandbox import SqlLimits
@@ -35,7 +35,7 @@ def model_metadata(cls) -> dict[str, Any]:
             "inputs": info.inputs, "metrics": list(info.metrics), "primary_metric": primary_metric(info),
             "dataset": info.dataset, "dataset_description": (ds.description_zh + " / " + ds.description_en) if ds else "",
             "dataset_licence": ds.licence if ds else "", "spark": info.spark or info.key in CATALOGUE_KEYS, "synthetic": info.synthetic,
-            "scores": supports_score(cls), "params": {k: _plain(v) for k, v in params.items()},
+            "scores": supports_predict(cls), "params": {k: _plain(v) for k, v in params.items()},
             "module": cls.__module__.rsplit(".", 1)[-1]}
 
 

@@ -1,33 +1,43 @@
-"""Retrievers (BM25, dense, hybrid) and rerankers, registered by name like plugins.
+"""The ``Retriever`` protocol: query text in, ranked passages out, within a :class:`Scope`.
 
-``Retriever`` has one required method, :meth:`Retriever.retrieve`. A retriever gets a
-:class:`Scope` (which Milvus collection, which active document versions, what filter)
-from the service, so it never decides who may see what. Rerankers run after retrieval
-and may re-order or re-score hits.
+One required method, :meth:`Retriever.retrieve`; optional abilities are class flags
+(``modes``, ``gives_relevance``), as for :class:`zhinao.runtime.base.ChatModel`. A retriever
+gets a :class:`Scope` from the service (which collection, which active document versions
+the reader may see), so it never decides who may see what: it must return only passages
+whose ``doc_id:version`` is in ``scope.active_keys``.
+
+Backends register by entry point (group ``zhinao.retrievers`` in ``pyproject.toml``),
+built-ins exactly like extensions; ``ZHINAO_KB_RETRIEVER`` picks one (default ``milvus``:
+dense, BM25 and hybrid RRF search inside Milvus). Rerankers live in :mod:`.rerank`.
 """
 
 from __future__ import annotations
 
 import abc
+import importlib.metadata
 import math
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from zhinao.errors import InvalidRequest
 from zhinao.knowledge.index import Hit, MilvusIndex, quote_list
 from zhinao.runtime.base import Embedder
 
+# kept importable from here: service.py and older plugins import the rerank names from this module
+from zhinao.knowledge.rerank import (RERANKERS, Reranker, get_reranker, make_reranker,  # noqa: F401
+                                     register_reranker, reranker_names)
+
+#: entry point group of retriever backends
+GROUP = "zhinao.retrievers"
 #: above this many active documents the version filter is applied after the search
 PREFILTER_MAX_KEYS = 4000
 
 
 @dataclass
 class Scope:
-    """Where to search: a Milvus collection restricted to the active versions of visible docs."""
+    """Where to search: a collection restricted to the active versions of visible docs."""
 
-    collection: str
+    collection: str  # the index's collection name (Milvus: ``zhinao_kb_<id>``)
     active_keys: set[str]  # "doc_id:version" the asking user may see
     expr: str = ""  # extra Milvus filter (rarely needed; SQL-side filters become active_keys)
     docs: dict[int, dict[str, Any]] = field(default_factory=dict)  # doc id -> title, source, ...
@@ -46,29 +56,49 @@ class Scope:
         return " and ".join(f"({p})" for p in parts)
 
     def admit(self, hits: list[Hit]) -> list[Hit]:
+        """The hits this scope may see (the last word, whatever the backend's filter did)."""
         return [h for h in hits if f"{h.doc_id}:{h.version}" in self.active_keys]
 
 
 class Retriever(abc.ABC):
-    """Query text in, ranked passages out."""
+    """Query text in, ranked passages out. Required: :meth:`retrieve`.
 
+    A backend is built from the knowledge base's parts as keywords: ``index`` (the
+    passage store, a :class:`~zhinao.knowledge.index.MilvusIndex`), ``embedder`` and
+    ``config`` (:class:`zhinao.knowledge.config.KBConfig`); it may ignore what it does
+    not use. Contract (``tests/conformance/test_retrievers.py``): a list of
+    :class:`Hit`, at most ``k``, best first, only passages admitted by ``scope``, ``[]``
+    for an empty scope, the same answer for the same query over the same data, and
+    :class:`~zhinao.errors.InvalidRequest` for a mode outside :attr:`modes`.
+    """
+
+    #: backend name in the registry (``milvus``)
     name: ClassVar[str] = ""
+    #: search modes this backend offers; the first is its default
+    modes: ClassVar[tuple[str, ...]] = ("hybrid",)
+    #: whether hits carry ``relevance`` (query-passage cosine): the "not found" threshold
+    #: of the knowledge chat and the ``embedding`` reranker read it
+    gives_relevance: ClassVar[bool] = True
 
-    def __init__(self, index: MilvusIndex, embedder: Embedder, rrf_k: int = 60):
-        self.index, self.embedder, self.rrf_k = index, embedder, rrf_k
+    def __init__(self, *, index: MilvusIndex | None = None, embedder: Embedder | None = None,
+                 config: Any = None):
+        self.index, self.embedder, self.config = index, embedder, config
 
     @abc.abstractmethod
-    def retrieve(self, query: str, k: int, scope: Scope) -> list[Hit]:
+    def retrieve(self, query: str, *, scope: Scope, k: int, mode: str | None = None) -> list[Hit]:
         """The ``k`` best passages for ``query`` within ``scope``, best first."""
 
-    def _over(self, k: int, scope: Scope) -> int:
-        # post-filtering needs head room: ask for more when the filter is applied afterwards
-        if scope.prefiltered:
-            return k
-        return k * 2 if not scope.restricted else k * 4
+    def check_mode(self, mode: str | None) -> str:
+        """``mode`` if this backend offers it (None: the default); else a 400 naming the choices."""
+        if mode is None:
+            return self.modes[0]
+        if mode not in self.modes:
+            raise InvalidRequest(f"unknown retriever mode {mode!r} for retriever {self.name!r}; "
+                                 f"choose one of {list(self.modes)}", param="mode")
+        return mode
 
-    def _qvec(self, query: str) -> list[float]:
-        return self.embedder.embed([query], kind="query")[0]
+    def close(self) -> None:
+        """Release what the backend opened itself (the shared index belongs to the service)."""
 
 
 def _with_relevance(hits: list[Hit], qvec: list[float]) -> list[Hit]:
@@ -79,107 +109,78 @@ def _with_relevance(hits: list[Hit], qvec: list[float]) -> list[Hit]:
     return hits
 
 
-class DenseRetriever(Retriever):
-    name = "dense"
+class MilvusRetriever(Retriever):
+    """Dense (inner product of unit vectors), BM25 (jieba) and hybrid RRF search inside Milvus."""
 
-    def retrieve(self, query: str, k: int, scope: Scope) -> list[Hit]:
+    name = "milvus"
+    modes = ("hybrid", "dense", "bm25")
+
+    def __init__(self, *, index: MilvusIndex | None = None, embedder: Embedder | None = None,
+                 config: Any = None):
+        if index is None or embedder is None:
+            raise InvalidRequest("the milvus retriever needs the knowledge index and an embedder")
+        super().__init__(index=index, embedder=embedder, config=config)
+        self.rrf_k = int(getattr(config, "rrf_k", 60) or 60)
+
+    def retrieve(self, query: str, *, scope: Scope, k: int, mode: str | None = None) -> list[Hit]:
+        mode = self.check_mode(mode)
+        if k < 1:
+            raise InvalidRequest(f"k must be at least 1, got {k}", param="k")
         if not scope.active_keys:
             return []
+        n, expr = self._over(k, scope), scope.filter_expr()
+        if mode == "bm25":
+            hits = scope.admit(self.index.bm25(scope.collection, query, n, expr))[:k]
+            return _with_relevance(hits, self._qvec(query)) if hits else hits
         q = self._qvec(query)
-        hits = self.index.dense(scope.collection, q, self._over(k, scope), scope.filter_expr())
+        if mode == "dense":
+            hits = self.index.dense(scope.collection, q, n, expr)
+        else:
+            hits = self.index.hybrid(scope.collection, q, query, n, expr, rrf_k=self.rrf_k)
         return _with_relevance(scope.admit(hits), q)[:k]
 
+    @staticmethod
+    def _over(k: int, scope: Scope) -> int:
+        # post-filtering needs head room: ask for more when the filter is applied afterwards
+        if scope.prefiltered:
+            return k
+        return k * 2 if not scope.restricted else k * 4
 
-class BM25Retriever(Retriever):
-    name = "bm25"
-
-    def retrieve(self, query: str, k: int, scope: Scope) -> list[Hit]:
-        if not scope.active_keys:
-            return []
-        hits = self.index.bm25(scope.collection, query, self._over(k, scope), scope.filter_expr())
-        hits = scope.admit(hits)[:k]
-        if hits:
-            _with_relevance(hits, self._qvec(query))
-        return hits
+    def _qvec(self, query: str) -> list[float]:
+        return self.embedder.embed([query], kind="query")[0]
 
 
-class HybridRetriever(Retriever):
-    """Dense + BM25 fused with reciprocal-rank fusion inside Milvus."""
-
-    name = "hybrid"
-
-    def retrieve(self, query: str, k: int, scope: Scope) -> list[Hit]:
-        if not scope.active_keys:
-            return []
-        q = self._qvec(query)
-        hits = self.index.hybrid(scope.collection, q, query, self._over(k, scope), scope.filter_expr(),
-                                 rrf_k=self.rrf_k)
-        return _with_relevance(scope.admit(hits), q)[:k]
+# -- registry ------------------------------------------------------------------------------
+_extra: dict[str, type[Retriever]] = {}
 
 
-RETRIEVERS: dict[str, type[Retriever]] = {}
-
-
-def register_retriever(cls: type[Retriever]) -> type[Retriever]:
-    RETRIEVERS[cls.name] = cls
+def register_retriever(cls: type[Retriever], name: str | None = None) -> type[Retriever]:
+    """Register a backend at run time (tests, notebooks); entry points are the usual way."""
+    _extra[name or cls.name] = cls
     return cls
 
 
-for _cls in (DenseRetriever, BM25Retriever, HybridRetriever):
-    register_retriever(_cls)
+def retriever_names() -> list[str]:
+    return sorted({ep.name for ep in importlib.metadata.entry_points(group=GROUP)} | set(_extra))
 
 
-def make_retriever(name: str, index: MilvusIndex, embedder: Embedder, rrf_k: int = 60) -> Retriever:
-    if name not in RETRIEVERS:
-        raise InvalidRequest(f"unknown retriever {name!r}; choose one of {sorted(RETRIEVERS)}", param="mode")
-    return RETRIEVERS[name](index, embedder, rrf_k=rrf_k)
+def retriever_class(name: str) -> type[Retriever]:
+    """The backend registered as ``name``; unknown names are a 400 naming the choices."""
+    if name in _extra:
+        return _extra[name]
+    for ep in importlib.metadata.entry_points(group=GROUP):
+        if ep.name == name:
+            cls = ep.load()
+            if not (isinstance(cls, type) and issubclass(cls, Retriever)):
+                raise InvalidRequest(f"entry point {GROUP}:{name} is {cls!r}, not a Retriever subclass")
+            return cls
+    raise InvalidRequest(f"unknown retriever {name!r} (setting kb_retriever); choose one of {retriever_names()}",
+                         param="retriever")
 
 
-# -- rerank -------------------------------------------------------------------------------
-Reranker = Callable[[str, list[Hit], Embedder], list[Hit]]
-RERANKERS: dict[str, Reranker] = {}
-
-
-def register_reranker(name: str) -> Callable[[Reranker], Reranker]:
-    def deco(fn: Reranker) -> Reranker:
-        RERANKERS[name] = fn
-        return fn
-    return deco
-
-
-@register_reranker("none")
-def _no_rerank(query: str, hits: list[Hit], embedder: Embedder) -> list[Hit]:
-    return hits
-
-
-@register_reranker("embedding")
-def _embedding_rerank(query: str, hits: list[Hit], embedder: Embedder) -> list[Hit]:
-    """Order by cosine similarity to the query (what a cross-encoder would refine)."""
-    return sorted(hits, key=lambda h: -(h.relevance if h.relevance is not None else -1.0))
-
-
-@register_reranker("overlap")
-def _overlap_rerank(query: str, hits: list[Hit], embedder: Embedder) -> list[Hit]:
-    """Blend cosine with the share of query terms (jieba) the passage contains."""
-    import jieba
-
-    terms = {t.lower() for t in jieba.cut_for_search(query) if t.strip() and len(t.strip()) > 1}
-    if not terms:
-        return hits
-
-    def score(pos_hit: tuple[int, Hit]) -> float:
-        pos, h = pos_hit
-        body = h.body.lower()
-        cover = sum(1 for t in terms if t in body) / len(terms)
-        return 0.5 * cover + 0.5 * (h.relevance or 0.0) + 0.1 / (1 + pos)
-
-    return [h for _, h in sorted(enumerate(hits), key=lambda ph: -score(ph))]
-
-
-def get_reranker(name: str) -> Reranker:
-    if name not in RERANKERS:
-        raise InvalidRequest(f"unknown reranker {name!r}; choose one of {sorted(RERANKERS)}", param="rerank")
-    return RERANKERS[name]
+def make_retriever(name: str, *, index: MilvusIndex | None = None, embedder: Embedder | None = None,
+                   config: Any = None) -> Retriever:
+    return retriever_class(name)(index=index, embedder=embedder, config=config)
 
 
 def cosine(a: list[float], b: list[float]) -> float:

@@ -3,9 +3,11 @@
 Importing this package registers every built-in model (``base.catalogue()`` lists them).
 
 THE CONTRACT every catalogue model follows (the runner, the API, the CLI and the
-conformance suite in ``tests/analytics/test_conformance.py`` rely on exactly this):
+conformance suite in ``tests/conformance/test_mining_models.py`` rely on exactly this).
+``fit``, ``load_demo`` and ``evaluate`` are abstract in ``MiningModel`` (required);
+``predict_table`` with the ``supports_predict`` flag, and ``from_frame``, are optional:
 
-1. Class ``class XModel(RunnableMixin, MiningModel)`` decorated with ``@register``, with a
+1. Class ``class XModel(MiningModel)`` decorated with ``@register``, with a
    ``info: ClassVar[ModelInfo]`` (``base.py``). ``info.metrics[0]`` is the *primary*
    metric the run is judged by (``protocol.LOWER_IS_BETTER`` lists the names where smaller
    wins, e.g. ``mae``/``rmse``/``mape``); every name in ``info.metrics`` appears in
@@ -28,10 +30,12 @@ conformance suite in ``tests/analytics/test_conformance.py`` rely on exactly thi
    ``explanation["notes"]`` (list of str) and the split in ``explanation["split"]``).
    ``charts`` maps a file-safe name to PNG bytes — draw with :mod:`.charts` (Agg backend,
    CJK font). After ``evaluate`` the instance is fitted on the training part.
-5. Optional ``score(df) -> DataFrame``: score new rows (same columns as the demo table,
-   minus the target); return identifier columns plus predictions/scores, ranked where that
-   makes sense (e.g. churn risk, highest first). ``RunnableMixin.score`` raises
-   ``NotImplementedError``; ``protocol.supports_score(cls)`` tells the runner.
+5. Optional ``predict_table(df) -> DataFrame``, with ``supports_predict = True`` on the
+   class: score new rows (same columns as the demo table, minus the target); return
+   identifier columns plus predictions/scores, ranked where that makes sense (e.g. churn
+   risk, highest first). ``MiningModel.predict_table`` raises ``NotImplementedError``;
+   ``protocol.supports_predict(cls)`` tells the runner. Never define ``score``: in
+   scikit-learn ``score(X, y)`` returns one number, and tools that call it would break.
 6. Optional ``from_frame(df) -> data``: turn a workspace table (DuckDB -> pandas) into
    ``evaluate``'s input; the default returns the frame unchanged.
 7. Bad input raises :class:`zhinao.errors.InvalidRequest` naming the column or limit: use
@@ -43,7 +47,7 @@ conformance suite in ``tests/analytics/test_conformance.py`` rely on exactly thi
 """
 
 from zhinao.analytics.catalog.base import Evaluation, MiningModel, ModelInfo, catalogue, register
-from zhinao.analytics.catalog.protocol import RunnableMixin, supports_score
+from zhinao.analytics.catalog.protocol import supports_predict
 
 # Built-in families (each registers its models on import).
 from zhinao.analytics.catalog import association  # noqa: E402,F401
@@ -55,5 +59,4 @@ from zhinao.analytics.catalog import sequence  # noqa: E402,F401
 from zhinao.analytics.catalog import tabular_transformer  # noqa: E402,F401
 from zhinao.analytics.catalog import text  # noqa: E402,F401
 
-__all__ = ["Evaluation", "MiningModel", "ModelInfo", "RunnableMixin", "catalogue", "register",
-           "supports_score"]
+__all__ = ["Evaluation", "MiningModel", "ModelInfo", "catalogue", "register", "supports_predict"]

@@ -23,7 +23,7 @@ import pandas as pd
 from zhinao.analytics import datasets
 from zhinao.analytics.catalog import charts
 from zhinao.analytics.catalog.base import Evaluation, MiningModel, ModelInfo, register
-from zhinao.analytics.catalog.protocol import RunnableMixin, require_rows
+from zhinao.analytics.catalog.protocol import require_rows
 from zhinao.errors import InvalidRequest
 
 #: IBM Telco service columns -> item label when the customer has the service
@@ -101,7 +101,7 @@ def hit_rate(recommend, queries, k: int) -> dict[str, float]:
     return {f"hit_rate@{k}": hits / n, f"mrr@{k}": rr / n}
 
 
-class _BasketRecommender(RunnableMixin, MiningModel):
+class _BasketRecommender(MiningModel):
     k: int
     test_size: float
     seed: int
@@ -147,7 +147,9 @@ class _BasketRecommender(RunnableMixin, MiningModel):
         return Evaluation(metrics=metrics, baseline=baseline, baseline_name="most popular items",
                           explanation=expl, charts=out)
 
-    def score(self, df: pd.DataFrame) -> pd.DataFrame:
+    supports_predict = True
+
+    def predict_table(self, df: pd.DataFrame) -> pd.DataFrame:
         """Top-k recommendations for each basket in ``df`` (long table or telco rows)."""
         baskets = to_baskets(df)
         if isinstance(df, pd.DataFrame) and {"transaction_id", "item"} <= set(df.columns):

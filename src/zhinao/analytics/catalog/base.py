@@ -5,6 +5,12 @@ returns ``self``, learned state ends in ``_``. Each model also carries
 :class:`ModelInfo` metadata (names in Chinese and English, algorithm, mining theme,
 application, required inputs, metrics) and knows how to evaluate and explain itself
 against a naive baseline, so one runner and one conformance suite serve every entry.
+
+What the runner really requires is abstract here: ``fit``, ``load_demo`` and ``evaluate``;
+a class missing one cannot be instantiated. Scoring new rows is optional, a flag plus a
+method: ``supports_predict`` and ``predict_table(df)``. It is not called ``score``, because
+scikit-learn's ``score(X, y)`` returns one number: a catalogue model that wraps or is
+wrapped by sklearn tooling (``clone``, ``cross_val_score``) must not collide with it.
 Models register with :func:`register`, built-ins exactly like extensions.
 """
 
@@ -44,13 +50,47 @@ class Evaluation:
 
 
 class MiningModel(abc.ABC):
-    """Base of every catalogue model (scikit-learn estimator conventions)."""
+    """Base of every catalogue model (scikit-learn estimator conventions).
+
+    Required: :meth:`fit`, :meth:`load_demo`, :meth:`evaluate`. Optional: :meth:`predict_table`
+    (set :attr:`supports_predict`) and :meth:`from_frame`. The full contract, and the suite
+    that checks it over every registered model, are in ``zhinao.analytics.catalog`` and
+    ``tests/conformance/test_mining_models.py``.
+    """
 
     info: ClassVar[ModelInfo]
+    #: whether :meth:`predict_table` scores new rows (the runner writes them to a table)
+    supports_predict: ClassVar[bool] = False
 
     @abc.abstractmethod
     def fit(self, X: Any, y: Any = None) -> "MiningModel":
-        """Learn from data; returns ``self``; learned attributes end in ``_``."""
+        """Learn from data; returns ``self``; learned attributes end in ``_``.
+
+        ``fit(data)`` accepts the output of :meth:`load_demo` / :meth:`from_frame` directly
+        (``y=None``: the target, if any, is taken from ``data``) and fits on all of it.
+        """
+
+    @abc.abstractmethod
+    def load_demo(self) -> Any:
+        """The model's default demo data (read from :mod:`zhinao.analytics.datasets`, no downloads),
+        in the shape :meth:`evaluate` takes."""
+
+    @abc.abstractmethod
+    def evaluate(self, data: Any) -> "Evaluation":
+        """Split ``data`` into train and a proper hold-out, fit on the train part, and report
+        metrics, the naive baseline's metrics on the same hold-out, an explanation and charts.
+
+        After ``evaluate`` the instance is fitted on the training part; the runner persists it.
+        """
+
+    def predict_table(self, df: Any) -> Any:
+        """Score new rows (a ``pandas.DataFrame``) with the fitted model; returns a DataFrame of
+        identifier columns plus predictions. Optional: only where :attr:`supports_predict`."""
+        raise NotImplementedError(f"{type(self).__name__} does not score new rows")
+
+    def from_frame(self, df: Any) -> Any:
+        """Turn a workspace table (``pandas.DataFrame``) into :meth:`evaluate`'s input; default: as is."""
+        return df
 
     def get_params(self, deep: bool = True) -> dict[str, Any]:
         sig = inspect.signature(type(self).__init__)

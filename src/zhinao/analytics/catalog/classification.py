@@ -35,7 +35,7 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from zhinao.analytics import datasets
 from zhinao.analytics.catalog import charts
 from zhinao.analytics.catalog.base import Evaluation, MiningModel, ModelInfo, register
-from zhinao.analytics.catalog.protocol import (RunnableMixin, require_columns, require_rows, require_target,
+from zhinao.analytics.catalog.protocol import (require_columns, require_rows, require_target,
                                                to_numeric, usable_features)
 from zhinao.errors import InvalidRequest
 
@@ -67,7 +67,7 @@ def _source_column(feature: str, columns: list[str]) -> str:
     return name
 
 
-class _TabularClassifier(RunnableMixin, MiningModel):
+class _TabularClassifier(MiningModel):
     """Shared fit/evaluate/score for the Telco entries; subclasses set features and estimator."""
 
     info: ClassVar[ModelInfo]
@@ -193,7 +193,9 @@ class _TabularClassifier(RunnableMixin, MiningModel):
             return df[self.id_column].astype(str)
         return pd.Series(df.index.astype(str), index=df.index, name="row")
 
-    def score(self, df: pd.DataFrame) -> pd.DataFrame:
+    supports_predict = True
+
+    def predict_table(self, df: pd.DataFrame) -> pd.DataFrame:
         """Churn-risk list: one row per customer, highest probability first."""
         if not hasattr(self, "pipeline_"):
             raise InvalidRequest(f"model {self.info.key!r} is not fitted; run it before scoring")
@@ -354,7 +356,9 @@ class PlanTree(_TabularClassifier):
                            "class_weight='balanced' so the rarer one- and two-year plans are not ignored."]},
                 {"importance": charts.bar_chart(list(imp), list(imp.values()), "特征重要性 Feature importance")})
 
-    def score(self, df: pd.DataFrame) -> pd.DataFrame:
+    supports_predict = True
+
+    def predict_table(self, df: pd.DataFrame) -> pd.DataFrame:
         """Recommended plan per customer; migration candidates (recommendation != current) first."""
         if not hasattr(self, "pipeline_"):
             raise InvalidRequest("model 'plan_tree' is not fitted; run it before scoring")
@@ -411,6 +415,7 @@ class ValueSVM(_TabularClassifier):
 
     def evaluate(self, data: pd.DataFrame) -> Evaluation:
         require_columns(data, [self.value_column], "table")
+        require_rows(len(data), MIN_ROWS, self.info.key)  # before the split, which fails on too few rows
         # The threshold must come from the training rows only: split first, then label.
         tr_idx, _ = train_test_split(data.index, test_size=0.25, random_state=self.random_state)
         self.threshold_ = float(to_numeric(data.loc[tr_idx, self.value_column], self.value_column).quantile(self.quantile))
@@ -434,7 +439,9 @@ class ValueSVM(_TabularClassifier):
                            "when a column is shuffled."]},
                 {"importance": charts.bar_chart(list(imp), list(imp.values()), "置换重要性 Permutation importance (ΔAUC)")})
 
-    def score(self, df: pd.DataFrame) -> pd.DataFrame:
+    supports_predict = True
+
+    def predict_table(self, df: pd.DataFrame) -> pd.DataFrame:
         if not hasattr(self, "pipeline_"):
             raise InvalidRequest("model 'value_svm' is not fitted; run it before scoring")
         p = self._positive_scores(df)

@@ -24,7 +24,7 @@ import pandas as pd
 from zhinao.analytics import datasets
 from zhinao.analytics.catalog import charts
 from zhinao.analytics.catalog.base import Evaluation, MiningModel, ModelInfo, register
-from zhinao.analytics.catalog.protocol import RunnableMixin, require_columns, require_rows, to_numeric
+from zhinao.analytics.catalog.protocol import require_columns, require_rows, to_numeric
 from zhinao.errors import InvalidRequest
 
 _SERVICE_COLS = ["PhoneService", "MultipleLines", "InternetService", "OnlineSecurity", "OnlineBackup",
@@ -105,7 +105,7 @@ def _stratified_split(y: np.ndarray, test_size: float, seed: int):
 
 
 @register
-class SimFarmKMeans(RunnableMixin, MiningModel):
+class SimFarmKMeans(MiningModel):
     """KMeans on standardized usage features; the most uniform, newest, cheapest cluster is flagged."""
 
     info: ClassVar[ModelInfo] = ModelInfo(
@@ -154,7 +154,9 @@ class SimFarmKMeans(RunnableMixin, MiningModel):
         Z = self.scaler_.transform(usage_features(X).to_numpy())
         return (self.kmeans_.predict(Z) == self.flagged_cluster_).astype(int)
 
-    def score(self, df: pd.DataFrame) -> pd.DataFrame:
+    supports_predict = True
+
+    def predict_table(self, df: pd.DataFrame) -> pd.DataFrame:
         """Flag rows in the suspicious cluster; distance to its centre ranks them (closest first)."""
         Z = self.scaler_.transform(usage_features(df).to_numpy())
         cl = self.kmeans_.predict(Z)
@@ -231,7 +233,7 @@ def _matching_silhouette(codes: np.ndarray, seg: np.ndarray, n: int = 1500, seed
 
 
 @register
-class KModesSegments(RunnableMixin, MiningModel):
+class KModesSegments(MiningModel):
     """KModes on categorical attributes (matching dissimilarity), Cao initialisation."""
 
     info: ClassVar[ModelInfo] = ModelInfo(
@@ -269,13 +271,16 @@ class KModesSegments(RunnableMixin, MiningModel):
     def predict(self, X: pd.DataFrame) -> np.ndarray:
         return self.km_.predict(self._cats(X))
 
-    def score(self, df: pd.DataFrame) -> pd.DataFrame:
+    supports_predict = True
+
+    def predict_table(self, df: pd.DataFrame) -> pd.DataFrame:
         seg = self.predict(df)
         ids = df["customerID"].to_numpy() if "customerID" in df.columns else np.arange(len(df))
         return pd.DataFrame({"customerID": ids, "segment": seg})
 
     def evaluate(self, data: pd.DataFrame) -> Evaluation:
         require_columns(data, [self.target], "segmentation evaluation table")
+        require_rows(len(data), 20, self.info.key)  # the stratified split needs rows in both parts
         churn = data[self.target].astype(str).str.strip().str.lower().isin(["yes", "1", "true"]).astype(int).to_numpy()
         tr, te = _stratified_split(churn, float(self.test_size), int(self.seed))
         t0 = time.perf_counter()
@@ -315,7 +320,7 @@ GMM_FEATURES = ["tenure", "MonthlyCharges", "TotalCharges"]
 
 
 @register
-class GaussianMixtureSegments(RunnableMixin, MiningModel):
+class GaussianMixtureSegments(MiningModel):
     """EM-fitted Gaussian mixture; k by BIC on the training part."""
 
     info: ClassVar[ModelInfo] = ModelInfo(
@@ -366,7 +371,9 @@ class GaussianMixtureSegments(RunnableMixin, MiningModel):
     def predict(self, X: pd.DataFrame) -> np.ndarray:
         return self.gmm_.predict(self.scaler_.transform(self._matrix(X)))
 
-    def score(self, df: pd.DataFrame) -> pd.DataFrame:
+    supports_predict = True
+
+    def predict_table(self, df: pd.DataFrame) -> pd.DataFrame:
         Z = self.scaler_.transform(self._matrix(df))
         p = self.gmm_.predict_proba(Z)
         ids = df["customerID"].to_numpy() if "customerID" in df.columns else np.arange(len(df))

@@ -31,7 +31,7 @@ import pandas as pd
 from zhinao.analytics import datasets
 from zhinao.analytics.catalog import charts
 from zhinao.analytics.catalog.base import Evaluation, MiningModel, ModelInfo, register
-from zhinao.analytics.catalog.protocol import RunnableMixin, require_columns, require_rows, to_datetime, to_numeric
+from zhinao.analytics.catalog.protocol import require_columns, require_rows, to_datetime, to_numeric
 from zhinao.errors import InvalidRequest
 
 #: Italian public holidays plus Milan's patron saint (Sant'Ambrogio, 7 Dec), 2013-2014.
@@ -114,7 +114,7 @@ def _period_for(s: pd.Series, requested: int | None) -> int:
     return 24 if step == pd.Timedelta(hours=1) else 7 if step == pd.Timedelta(days=1) else 1
 
 
-class _DayAheadForecaster(RunnableMixin, MiningModel):
+class _DayAheadForecaster(MiningModel):
     """Shared protocol: split, day-ahead rolling forecast, baseline, charts."""
 
     time_column: str
@@ -146,7 +146,9 @@ class _DayAheadForecaster(RunnableMixin, MiningModel):
         idx = pd.date_range(self.last_timestamp_, periods=steps + 1, freq=self.history_.index.freq)[1:]
         return pd.DataFrame({"timestamp": idx, "forecast": mean, "lower": lo, "upper": hi})
 
-    def score(self, df: pd.DataFrame) -> pd.DataFrame:
+    supports_predict = True
+
+    def predict_table(self, df: pd.DataFrame) -> pd.DataFrame:
         """Refit on ``df`` and forecast the next period (a day for hourly data)."""
         self.fit(df)
         return self.forecast()

@@ -23,7 +23,7 @@ import pandas as pd
 from zhinao.analytics import datasets
 from zhinao.analytics.catalog import charts
 from zhinao.analytics.catalog.base import Evaluation, MiningModel, ModelInfo, register
-from zhinao.analytics.catalog.protocol import RunnableMixin, require_columns, require_rows
+from zhinao.analytics.catalog.protocol import require_columns, require_rows
 from zhinao.errors import InvalidRequest
 
 MAX_EDGES = 2_000_000
@@ -59,7 +59,7 @@ def random_partition_like(sizes: list[int], nodes: list[Any], seed: int = 0) -> 
     return {nodes[i]: int(labels[j]) for j, i in enumerate(perm)}
 
 
-class _Circles(RunnableMixin, MiningModel):
+class _Circles(MiningModel):
     resolution: float
     seed: int
     top_k: int
@@ -81,7 +81,9 @@ class _Circles(RunnableMixin, MiningModel):
         self.graph_ = g
         return self
 
-    def score(self, df: pd.DataFrame) -> pd.DataFrame:
+    supports_predict = True
+
+    def predict_table(self, df: pd.DataFrame) -> pd.DataFrame:
         """Refit on the edge table; one row per node: community, PageRank, degree (by PageRank)."""
         self.fit(df)
         rows = [{"node": n, "community": self.membership_[n], "community_size": len(self.communities_[c]),

@@ -1,28 +1,19 @@
-"""What the runner needs from a catalogue model, beyond ``MiningModel.fit``.
+"""Helpers the runner and every catalogue family share.
 
-:mod:`.base` defines the estimator side (``fit``, ``get_params``, ``info``). A *runnable*
-catalogue entry also implements the three methods below; the runner
-(:mod:`zhinao.analytics.runs`) and the conformance suite (``tests/analytics``) call only
-these, so every family stays free to choose its own data shape.
+The protocol itself is :class:`zhinao.analytics.catalog.base.MiningModel`: ``fit``,
+``load_demo`` and ``evaluate`` are abstract (required); ``predict_table`` (with the flag
+``supports_predict``) and ``from_frame`` are optional. The runner
+(:mod:`zhinao.analytics.runs`) and the conformance suite
+(``tests/conformance/test_mining_models.py``) call only these, so every family stays free to
+choose its own data shape.
 
-- ``load_demo() -> data``: the model's default demo data (from
-  :mod:`zhinao.analytics.datasets`), in the shape ``evaluate`` takes.
-- ``evaluate(data) -> Evaluation``: split ``data`` into train and a *proper* hold-out
-  (time-based for forecasts, the dataset's own split where it has one, stratified
-  otherwise), ``fit(self)`` on the train part, and return metrics, the naive baseline's
-  metrics on the same hold-out, an explanation (JSON-serialisable) and charts (PNG bytes).
-  After ``evaluate`` the instance is fitted; the runner persists exactly that instance.
-- ``score(df) -> DataFrame`` (optional, raises ``NotImplementedError`` by default): score
-  new rows with the fitted model; the result is written to a workspace table.
-- ``from_frame(df) -> data`` (optional): turn a workspace table into ``evaluate``'s input
-  (e.g. long-format baskets into lists); default: the table itself.
-
-Helpers here give every family the same clear errors (naming the column or the limit).
+Helpers here judge a run against its baseline and give every family the same clear
+errors (naming the column or the limit).
 """
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from typing import Iterable
 
 import numpy as np
 import pandas as pd
@@ -53,21 +44,10 @@ def beats_baseline(ev: Evaluation, metric: str) -> bool | None:
     return m > b if higher_is_better(metric) else m < b
 
 
-def supports_score(model: MiningModel | type[MiningModel]) -> bool:
-    """Whether the class overrides ``score`` (scoring new rows into a table)."""
+def supports_predict(model: MiningModel | type[MiningModel]) -> bool:
+    """Whether the model scores new rows into a table (its ``supports_predict`` flag)."""
     cls = model if isinstance(model, type) else type(model)
-    fn = getattr(cls, "score", None)
-    return fn is not None and fn is not RunnableMixin.score
-
-
-class RunnableMixin:
-    """Defaults for the optional parts of the runner contract (mix in before MiningModel)."""
-
-    def score(self, df: pd.DataFrame) -> pd.DataFrame:
-        raise NotImplementedError(f"{type(self).__name__} does not score new rows")
-
-    def from_frame(self, df: pd.DataFrame) -> Any:
-        return df
+    return bool(getattr(cls, "supports_predict", False))
 
 
 # -- input checks: every message names the column or the limit ---------------------------

@@ -29,7 +29,7 @@ import pandas as pd
 from zhinao.analytics import datasets
 from zhinao.analytics.catalog import charts
 from zhinao.analytics.catalog.base import Evaluation, MiningModel, ModelInfo, register
-from zhinao.analytics.catalog.protocol import RunnableMixin, require_columns, require_rows
+from zhinao.analytics.catalog.protocol import require_columns, require_rows
 from zhinao.errors import InvalidRequest
 
 STATES = "BMES"
@@ -94,7 +94,7 @@ def _texts(data: Any, column: str) -> list[str]:
 
 
 @register
-class HmmWordTagger(RunnableMixin, MiningModel):
+class HmmWordTagger(MiningModel):
     """Supervised BMES HMM: transition and emission probabilities are smoothed counts."""
 
     info: ClassVar[ModelInfo] = ModelInfo(
@@ -209,7 +209,9 @@ class HmmWordTagger(RunnableMixin, MiningModel):
             words.append(cur)
         return words
 
-    def score(self, df: pd.DataFrame) -> pd.DataFrame:
+    supports_predict = True
+
+    def predict_table(self, df: pd.DataFrame) -> pd.DataFrame:
         """Segment each text; list the words not in jieba's dictionary (candidate new words)."""
         texts = _texts(df, self.text_column)
         dic = _jieba_dictionary()
@@ -338,7 +340,7 @@ def to_sequences(data: Any) -> list[list[Any]]:
 
 
 @register
-class NextContentPrefixSpan(RunnableMixin, MiningModel):
+class NextContentPrefixSpan(MiningModel):
     """PrefixSpan patterns as next-item rules; longest matching context wins, then confidence."""
 
     info: ClassVar[ModelInfo] = ModelInfo(
@@ -405,7 +407,9 @@ class NextContentPrefixSpan(RunnableMixin, MiningModel):
         ranked = ranked[:k]
         return ranked + [i for i in self.popularity_ if i not in ranked][: k - len(ranked)]
 
-    def score(self, df: pd.DataFrame) -> pd.DataFrame:
+    supports_predict = True
+
+    def predict_table(self, df: pd.DataFrame) -> pd.DataFrame:
         seqs = to_sequences(df)
         rows = [{"session": i, "rank": r + 1, "next_item": item}
                 for i, s in enumerate(seqs) for r, item in enumerate(self.recommend(s))]

@@ -22,7 +22,7 @@ import pandas as pd
 from zhinao.analytics import datasets
 from zhinao.analytics.catalog import charts
 from zhinao.analytics.catalog.base import Evaluation, MiningModel, ModelInfo, register
-from zhinao.analytics.catalog.protocol import (RunnableMixin, require_columns, require_rows, require_target,
+from zhinao.analytics.catalog.protocol import (require_columns, require_rows, require_target,
                                                to_numeric)
 from zhinao.errors import InvalidRequest
 
@@ -73,7 +73,7 @@ def _build_module(n_num: int, cardinalities: list[int], d: int, n_layers: int, n
 
 
 @register
-class FTTransformerChurn(RunnableMixin, MiningModel):
+class FTTransformerChurn(MiningModel):
     """FT-Transformer binary classifier with early stopping on a validation slice."""
 
     info: ClassVar[ModelInfo] = ModelInfo(
@@ -206,7 +206,9 @@ class FTTransformerChurn(RunnableMixin, MiningModel):
             p = torch.sigmoid(self.module_(torch.tensor(num), torch.tensor(cat))).numpy()
         return np.column_stack([1 - p, p])
 
-    def score(self, df: pd.DataFrame) -> pd.DataFrame:
+    supports_predict = True
+
+    def predict_table(self, df: pd.DataFrame) -> pd.DataFrame:
         p = self.predict_proba(df)[:, 1]
         ids = df["customerID"].to_numpy() if "customerID" in df.columns else np.arange(len(df))
         return pd.DataFrame({"customerID": ids, "churn_probability": p}) \

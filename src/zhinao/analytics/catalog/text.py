@@ -21,7 +21,7 @@ from sklearn.model_selection import train_test_split
 from zhinao.analytics import datasets
 from zhinao.analytics.catalog import charts
 from zhinao.analytics.catalog.base import Evaluation, MiningModel, ModelInfo, register
-from zhinao.analytics.catalog.protocol import RunnableMixin, require_columns, require_rows, require_target
+from zhinao.analytics.catalog.protocol import require_columns, require_rows, require_target
 from zhinao.errors import InvalidRequest
 
 _DROP = re.compile(r"^[\s\W_]+$", re.UNICODE)
@@ -86,7 +86,7 @@ class CosineKNN(ClassifierMixin, BaseEstimator):
         return self.classes_[self.predict_proba(X).argmax(axis=1)]
 
 
-class _TextClassifier(RunnableMixin, MiningModel):
+class _TextClassifier(MiningModel):
     info: ClassVar[ModelInfo]
 
     def load_demo(self) -> pd.DataFrame:
@@ -165,7 +165,9 @@ class _TextClassifier(RunnableMixin, MiningModel):
     def _explain(self) -> dict[str, Any]:
         return {}
 
-    def score(self, df: pd.DataFrame) -> pd.DataFrame:
+    supports_predict = True
+
+    def predict_table(self, df: pd.DataFrame) -> pd.DataFrame:
         """Predicted topic and its probability for every text in ``text_column``."""
         if not hasattr(self, "pipeline_"):
             raise InvalidRequest(f"model {self.info.key!r} is not fitted; run it before scoring")

@@ -1,9 +1,12 @@
-"""One conformance suite over every registered catalogue model (as sklearn's test_common does).
+"""The ``MiningModel`` conformance suite, over every registered catalogue model (as sklearn's
+test_common does).
 
 It covers every family that registers itself, including ones added later, and checks the
-contract written in ``zhinao/analytics/catalog/__init__.py``: estimator conventions, demo
-data, an evaluation on a hold-out that beats its naive baseline, charts, a JSON
-explanation, pickling, and scoring where the model offers it.
+contract written in ``zhinao/analytics/catalog/__init__.py``: the required methods are
+abstract, estimator conventions (sklearn's ``clone`` works, no ``score`` that would clash
+with sklearn's ``score(X, y)``), the ``supports_predict`` flag matches ``predict_table``,
+demo data, an evaluation on a hold-out that beats its naive baseline, charts, a JSON
+explanation, pickling, deterministic scoring, and bad input as our error type.
 """
 
 from __future__ import annotations
@@ -17,11 +20,13 @@ import time
 import joblib
 import pandas as pd
 import pytest
+from sklearn.base import clone
 
 from zhinao.analytics import datasets
-from zhinao.analytics.catalog import catalogue
-from zhinao.analytics.catalog.protocol import beats_baseline, primary_metric, supports_score
+from zhinao.analytics.catalog import MiningModel, catalogue
+from zhinao.analytics.catalog.protocol import beats_baseline, primary_metric, supports_predict
 from zhinao.analytics.runs import jsonable
+from zhinao.errors import InvalidRequest, ZhinaoError
 
 KEYS = sorted(catalogue())
 THEMES = {"classification", "regression", "forecasting", "clustering", "association", "sequence", "graph", "text"}
@@ -115,7 +120,70 @@ def test_fitted_model_pickles_and_scores(key):
     buf.seek(0)
     loaded = joblib.load(buf)
     assert type(loaded) is type(m) and loaded.get_params() == m.get_params()
-    if supports_score(m) and isinstance(data, pd.DataFrame):
-        a, b = m.score(data.head(200).copy()), loaded.score(data.head(200).copy())
+    if supports_predict(m) and isinstance(data, pd.DataFrame):
+        a, b = m.predict_table(data.head(200).copy()), loaded.predict_table(data.head(200).copy())
         assert isinstance(a, pd.DataFrame) and len(a) > 0
         pd.testing.assert_frame_equal(a.reset_index(drop=True), b.reset_index(drop=True))
+        again = m.predict_table(data.head(200).copy())  # a fitted model scores deterministically
+        pd.testing.assert_frame_equal(a.reset_index(drop=True), again.reset_index(drop=True))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("key", KEYS)
+def test_predict_table_on_a_table_without_the_needed_columns_is_our_error(key):
+    m, data, _, _ = evaluated(key)
+    if not supports_predict(m):
+        return
+    with pytest.raises(ZhinaoError):  # never a raw KeyError: the runner shows our message as a 400
+        m.predict_table(pd.DataFrame({"no_such_column": [1, 2, 3]}))
+
+
+# -- the protocol: what is required, what is optional ---------------------------------------
+
+def test_the_runner_requirements_are_abstract():
+    assert MiningModel.__abstractmethods__ == {"fit", "load_demo", "evaluate"}
+
+    class FitOnly(MiningModel):  # what a family that forgot evaluate/load_demo looks like
+        def fit(self, X, y=None):
+            return self
+
+    with pytest.raises(TypeError, match="evaluate"):
+        FitOnly()
+
+
+@pytest.mark.parametrize("key", KEYS)
+def test_no_score_method_clashes_with_sklearn(key):
+    # sklearn's score(X, y) returns a float; a catalogue score(df) -> DataFrame broke cross_val_score & co
+    assert not hasattr(catalogue()[key], "score"), f"{key} defines score(); name it predict_table"
+
+
+@pytest.mark.parametrize("key", KEYS)
+def test_supports_predict_flag_matches_predict_table(key):
+    cls = catalogue()[key]
+    overridden = cls.predict_table is not MiningModel.predict_table
+    assert supports_predict(cls) == overridden, f"{key}: supports_predict={cls.supports_predict}, " \
+                                                f"predict_table overridden={overridden}"
+    if not overridden:
+        with pytest.raises(NotImplementedError):
+            cls().predict_table(pd.DataFrame())
+
+
+@pytest.mark.parametrize("key", KEYS)
+def test_sklearn_clone_round_trips(key):
+    m = catalogue()[key]()
+    c = clone(m)
+    assert type(c) is type(m) and c is not m and c.get_params() == m.get_params()
+
+
+@pytest.mark.parametrize("key", KEYS)
+def test_evaluate_on_no_rows_is_our_error(key):
+    m = catalogue()[key]()
+    data = m.load_demo()
+    if isinstance(data, pd.DataFrame):
+        empty = data.head(0)
+    elif isinstance(data, tuple):  # e.g. (nodes, edges)
+        empty = tuple(d.head(0) if isinstance(d, pd.DataFrame) else type(d)() for d in data)
+    else:  # baskets, sequences
+        empty = []
+    with pytest.raises(InvalidRequest):
+        m.evaluate(empty)
