@@ -6,6 +6,8 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
+from tests.conftest import require_module
+
 from zhinao.cli import app as root
 from zhinao.cli.data import app
 
@@ -60,7 +62,7 @@ def test_bad_input_is_a_clear_message_not_a_traceback(settings, tmp_path):
 
 @pytest.mark.slow
 def test_models_run_with_the_spark_engine(settings):
-    pytest.importorskip("pyspark")
+    require_module("pyspark", "engine 'spark' needs pyspark (pip install 'zhinao[spark]')")
     r = runner.invoke(root, ["models", "run", "plan_tree", "--engine", "spark", "-p", "max_depth=4"])
     assert r.exit_code == 0, r.output
     assert "engine spark" in r.output and "beats the baseline" in r.output and "model.zip" in r.output

@@ -15,7 +15,9 @@ import pytest
 
 from zhinao.errors import InvalidRequest
 
-pytest.importorskip("pyspark", reason="engine 'spark' needs pyspark (pip install 'zhinao[spark]')")
+from tests.conftest import require_module
+
+require_module("pyspark", "engine 'spark' needs pyspark (pip install 'zhinao[spark]')")
 
 pytestmark = pytest.mark.slow
 

