@@ -77,6 +77,7 @@ def pct(xs: list[float], p: float) -> float:
 
 
 def service(home: Path, embedder):
+    from zhinao.capability import migration_dirs
     from zhinao.knowledge.config import KBConfig
     from zhinao.knowledge.service import KnowledgeService
     from zhinao.runtime.echo import EchoChatModel
@@ -85,7 +86,7 @@ def service(home: Path, embedder):
 
     settings = Settings(home=home, env="test")
     db = Database(settings.db_url)
-    db.migrate()
+    db.migrate(migration_dirs())
     return KnowledgeService(settings=settings, db=db, embedder=embedder, chat_model=EchoChatModel(),
                             config=KBConfig(embed_batch=256))
 

@@ -1,20 +1,26 @@
 """The composition root: one :class:`Platform` per process, built by the server and the CLI.
 
 It wires settings, the store, the model manager, the embedder and the MaaS services
-together; capability services (knowledge, analytics) are built lazily on first use so
-a CLI command that only lists tenants does not load Milvus or DuckDB.
+together, and the capabilities (:mod:`zhinao.capability`, found by entry point) on top:
+their migrations run with the core's, their job handlers are registered on the runner,
+and their services are built lazily on first use (``platform.service(name)``, or the
+thin lookup ``platform.<name>``) so a CLI command that only lists tenants loads no
+capability's engine. The platform names no capability; it only wires.
 """
 
 from __future__ import annotations
 
-import functools
 import logging
+import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import select
 
-from zhinao.errors import Conflict, InvalidRequest
+from zhinao import capability as registry
+from zhinao.capability import Capability, Parts
+from zhinao.errors import Conflict, InvalidRequest, NotFound
 from zhinao.maas.audit import AuditService
 from zhinao.maas.conversations import ConversationService
 from zhinao.maas.limits import LimitService, make_counters
@@ -28,10 +34,6 @@ from zhinao.settings import Settings, get_settings
 from zhinao.store.db import Database
 from zhinao.store.jobs import JobRunner
 from zhinao.store.models import ModelRecord
-
-if TYPE_CHECKING:
-    from zhinao.analytics.service import AnalyticsService
-    from zhinao.knowledge.service import KnowledgeService
 
 log = logging.getLogger(__name__)
 
@@ -61,12 +63,20 @@ def builtin_specs(settings: Settings) -> list[ModelSpec]:
 
 
 class Platform:
-    def __init__(self, settings: Settings | None = None, *, migrate: bool = True):
+    """The composition root. ``capabilities``: name -> :class:`~zhinao.capability.Capability`
+    (default: every registered one); ``services``: the capability services built so far."""
+
+    def __init__(self, settings: Settings | None = None, *, migrate: bool = True,
+                 capabilities: dict[str, Capability] | None = None):
         self.settings = settings or get_settings()
         self.settings.home.mkdir(parents=True, exist_ok=True)
+        self.capabilities: dict[str, Capability] = dict(
+            capabilities if capabilities is not None else registry.capabilities())
+        self.services: dict[str, Any] = {}
+        self._building = threading.RLock()
         self.db = Database(self.settings.db_url)
         if migrate:
-            self.db.migrate()
+            self.db.migrate(registry.migration_dirs(self.capabilities.values()))
         self.tenancy = TenancyService(self.db, session_ttl_s=self.settings.session_ttl_s, throttle=LoginThrottle(
             user_free=self.settings.login_free_failures, ip_free=self.settings.login_ip_free_failures,
             max_s=self.settings.login_backoff_max_s))
@@ -76,6 +86,8 @@ class Platform:
         self.limits = LimitService(make_counters(self.settings.redis_url), self.usage.used_today,
                                    self.tenancy.tenant_limits)
         self.jobs = JobRunner(self.db, max_attempts=self.settings.job_max_attempts)
+        for name, cap in self.capabilities.items():
+            registry.bind_jobs(cap, self.jobs, lambda name=name: self.service(name))
         s = self.settings
         self.models = ModelManager(default=s.default_model, threads=s.llama_threads, slots=s.llama_slots,
                                    context_window=s.llama_ctx, max_queue=s.queue_depth,
@@ -188,17 +200,68 @@ class Platform:
         self._embedder = value
 
     # -- capabilities (lazy) --------------------------------------------------------------
-    @functools.cached_property
-    def knowledge(self) -> "KnowledgeService":
-        from zhinao.knowledge.service import KnowledgeService
+    def parts(self) -> Parts:
+        """The explicit parts a capability's service is built from (never the platform itself)."""
+        return Parts(settings=self.settings, db=self.db, jobs=self.jobs, embedder=lambda: self.embedder,
+                     llm=self.llm_clients, audit=self.audit, usage=self.usage, tenancy=self.tenancy)
 
-        return KnowledgeService(self)
+    @property
+    def llm_clients(self) -> Any:
+        """The MaaS model-client factory capabilities receive (``clients(principal, capability)``)."""
+        clients = self.__dict__.get("_llm_clients")
+        if clients is None:
+            from zhinao.maas.client import LLMClients
+            from zhinao.maas.generation import GenerationService
 
-    @functools.cached_property
-    def analytics(self) -> "AnalyticsService":
-        from zhinao.analytics.service import AnalyticsService
+            clients = LLMClients(GenerationService(self), embedder=lambda: self.embedder,
+                                 embedding_model=self.settings.embedding_model)
+            self.__dict__["_llm_clients"] = clients
+        return clients
 
-        return AnalyticsService(self)
+    def capability(self, name: str) -> Capability:
+        try:
+            return self.capabilities[name]
+        except KeyError:
+            raise NotFound(f"no capability {name!r} is installed; installed: "
+                           f"{', '.join(sorted(self.capabilities)) or 'none'}") from None
+
+    def service(self, name: str) -> Any:
+        """The service of capability ``name``, built on first use (once, even under threads)."""
+        svc = self.services.get(name)
+        if svc is not None:
+            return svc
+        cap = self.capability(name)
+        with self._building:
+            svc = self.services.get(name)
+            if svc is None:
+                svc = cap.build(self.parts())
+                self.services[name] = svc
+                self.__dict__[name] = svc  # later ``platform.<name>`` is a plain attribute
+        return svc
+
+    def __getattr__(self, name: str) -> Any:
+        # only reached for attributes that do not exist: ``platform.<capability>`` as a thin lookup
+        caps = self.__dict__.get("capabilities")
+        if caps is not None and name in caps:
+            return self.service(name)
+        raise AttributeError(f"{type(self).__name__!s} has no attribute {name!r}")
+
+    def model_routes(self) -> dict[str, Callable[..., Any]]:
+        """Composite model names (a prefix such as ``kb:``) served by a capability's stream.
+
+        Each route builds its capability's service on first call, so listing them loads nothing.
+        """
+        routes: dict[str, Callable[..., Any]] = {}
+        for cap in self.capabilities.values():
+            for prefix, fn in cap.model_routes().items():
+                routes[prefix] = self._bound(cap.name, fn)
+        return routes
+
+    def _bound(self, name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+        def call(*args: Any, **kw: Any) -> Any:
+            return fn(self.service(name), *args, **kw)
+
+        return call
 
     # -- lifecycle -----------------------------------------------------------------------
     def bootstrap(self) -> dict[str, Any] | None:
@@ -215,38 +278,45 @@ class Platform:
         return created
 
     def take_bootstrap_secrets(self) -> str | None:
-        """The text announcing generated bootstrap secrets, once; None when there is nothing to show."""
+        """The text announcing generated bootstrap secrets, once; None when there is nothing to show.
+
+        ``zhinao serve`` puts it in its start banner (``zhinao.cli.banner``), a CLI command that
+        created the store prints it alone; ``admin_password:`` / ``admin_key:`` stay literal
+        so scripts can pick them out.
+        """
         secrets = self.pending_secrets
         self.pending_secrets = None
         if not secrets:
             return None
-        lines = [f"  {k}: {v}" for k, v in secrets.items()]
-        return ("Zhinao bootstrap — shown once, store it now / 首次启动凭据（仅显示一次，请妥善保存）:\n"
-                + "\n".join(lines) + "\n  (admin user: admin)")
+        notes = {"admin_password": "console sign-in / 控制台登录密码", "admin_key": "API key / 接口密钥"}
+        lines = [f"  {k}: {v}    ({notes.get(k, k)})" for k, v in secrets.items()]
+        return ("Shown once — store it now / 仅显示一次，请妥善保存:\n  admin user: admin\n" + "\n".join(lines))
 
     def resume_jobs(self) -> list[int]:
         """Restart unfinished background jobs after a restart.
 
         A capability's job handlers need its service, which is built lazily; so the services
-        whose jobs are pending (or whose scheduled sync is on) are built first.
+        whose jobs are pending (or that ask to exist at start, e.g. for a scheduled sync) are
+        built first, here, rather than inside the first job.
         """
         kinds = self.jobs.pending_kinds()
-        if any(k.startswith("kb.") for k in kinds) or self.settings.kb_sync_interval_s:
-            self.knowledge  # noqa: B018  (builds the service, registers its handlers, starts sync)
-        if any(k.startswith("analytics") for k in kinds):
-            self.analytics  # noqa: B018
+        for name, cap in self.capabilities.items():
+            if any(cap.owns_job(k) for k in kinds) or cap.build_at_start(self.settings):
+                try:
+                    self.service(name)
+                except Exception:  # one broken capability must not keep the others' jobs down
+                    log.exception("capability %s could not be built; its jobs are not resumed", name)
         return self.jobs.resume()
 
     async def aclose(self, jobs_grace_s: float | None = None) -> None:
         """Close engines, jobs (waiting ``jobs_grace_s`` for running handlers; None: until they stop) and the store."""
         await self.models.close()
         self.jobs.shutdown(grace_s=jobs_grace_s)
-        for name in ("knowledge", "analytics"):
-            svc = self.__dict__.get(name)
-            close = getattr(svc, "close", None)
-            if close:
-                try:
-                    close()
-                except Exception:
-                    log.exception("closing %s", name)
+        for name in list(self.services):
+            svc = self.services.pop(name)
+            self.__dict__.pop(name, None)
+            try:
+                self.capabilities[name].close(svc)
+            except Exception:
+                log.exception("closing capability %s", name)
         self.db.dispose()

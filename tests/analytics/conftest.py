@@ -16,11 +16,12 @@ OTHER_TENANT = 2
 
 @pytest.fixture
 def store(tmp_path):
+    from zhinao.capability import migration_dirs
     from zhinao.store.db import Database
     from zhinao.store.jobs import JobRunner
 
     db = Database(f"sqlite:///{tmp_path / 'meta.db'}")
-    db.migrate()
+    db.migrate(migration_dirs())  # the core's tables and every capability's
     jobs = JobRunner(db)
     yield db, jobs
     jobs.shutdown()
@@ -32,9 +33,14 @@ def service(store, tmp_path):
     from zhinao.analytics.service import AnalyticsService
     from zhinao.settings import Settings
 
+    from zhinao.analytics.capability import capability
+    from zhinao.capability import bind_jobs
+
     db, jobs = store
     settings = Settings(home=tmp_path / "home")
-    return AnalyticsService(settings=settings, db=db, jobs=jobs)
+    svc = AnalyticsService(settings=settings, db=db, jobs=jobs)
+    bind_jobs(capability, jobs, lambda: svc)  # what the platform does with the capability's handlers
+    return svc
 
 
 @pytest.fixture

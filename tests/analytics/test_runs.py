@@ -111,8 +111,9 @@ def test_scoring_needs_a_scoring_model_and_a_succeeded_run(service, demo):
 
 def test_a_run_left_unfinished_by_a_crash_is_resumed(store, tmp_path):
     """A process died mid-run (job 'running', run 'running'): a new JobRunner.resume() finishes it."""
-    import zhinao.analytics.jobs  # noqa: F401  (what the web app imports before resume)
+    from zhinao.analytics.capability import capability
     from zhinao.analytics.models import AnalyticsRun
+    from zhinao.capability import bind_jobs
     from zhinao.store.jobs import JobRunner
     from zhinao.store.models import Job
 
@@ -129,6 +130,7 @@ def test_a_run_left_unfinished_by_a_crash_is_resumed(store, tmp_path):
         s.flush()
         run.job_id, run_id, job_id = job.id, run.id, job.id
     runner = JobRunner(db)
+    bind_jobs(capability, runner, lambda: None)  # the run handler needs no service: all is in the row
     try:
         assert runner.resume() == [job_id]
         assert runner.wait(job_id, timeout=120)["status"] == "succeeded"

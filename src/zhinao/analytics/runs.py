@@ -1,7 +1,8 @@
 """Catalogue runs as background jobs: train, evaluate on a hold-out, compare with the
 baseline, explain, chart, persist a new version, and optionally score into a table.
 
-A run is a row in ``analytics_runs`` and a job of kind ``analytics.run``. Its artefacts live
+A run is a row in ``analytics_runs`` and a job of kind ``analytics.run`` (:func:`run_job`; the
+analytics capability declares it and the platform registers it on its job runner). Its artefacts live
 in ``<home>/analytics/models/<key>/v<N>/``: ``model.joblib`` (the fitted instance, as
 ``evaluate`` left it: trained on the training part, which is what the metrics describe),
 ``evaluation.json`` and ``charts/<name>.png``. A run with ``engine="spark"`` fits the
@@ -31,8 +32,10 @@ from zhinao.analytics.catalog.protocol import beats_baseline, higher_is_better, 
 from zhinao.analytics.models import AnalyticsRun, AnalyticsWorkspace
 from zhinao.errors import InvalidRequest, NotFound, ZhinaoError
 from zhinao.store.db import Database, utcnow
-from zhinao.analytics.jobs import JOB_KIND  # noqa: F401  (registers the job handler)
-from zhinao.store.jobs import JobRunner
+from zhinao.store.jobs import JobContext, JobRunner
+
+#: the job kind of a run; its handler is :func:`run_job`, declared by ``analytics/capability.py``
+JOB_KIND = "analytics.run"
 
 
 def model_class(key: str) -> type[MiningModel]:
@@ -343,3 +346,7 @@ def execute_run(db: Database, run_id: int, home: Path,
             r.status, r.error, r.finished_at, r.duration_s = "failed", msg, utcnow(), time.perf_counter() - t0
         raise
 
+
+def run_job(ctx: JobContext, params: dict[str, Any]) -> dict[str, Any]:
+    """The ``analytics.run`` job: everything comes from the run's row (``home`` from the job)."""
+    return execute_run(ctx.db, int(params["run_id"]), Path(params["home"]), ctx.progress)

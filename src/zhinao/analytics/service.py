@@ -1,8 +1,9 @@
 """``AnalyticsService``: the analytics capability as the web layer, the CLI and the agent see it.
 
 It composes the workspace manager (data, profiles, descriptions, glossary) and the run
-manager (catalogue runs, versions, scoring). It knows nothing of HTTP. Built from the
-``Platform`` (``platform.analytics``), or from explicit settings/db/jobs in tests.
+manager (catalogue runs, versions, scoring). It knows nothing of HTTP and nothing of the
+platform: it is built from the parts it uses (settings, the metadata store, the job
+runner), by ``analytics/capability.py`` for the platform or directly in tests.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from zhinao.analytics.spark import CATALOGUE_KEYS
 from zhinao.analytics.workspace import DEFAULT_IMPORT_LIMIT, WorkspaceManager
 from zhinao.errors import NotFound
 from zhinao.safety import ArchiveLimits, ParseLimits
+from zhinao.store.db import Database
+from zhinao.store.jobs import JobRunner
 
 DEMO_WORKSPACE = "demo"
 DEMO_TABLES = ("telco", "thucnews", "milan_total", "groceries")
@@ -46,10 +49,10 @@ def _plain(v: Any) -> Any:
 class AnalyticsService:
     """Facade over workspaces and runs, scoped by tenant id on every call."""
 
-    def __init__(self, platform: Any = None, *, settings: Any = None, db: Any = None, jobs: Any = None):
-        self.settings = settings if settings is not None else platform.settings
-        self.db = db if db is not None else platform.db
-        self.jobs = jobs if jobs is not None else getattr(platform, "jobs", None)
+    def __init__(self, *, settings: Any, db: Database, jobs: JobRunner | None = None):
+        """``jobs``: runs become background jobs there (its owner registers the ``analytics.run``
+        handler, see ``analytics/capability.py``); without one a run executes in the caller."""
+        self.settings, self.db, self.jobs = settings, db, jobs
         limit = getattr(self.settings, "analytics_max_import_bytes", None) or DEFAULT_IMPORT_LIMIT
         #: operator-registered databases, the only ones SQL imports read (issue 8, finding 5)
         self.sources = DataSourceRegistry(self.db, timeout_s=float(getattr(self.settings, "datasource_timeout_s", 300.0)))

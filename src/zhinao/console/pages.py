@@ -7,6 +7,10 @@ package adds a screen with one line (and no change to the shell)::
     from zhinao.console.pages import register_page
     register_page("meetings", "/static/pages/meetings.js")
 
+Capabilities declare their screens (``Capability.console_pages``, see :mod:`zhinao.capability`);
+they are listed after the core's first page and before its administration pages, and read
+from the registry on every call, so this module names no capability.
+
 Scripts must be same-origin paths: the console's Content-Security-Policy allows nothing else.
 """
 
@@ -41,13 +45,17 @@ def register_page(id: str, script: str) -> ConsolePage:  # noqa: A002 - "id" is 
     Raises:
         ValueError: the id is not a short slug, or the script is not a same-origin path.
     """
+    page = _page(id, script)
+    _pages[id] = page
+    return page
+
+
+def _page(id: str, script: str) -> ConsolePage:  # noqa: A002
     if not _ID.match(id):
         raise ValueError(f"console page id {id!r} must be a lowercase slug (a-z, 0-9, '-', '_')")
     if not script.startswith("/") or script.startswith("//") or ":" in script.split("?")[0]:
         raise ValueError(f"console page script {script!r} must be a same-origin path such as /static/pages/x.js")
-    page = ConsolePage(id, script)
-    _pages[id] = page
-    return page
+    return ConsolePage(id, script)
 
 
 def unregister_page(id: str) -> None:  # noqa: A002
@@ -55,15 +63,14 @@ def unregister_page(id: str) -> None:  # noqa: A002
 
 
 # Built-in pages, in the order their files are loaded; each file may register several pages.
-# knowledge.js and analytics.js belong to their capability packages and are listed only
-# when present, so the shell never requests a missing file.
+# The capabilities' pages come between the first and the rest (see :func:`pages`).
 BUILTIN_SCRIPTS = {
     "chat": "pages/chat.js",
-    "knowledge": "pages/knowledge.js",
-    "analytics": "pages/analytics.js",
     "admin": "pages/admin.js",
     "audit": "pages/audit.js",
 }
+#: built-in pages listed before the capabilities' pages; the other built-ins come after
+LEADING = ("chat",)
 
 
 def _load_builtins_and_plugins() -> None:
@@ -91,7 +98,25 @@ def _shipped(page: ConsolePage) -> bool:
     return False
 
 
+def _capability_pages() -> list[ConsolePage]:
+    from zhinao import capability as registry
+
+    out = []
+    for cap in registry.capabilities().values():
+        for entry in cap.console_pages:
+            try:
+                out.append(_page(entry.id, entry.script))  # not kept: the registry is the source
+            except ValueError as e:  # one bad declaration must not take the console down
+                log.error("capability %s: %s", cap.name, e)
+    return out
+
+
 def pages() -> list[dict[str, str]]:
-    """Every registered page whose script exists, as ``{"id", "script"}``."""
+    """Every registered page whose script exists, as ``{"id", "script"}``: the leading built-ins,
+    the capabilities' pages, then the other built-ins and the extensions' pages."""
     _load_builtins_and_plugins()
-    return [asdict(p) for p in _pages.values() if _shipped(p)]
+    caps = _capability_pages()
+    ordered = [_pages[i] for i in LEADING if i in _pages] + caps
+    seen = {p.id for p in ordered}
+    ordered += [p for p in _pages.values() if p.id not in seen]  # an extension may replace a page
+    return [asdict(p) for p in ordered if _shipped(p)]

@@ -1,8 +1,9 @@
 """The FastAPI application: /v1 (OpenAI-compatible), /api (console), /, health and metrics.
 
 ``create_app`` only wires routers onto a :class:`Platform`; everything the routes do
-lives in services. Capability routers (knowledge, analytics, later the agent) are
-listed in ``ROUTERS`` and mounted the same way as the core ones.
+lives in services. The core's routers are listed in ``ROUTERS``; each capability names its
+own (``Capability.routers``, see :mod:`zhinao.capability`) and they are mounted after the
+core's, the same way: the gateway names no capability.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
 from zhinao import __version__
+from zhinao.capability import resolve
 from zhinao.gateway.audit import AuditMiddleware
 from zhinao.gateway.errors import install_error_handlers
 from zhinao.gateway.middleware import RequestContextMiddleware
@@ -39,8 +41,6 @@ ROUTERS = [
     "zhinao.gateway.api.usage",
     "zhinao.gateway.api.jobs",
     "zhinao.gateway.api.audit",
-    "zhinao.gateway.api.kb",
-    "zhinao.gateway.api.analytics",
 ]
 
 
@@ -71,7 +71,7 @@ def create_app(platform: Platform | None = None, *, warm_default: bool = True) -
     # SQLAlchemy, whose OverflowError was a 500)
     app = FastAPI(title="Zhinao 智脑", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None,
                   dependencies=[Depends(int64_params)],
-                  description="Enterprise large-model platform: OpenAI-compatible MaaS, knowledge, analytics.")
+                  description="Enterprise large-model platform: OpenAI-compatible MaaS and the installed capabilities.")
     app.state.platform = platform
     app.state.started_at = time.time()
     app.state.metrics = platform.metrics = Metrics(platform.models)
@@ -82,13 +82,10 @@ def create_app(platform: Platform | None = None, *, warm_default: bool = True) -
                        max_upload_bytes=platform.settings.max_upload_bytes,
                        metrics_getter=lambda: app.state.metrics)
     for name in ROUTERS:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as e:
-            if e.name == name:  # capability not installed in this build
-                continue
-            raise
-        app.include_router(module.router)
+        app.include_router(importlib.import_module(name).router)
+    for cap in platform.capabilities.values():
+        for target in cap.routers:
+            app.include_router(resolve(target))
 
     @app.get("/healthz", tags=["ops"])
     async def healthz():

@@ -1,8 +1,10 @@
 """Engine and sessions for the metadata store (SQLite by default, PostgreSQL by URL).
 
 SQLite runs in WAL mode with a busy timeout so the gateway's writers and readers do not
-block each other. The schema is owned by Alembic (:func:`migrate`); every package keeps
-its own migration branch (``version_locations``) so capabilities evolve independently.
+block each other. The schema is owned by Alembic (:func:`migrate`): the core's branch lives
+here, and every capability keeps its own branch in its own folder, which the caller passes in
+(``version_dirs``; the platform gets them from the capability registry). The store names no
+capability: it sits below them.
 """
 
 from __future__ import annotations
@@ -11,17 +13,15 @@ import contextlib
 import threading
 from collections.abc import Iterator
 from datetime import datetime, timezone
+from collections.abc import Iterable
 from pathlib import Path
 
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
-MIGRATION_DIRS = [
-    Path(__file__).parent / "migrations" / "versions",
-    Path(__file__).parent.parent / "knowledge" / "migrations",
-    Path(__file__).parent.parent / "analytics" / "migrations",
-]
+#: the core tables' branch (tenants, keys, usage, jobs, audit); capabilities bring their own
+CORE_MIGRATIONS = Path(__file__).parent / "migrations" / "versions"
 
 
 class Base(DeclarativeBase):
@@ -75,29 +75,44 @@ class Database:
         finally:
             s.close()
 
-    def migrate(self) -> None:
-        migrate(self.url, self.engine)
+    def migrate(self, version_dirs: Iterable[Path] = ()) -> None:
+        """Upgrade the core branch and the branches in ``version_dirs`` to their heads."""
+        migrate(self.url, self.engine, version_dirs)
 
     def dispose(self) -> None:
         self.engine.dispose()
 
 
-def alembic_config(url: str):
+def version_locations(version_dirs: Iterable[Path] = ()) -> list[Path]:
+    """The core branch, then each existing folder of ``version_dirs`` once, in order."""
+    out = [CORE_MIGRATIONS]
+    for p in version_dirs:
+        p = Path(p)
+        if p.is_dir() and p not in out:
+            out.append(p)
+    return out
+
+
+def alembic_config(url: str, version_dirs: Iterable[Path] = ()):
     from alembic.config import Config
 
     cfg = Config()
     cfg.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
-    cfg.set_main_option("version_locations", " ".join(str(p) for p in MIGRATION_DIRS if p.exists()))
+    cfg.set_main_option("version_locations", " ".join(str(p) for p in version_locations(version_dirs)))
     cfg.set_main_option("path_separator", "space")
     cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
     return cfg
 
 
-def migrate(url: str, engine: Engine | None = None) -> None:
-    """Bring the schema to the newest revision of every branch (``upgrade heads``)."""
+def migrate(url: str, engine: Engine | None = None, version_dirs: Iterable[Path] = ()) -> None:
+    """Bring the schema to the newest revision of every branch given (``upgrade heads``).
+
+    A database that already holds a revision of a branch not given here (a capability that
+    was uninstalled) makes Alembic refuse: pass every branch the database has seen.
+    """
     from alembic import command
 
-    cfg = alembic_config(url)
+    cfg = alembic_config(url, version_dirs)
     if engine is not None:
         with engine.begin() as conn:
             cfg.attributes["connection"] = conn

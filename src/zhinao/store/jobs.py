@@ -1,7 +1,8 @@
 """Background jobs with progress, persisted so they survive a restart.
 
-A capability registers a handler per job kind (``@job_handler("kb.ingest")``). The
-handler receives a :class:`JobContext` (``progress()``, ``check()``) and the job's params,
+A capability declares a handler per job kind (``Capability.job_handlers``) and the
+platform registers it on its runner (:meth:`JobRunner.register`); ``@job_handler`` is the
+process-wide fallback that tests and one-off scripts use. The handler receives a :class:`JobContext` (``progress()``, ``check()``) and the job's params,
 and must be idempotent: after a crash (kill -9) :meth:`JobRunner.resume` runs every job
 left ``queued`` or ``running`` again from the start, and the handler skips what is
 already done.
@@ -45,6 +46,12 @@ UNFINISHED = ("queued", "running")
 
 
 def job_handler(kind: str) -> Callable[[Handler], Handler]:
+    """Register ``fn`` for ``kind`` in every runner of this process (tests, scripts).
+
+    Capabilities do not use this: an import must not decide what a runner can run, so they
+    declare their handlers and the platform calls :meth:`JobRunner.register`.
+    """
+
     def deco(fn: Handler) -> Handler:
         _HANDLERS[kind] = fn
         return fn
@@ -138,9 +145,18 @@ class JobRunner:
         self._futures: dict[int, Future] = {}
         self._guard = threading.Lock()
         self._stopping = False
+        self._handlers: dict[str, Handler] = {}
+
+    def register(self, kind: str, handler: Handler) -> None:
+        """Run jobs of ``kind`` with ``handler`` on this runner (wins over ``@job_handler``)."""
+        self._handlers[kind] = handler
+
+    def handler(self, kind: str) -> Handler | None:
+        """The handler this runner uses for ``kind``, or None."""
+        return self._handlers.get(kind) or _HANDLERS.get(kind)
 
     def submit(self, kind: str, params: dict[str, Any], tenant_id: int | None = None) -> int:
-        if kind not in _HANDLERS:
+        if self.handler(kind) is None:
             raise NotFound(f"no handler for job kind {kind!r}")
         with self.db.session() as s:
             job = Job(kind=kind, params=params, tenant_id=tenant_id, status="queued")
@@ -173,7 +189,10 @@ class JobRunner:
         ctx = JobContext(job_id, self.db, stop)
         status, result, error, message = "succeeded", None, None, None
         try:
-            result = _HANDLERS[kind](ctx, params)
+            handler = self.handler(kind)
+            if handler is None:  # pragma: no cover - submit and resume check first
+                raise RuntimeError(f"no handler for job kind {kind!r}")
+            result = handler(ctx, params)
         except JobCancelled as e:
             if e.reason == "shutdown" and stop.reason != "cancelled":
                 status, message = "queued", "interrupted by a shutdown; resumes at the next start"
@@ -303,7 +322,7 @@ class JobRunner:
                     j.error = (f"the job was running when the server stopped {j.attempts} times; it is not resumed "
                                "again (a file in it may be crashing the server) — check its files and start it anew")
                     log.warning("job %s (%s) not resumed: %s", j.id, j.kind, j.error)
-                elif j.kind in _HANDLERS:
+                elif self.handler(j.kind) is not None:
                     ids.append(j.id)
         with self._guard:
             ids = [i for i in ids if i not in self._stops]  # already running here

@@ -15,7 +15,6 @@ from fastapi import APIRouter, File, Form, Response, UploadFile
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-import zhinao.analytics.jobs  # noqa: F401  (job handler registered before JobRunner.resume)
 from zhinao.analytics.importers import check_size
 from zhinao.analytics.profile import _json
 from zhinao.errors import InvalidRequest
@@ -23,13 +22,6 @@ from zhinao.gateway.deps import AdminDep, OperatorDep, PlatformDep, PrincipalDep
 
 router = APIRouter(prefix="/api/analytics", tags=["analytics"])
 sources_router = APIRouter(prefix="/api/datasources", tags=["datasources"])
-
-try:  # the console shell lists this page (it is also picked up as a built-in when the file exists)
-    from zhinao.console.pages import register_page
-
-    register_page("analytics", "/static/pages/analytics.js")
-except ImportError:  # console not part of this build
-    pass
 
 
 def _rows(df) -> dict[str, Any]:

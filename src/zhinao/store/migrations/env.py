@@ -1,14 +1,22 @@
-"""Alembic environment: runs on the connection the application passes in, or on the URL."""
+"""Alembic environment: runs on the connection the application passes in, or on the URL.
+
+Only the core's tables are imported here (the store sits below the capabilities). Upgrades
+need no metadata; for ``--autogenerate`` the caller names the modules that declare the other
+branches' tables in ``config.attributes["model_modules"]`` (the platform passes each
+capability's ``models``).
+"""
+
+import importlib
 
 from alembic import context
 from sqlalchemy import engine_from_config, pool
 
-import zhinao.analytics.models  # noqa: F401  (registers tables of every branch)
-import zhinao.knowledge.models  # noqa: F401
-import zhinao.store.models  # noqa: F401
+import zhinao.store.models  # noqa: F401  (the core tables)
 from zhinao.store.db import Base
 
 config = context.config
+for _name in config.attributes.get("model_modules", ()):
+    importlib.import_module(_name)
 target_metadata = Base.metadata
 
 
