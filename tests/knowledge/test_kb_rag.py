@@ -9,7 +9,7 @@ from kbutil import ADMIN, close_service, make_service
 
 from tests.conftest import require
 
-from zhinao.knowledge.rag import REMOVED, RagChat
+from zhinao.knowledge.rag import REMOVED
 from zhinao.runtime.base import GenerationParams
 from zhinao.runtime.echo import EchoChatModel
 
@@ -37,7 +37,10 @@ def test_answer_carries_citations_with_title_heading_and_link(rag):
     assert res["found"] and res["answer"] == "携号转网办理条件是什么？"  # echo model: the question back
     top = res["citations"][0]
     assert top["n"] == 1 and top["title"] == "携号转网" and top["heading"] == ["携号转网", "办理条件"]
-    assert top["url"] == f"/api/kb/cs/passages/{top['passage_id']}"
+    assert top["collection"] == "cs" and "url" not in top  # data; the web layer makes the link
+    from zhinao.gateway.citations import link_citations
+
+    assert link_citations([top])[0]["url"] == f"/api/kb/cs/passages/{top['passage_id']}"
     assert rag.passage(ADMIN, "cs", top["passage_id"])["text"] == top["snippet"]
 
 
@@ -83,13 +86,16 @@ def test_stream_yields_citations_first_and_fills_extra(rag):
     deltas, extra = run(collect())
     assert deltas[0].citations and deltas[-1].finish_reason == "stop"
     text = "".join(d.content for d in deltas)
-    assert text.startswith("携号转网 手续费\n\n参考资料：\n[1] 携号转网 — /api/kb/cs/passages/")
+    assert text == "携号转网 手续费"  # the answer only: the source list is the web layer's
+    from zhinao.gateway.citations import link_citations, sources_footer
+
+    assert extra["lang"] == "zh" and sources_footer(link_citations(extra["citations"]), extra["lang"]).startswith(
+        "\n\n参考资料：\n[1] 携号转网 — /api/kb/cs/passages/")
     assert extra["citations"] is deltas[-1].citations
 
 
 def test_injected_instructions_stay_inside_a_sanitized_context_block(rag):
-    p = run(RagChat(rag).prepare(ADMIN, "cs", [{"role": "user", "content": "How much is the Asia roaming day pass?"}],
-                                 EchoChatModel()))
+    p = run(rag._rag(ADMIN).prepare(ADMIN, "cs", [{"role": "user", "content": "How much is the Asia roaming day pass?"}]))
     system, user = p.prompt[0]["content"], p.prompt[-1]["content"]
     assert user == "How much is the Asia roaming day pass?"  # the question alone, no passage text
     assert "not instructions" in system

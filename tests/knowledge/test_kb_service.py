@@ -8,7 +8,6 @@ import pytest
 from kbutil import ADMIN, member
 
 from zhinao.errors import NotFound, PayloadTooLarge, PermissionDenied
-from zhinao.knowledge.ingestion import Ingestor
 
 OLD = "旧版资费：畅享套餐月租 88 元，包含流量 10GB。".encode()
 NEW = "新版资费：畅享套餐月租 66 元，包含流量 40GB。".encode()
@@ -60,26 +59,39 @@ def test_bad_files_get_their_own_errors_and_the_batch_continues(kb):
         kb.add_documents(ADMIN, "batch", [("huge.txt", big)])
 
 
+def _many_chunks(price: int, label: str, sections: int = 8) -> bytes:
+    """A tariff document of ``sections`` chunks, every one of which names its version's price."""
+    return "\n\n".join(f"## 第{i}节 畅享套餐\n\n" + f"{label}：畅享套餐月租 {price} 元，第{i}条说明。" * 8
+                       for i in range(1, sections + 1)).encode()
+
+
 def test_replace_never_returns_an_old_chunk_after_it_completes(kb):
+    """While a many-chunk document is replaced, every search sees one whole version: 5 hits,
+    all old or all new. A replace that deleted the old chunks and inserted the new ones in steps
+    would show a mix, or fewer hits (a single-chunk document could never show either)."""
     kb.create_collection(ADMIN, "online")
-    out = kb.add_documents(ADMIN, "online", [("tariff.txt", OLD)], wait=True)
+    out = kb.add_documents(ADMIN, "online", [("tariff.md", _many_chunks(88, "旧版资费"))], wait=True)
     doc_id = out["job"]["result"]["results"][0]["doc_id"]
+    assert len(chunk_rows(kb, "online", doc_id)) >= 8
     old_hit = kb.retrieve(ADMIN, "online", "月租 88 元", k=3)[0]
     assert "88" in old_hit.body
-    seen_during: list[str] = []
+    seen_during: list[list[str]] = []  # one list of bodies per search
     stop = threading.Event()
 
     def reader() -> None:  # questions keep coming while the document is replaced
         while not stop.is_set():
-            seen_during.extend(h.body for h in kb.retrieve(ADMIN, "online", "畅享套餐月租", k=3))
+            seen_during.append([h.body for h in kb.retrieve(ADMIN, "online", "畅享套餐月租", k=5)])
 
     t = threading.Thread(target=reader)
     t.start()
-    rep = kb.replace_document(ADMIN, "online", doc_id, "tariff.txt", NEW, wait=True)
+    rep = kb.replace_document(ADMIN, "online", doc_id, "tariff.md", _many_chunks(66, "新版资费"), wait=True)
     stop.set()
     t.join()
     assert rep["job"]["result"]["results"][0]["status"] == "replaced"
-    assert seen_during and all(("88" in b) or ("66" in b) for b in seen_during)  # always a whole version
+    assert seen_during
+    for bodies in seen_during:  # always a whole version
+        assert len(bodies) == 5 and (all("88" in b for b in bodies) or all("66" in b and "88" not in b
+                                                                         for b in bodies)), bodies
     for q in ("月租 88 元", "旧版资费", "畅享套餐"):
         for mode in ("hybrid", "bm25", "dense"):
             assert all("88" not in h.body for h in kb.retrieve(ADMIN, "online", q, k=5, mode=mode))
@@ -129,6 +141,8 @@ def test_search_filters_highlight_and_passage_links(kb):
                                      {"tags": ["roaming"], "effective_date": "2026-03-01"}),
                                     ("faq.jsonl", '{"q": "Roaming day pass price?", "a": "See the roaming guide."}'.encode(),
                                      {"tags": ["faq"], "effective_date": "2025-01-01"})], wait=True)
+    from zhinao.gateway.citations import web_passage
+
     res = kb.search(ADMIN, "roaming day pass", collection="lib")
     assert {r["source"] for r in res["results"]} == {"roam.md", "faq.jsonl"}
     only_tag = kb.search(ADMIN, "roaming day pass", collection="lib", tags=["faq"])
@@ -137,7 +151,9 @@ def test_search_filters_highlight_and_passage_links(kb):
     assert [r["source"] for r in only_type["results"]] == ["roam.md"]
     recent = kb.search(ADMIN, "roaming day pass", collection="lib", date_from="2026-01-01")
     assert [r["source"] for r in recent["results"]] == ["roam.md"]
-    p = recent["results"][0]["passages"][0]
+    data = recent["results"][0]["passages"][0]
+    assert "url" not in data and "highlight" not in data  # the service returns data; links are the web's
+    p = web_passage(data, "roaming day pass")
     assert "<b>" not in p["highlight"] and "&lt;b&gt;" not in p["highlight"]  # markdown inline HTML dropped
     assert "<mark>" in p["highlight"]
     assert kb.passage(ADMIN, "lib", p["passage_id"])["text"] == p["text"]
@@ -145,7 +161,7 @@ def test_search_filters_highlight_and_passage_links(kb):
 
 
 def test_highlight_escapes_html():
-    from zhinao.knowledge.service import highlight
+    from zhinao.gateway.citations import highlight
 
     h = highlight("<script>alert(1)</script> 漫游日套餐", "漫游")
     assert "<script>" not in h and "&lt;script&gt;" in h and "<mark>漫游</mark>" in h
@@ -172,8 +188,8 @@ def test_sync_dir_picks_up_new_changed_and_deleted_files(kb, tmp_path):
     (folder / "broken.pdf").unlink()
     assert all("120" not in h.body for h in kb.retrieve(ADMIN, "synced", "携号转网 在网", k=5))
     assert kb.sync_all()  # the scheduled sync re-reads the remembered folder
-    assert Ingestor(kb).sweep(kb.get_collection(ADMIN, "synced")["id"],
-                              kb.index.name(kb.get_collection(ADMIN, "synced")["id"])) == 0
+    assert kb.ingestor.sweep(kb.get_collection(ADMIN, "synced")["id"],
+                             kb.index.name(kb.get_collection(ADMIN, "synced")["id"])) == 0
 
 
 def test_scheduled_sync_follows_the_folder_on_its_own(tmp_path):

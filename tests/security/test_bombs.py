@@ -23,6 +23,7 @@ from bombgen import (MiB, Member, docx_bomb, docx_bytes, lying_zip, many_members
 from two_tenants import OP
 
 from zhinao.analytics import importers
+from zhinao.capability import migration_dirs
 from zhinao.errors import ZhinaoError
 from zhinao.maas.tenancy import Principal
 from zhinao.knowledge.ingest import WORKER_PRELOAD, parse_isolated
@@ -362,14 +363,16 @@ def test_a_job_interrupted_too_often_is_failed_not_resumed(tmp_path):
 def _kb_service(home):
     from zhinao.knowledge.config import KBConfig
     from zhinao.knowledge.service import KnowledgeService
-    from zhinao.runtime.echo import EchoChatModel, HashEmbedder
+    from zhinao.runtime.echo import HashEmbedder
     from zhinao.settings import Settings
 
     settings = Settings(home=home, env="test", parse_timeout_s=3.0)
     db = Database(settings.db_url)
-    db.migrate()
-    return KnowledgeService(settings=settings, db=db, embedder=HashEmbedder(), chat_model=EchoChatModel(),
-                            config=KBConfig(min_relevance=-1.0))
+    db.migrate(migration_dirs())
+    from zhinao.store.jobs import JobRunner
+
+    return KnowledgeService(settings=settings, db=db, jobs=JobRunner(db), embedder=HashEmbedder(),
+                            config=KBConfig(min_relevance=-1.0))  # no model client: ingestion only
 
 
 def _close(svc) -> None:

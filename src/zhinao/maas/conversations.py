@@ -105,6 +105,27 @@ class ConversationService:
                 raise NotFound(f"turn {turn_id} not found")
             return t.conversation_id, list(t.messages)
 
+    def next_prompt(self, conv_id: int, tenant_id: int, user_id: int | None, *, content: str = "",
+                    system: str | None = None, regenerate_turn_id: int | None = None,
+                    ) -> tuple[list[dict[str, Any]], int | None, str]:
+        """The messages for the conversation's next turn: ``(messages, parent_turn_id, model)``.
+
+        A new message is the system prompt (if any), the current branch's history and the
+        user's ``content``; a regeneration answers the same prompt as the turn it replaces
+        (its sibling). ``model`` is the one the conversation last used ("" if none yet).
+        """
+        if regenerate_turn_id is not None:
+            owner, prompt = self.turn_prompt(regenerate_turn_id, tenant_id, user_id)
+            if owner != conv_id:
+                raise InvalidRequest("regenerate_turn_id belongs to another conversation", param="regenerate_turn_id")
+            return prompt, regenerate_turn_id, self.get(conv_id, tenant_id, user_id)["model"]
+        if not content.strip():
+            raise InvalidRequest("content must not be empty", param="content")
+        history, model = self.history(conv_id, tenant_id, user_id)
+        messages = ([{"role": "system", "content": system}] if system else []) + history + \
+            [{"role": "user", "content": content}]
+        return messages, None, model
+
     def touch(self, conv_id: int, *, title_from: str | None = None, model: str | None = None) -> None:
         with self.db.session() as s:
             c = s.get(Conversation, conv_id)

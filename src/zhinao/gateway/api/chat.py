@@ -7,14 +7,15 @@ latency) or ``error``. Regeneration answers the same prompt as a sibling turn.
 from __future__ import annotations
 
 import contextlib
-import json
 from collections.abc import AsyncIterator
+from typing import Any
 
 from fastapi import APIRouter
-from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
 from zhinao.errors import ZhinaoError
+from zhinao.gateway import sse
+from zhinao.gateway.citations import link_citations, sources_footer
 from zhinao.gateway.deps import AdminDep, PlatformDep, PrincipalDep
 from zhinao.maas.generation import GenerationService
 from zhinao.runtime.base import GenerationParams
@@ -64,30 +65,12 @@ def delete_conversation(conv_id: int, principal: PrincipalDep, platform: Platfor
     return {"ok": True}
 
 
-def _event(d: dict) -> bytes:
-    return b"data: " + json.dumps(d, ensure_ascii=False).encode() + b"\n\n"
-
-
 @router.post("/conversations/{conv_id}/messages")
 async def send_message(conv_id: int, body: SendMessage, principal: PrincipalDep, platform: PlatformDep):
     convs = platform.conversations
-    parent = None
-    if body.regenerate_turn_id is not None:
-        owner, prompt = convs.turn_prompt(body.regenerate_turn_id, principal.tenant_id, principal.user_id)
-        if owner != conv_id:
-            from zhinao.errors import InvalidRequest
-
-            raise InvalidRequest("regenerate_turn_id belongs to another conversation", param="regenerate_turn_id")
-        messages, parent = prompt, body.regenerate_turn_id
-        history_model = convs.get(conv_id, principal.tenant_id, principal.user_id)["model"]
-    else:
-        if not body.content.strip():
-            from zhinao.errors import InvalidRequest
-
-            raise InvalidRequest("content must not be empty", param="content")
-        history, history_model = convs.history(conv_id, principal.tenant_id, principal.user_id)
-        messages = ([{"role": "system", "content": body.system}] if body.system else []) + history + \
-            [{"role": "user", "content": body.content}]
+    messages, parent, history_model = convs.next_prompt(conv_id, principal.tenant_id, principal.user_id,
+                                                        content=body.content, system=body.system,
+                                                        regenerate_turn_id=body.regenerate_turn_id)
     model = body.model or history_model or None
     params = GenerationParams(temperature=body.temperature, max_tokens=body.max_tokens)
     gen = GenerationService(platform).start(principal, model, messages, params, endpoint="console",
@@ -95,26 +78,27 @@ async def send_message(conv_id: int, body: SendMessage, principal: PrincipalDep,
     first = await gen.first()
     convs.touch(conv_id, title_from=body.content or None, model=gen.model)
 
-    async def events() -> AsyncIterator[bytes]:
-        yield _event({"type": "turn", "turn_id": gen.turn_id, "model": gen.model})
+    async def events() -> AsyncIterator[dict[str, Any]]:
+        yield {"type": "turn", "turn_id": gen.turn_id, "model": gen.model}
         try:
             if first is not None and first.content:
-                yield _event({"type": "delta", "content": first.content})
+                yield {"type": "delta", "content": first.content}
             async with contextlib.aclosing(gen.__aiter__()) as it:
                 async for d in it:
                     if d.content:
-                        yield _event({"type": "delta", "content": d.content})
+                        yield {"type": "delta", "content": d.content}
         except ZhinaoError as e:
-            yield _event({"type": "error", "message": e.message})
+            yield {"type": "error", "message": e.message}
             return
-        yield _event({"type": "done", "turn_id": gen.turn_id, "finish_reason": gen.finish_reason,
-                      "usage": {"prompt_tokens": gen.usage.prompt_tokens,
-                                "completion_tokens": gen.usage.completion_tokens},
-                      "latency_ms": round(gen.latency_ms, 1), "model": gen.model,
-                      "citations": gen.extra.get("citations")})
+        citations = gen.extra.get("citations")
+        if gen.sources_in_text and citations:  # a kb:<c> answer: linked citations and a source list
+            citations = link_citations(citations)
+            yield {"type": "delta", "content": sources_footer(citations, gen.extra.get("lang", "en"))}
+        yield {"type": "done", "turn_id": gen.turn_id, "finish_reason": gen.finish_reason,
+               "usage": {"prompt_tokens": gen.usage.prompt_tokens, "completion_tokens": gen.usage.completion_tokens},
+               "latency_ms": round(gen.latency_ms, 1), "model": gen.model, "citations": citations}
 
-    return StreamingResponse(events(), media_type="text/event-stream",
-                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+    return sse.response(events(), done=False)
 
 
 @router.post("/turns/{turn_id}/feedback")
