@@ -174,6 +174,15 @@ def test_knowledge_and_analytics_are_entry_points_like_any_other():
             assert isinstance(registry.resolve(target), APIRouter), target
 
 
+def test_every_capability_is_in_the_architecture_doc():
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "architecture.md").read_text(encoding="utf-8")
+    section = doc.split("## Capabilities as plug-ins", 1)[-1]
+    assert "How to add a capability" in section
+    for name, cap in registry.capabilities().items():
+        path = type(cap).__module__.removeprefix("zhinao.").replace(".", "/") + ".py"  # knowledge/capability.py
+        assert f"`{path}`" in section, f"document capability {name!r} ({path}) in docs/architecture.md"
+
+
 def test_a_capability_is_migrated_and_built_lazily_from_parts(settings, memo):
     from zhinao.platform import Platform
 
