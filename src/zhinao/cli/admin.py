@@ -5,20 +5,21 @@ from __future__ import annotations
 import json
 
 import typer
-from rich.table import Table
 
+from zhinao.cli import output
 from zhinao.cli.common import console, handle_errors, platform
+from zhinao.cli.output import JSON
 
 tenants = typer.Typer(no_args_is_help=True)
 users = typer.Typer(no_args_is_help=True)
 keys = typer.Typer(no_args_is_help=True)
 
 
-def _table(rows: list[dict], cols: list[str]) -> Table:
-    t = Table(*cols)
-    for r in rows:
-        t.add_row(*("" if r.get(c) is None else str(r.get(c)) for c in cols))
-    return t
+def _show(rows: list[dict], cols: list[str], as_json: bool) -> None:
+    if as_json:
+        output.print_json(rows)
+    else:
+        output.records(rows, cols)
 
 
 def _tenant_id(p, tenant: str) -> int:
@@ -27,10 +28,10 @@ def _tenant_id(p, tenant: str) -> int:
 
 @tenants.command("list")
 @handle_errors
-def tenants_list() -> None:
+def tenants_list(as_json: bool = JSON) -> None:
     with platform() as p:
-        console.print(_table(p.tenancy.list_tenants(), ["id", "name", "display_name", "rpm", "tpm", "tokens_per_day",
-                                                        "disabled"]))
+        _show(p.tenancy.list_tenants(), ["id", "name", "display_name", "rpm", "tpm", "tokens_per_day", "disabled"],
+              as_json)
 
 
 @tenants.command("create")
@@ -70,11 +71,11 @@ def tenants_delete(name: str, yes: bool = typer.Option(False, "--yes")) -> None:
 
 @users.command("list")
 @handle_errors
-def users_list(tenant: str = typer.Option(None)) -> None:
+def users_list(tenant: str = typer.Option(None, "--tenant", "-t"), as_json: bool = JSON) -> None:
     """Users (their role: operator, admin or member)."""
     with platform() as p:
         tid = _tenant_id(p, tenant) if tenant else None
-        console.print(_table(p.tenancy.list_users(tid), ["id", "username", "role", "tenant_id", "disabled"]))
+        _show(p.tenancy.list_users(tid), ["id", "username", "role", "tenant_id", "disabled"], as_json)
 
 
 @users.command("create")
@@ -82,7 +83,7 @@ def users_list(tenant: str = typer.Option(None)) -> None:
 def users_create(username: str, password: str = typer.Option(..., prompt=True, hide_input=True),
                  role: str = typer.Option("member", help="member | admin (of the tenant) | operator (tenant "
                                                          "default only: the platform operator)"),
-                 tenant: str = typer.Option("default")) -> None:
+                 tenant: str = typer.Option("default", "--tenant", "-t")) -> None:
     """Create a user. The CLI is run by the machine's own user, so it may create operators."""
     with platform() as p:
         u = p.tenancy.create_user(_tenant_id(p, tenant), username, password, role)
@@ -91,7 +92,7 @@ def users_create(username: str, password: str = typer.Option(..., prompt=True, h
 
 @users.command("update")
 @handle_errors
-def users_update(username: str, tenant: str = typer.Option("default"),
+def users_update(username: str, tenant: str = typer.Option("default", "--tenant", "-t"),
                  role: str = typer.Option(None, help="member | admin | operator"),
                  disabled: bool = typer.Option(None, "--disabled/--enabled"),
                  password: bool = typer.Option(False, "--password", help="Prompt for a new password")) -> None:
@@ -110,17 +111,17 @@ def users_update(username: str, tenant: str = typer.Option("default"),
 
 @keys.command("list")
 @handle_errors
-def keys_list(tenant: str = typer.Option(None)) -> None:
+def keys_list(tenant: str = typer.Option(None, "--tenant", "-t"), as_json: bool = JSON) -> None:
     with platform() as p:
         tid = _tenant_id(p, tenant) if tenant else None
-        console.print(_table(p.tenancy.list_keys(tid), ["id", "name", "prefix", "tenant_id", "role", "models",
-                                                        "rpm", "tpm", "tokens_per_day", "revoked", "last_used_at"]))
+        _show(p.tenancy.list_keys(tid), ["id", "name", "prefix", "tenant_id", "role", "models", "rpm", "tpm",
+                                         "tokens_per_day", "revoked", "last_used_at"], as_json)
 
 
 @keys.command("create")
 @handle_errors
-def keys_create(name: str = typer.Option(""), tenant: str = typer.Option("default"),
-                model: list[str] = typer.Option([], help="Allowed model (repeatable); none = all"),
+def keys_create(name: str = typer.Option("", "--name", "-n"), tenant: str = typer.Option("default", "--tenant", "-t"),
+                model: list[str] = typer.Option([], "--model", "-m", help="Allowed model (repeatable); none = all"),
                 role: str = typer.Option("member", help="member | admin | operator (tenant default only)"),
                 rpm: int = typer.Option(None), tpm: int = typer.Option(None),
                 tokens_per_day: int = typer.Option(None)) -> None:
@@ -142,16 +143,16 @@ def keys_revoke(key_id: int) -> None:
 
 @handle_errors
 def usage(days: int = typer.Option(30), group_by: str = typer.Option("day", help="day,model,tenant,key (comma list)"),
-          tenant: str = typer.Option(None, help="Only this tenant"),
-          as_json: bool = typer.Option(False, "--json")) -> None:
+          tenant: str = typer.Option(None, "--tenant", "-t", help="Only this tenant"),
+          as_json: bool = JSON) -> None:
     """Metered usage per tenant / key / model / day. 用量统计。"""
     with platform() as p:
         tid = _tenant_id(p, tenant) if tenant else None
         res = p.usage.query(tenant_id=tid, days=days, group_by=group_by)
         if as_json:
-            console.print_json(json.dumps(res))
+            output.print_json(res)
             return
         cols = res["group_by"] + ["requests", "prompt_tokens", "completion_tokens", "total_tokens", "avg_latency_ms"]
-        console.print(_table(res["rows"], cols))
+        output.records(res["rows"], cols)
         console.print(f"total: {res['totals']['total_tokens']} tokens in {res['totals']['requests']} requests "
                       f"since {res['since']}")

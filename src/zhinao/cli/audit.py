@@ -29,7 +29,7 @@ def _since(value: str | None):
 @app.command("export")
 @handle_errors
 def export(since: str = typer.Option(None, "--since", help="ISO date or date-time (UTC), e.g. 2026-12-01"),
-           tenant: str = typer.Option(None, "--tenant", help="only rows by or about this tenant (name)"),
+           tenant: str = typer.Option(None, "--tenant", "-t", help="only rows by or about this tenant (name)"),
            output: Path = typer.Option(None, "--output", "-o", help="file to write (default: stdout)")) -> None:
     """Write the audit log as JSON lines (one row per line, chain order)."""
     t_since = _since(since)

@@ -9,6 +9,7 @@ from typing import Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from zhinao.errors import ZhinaoError
 
@@ -48,6 +49,6 @@ def handle_errors(fn: Callable) -> Callable:
         try:
             return fn(*args, **kwargs)
         except ZhinaoError as e:
-            err_console.print(f"[red]error:[/red] {e.message}")
+            err_console.print(f"[red]error:[/red] {escape(e.message)}", soft_wrap=True)  # one line: URLs stay whole
             raise typer.Exit(2) from None
     return wrapper

@@ -1,120 +1,133 @@
-"""``zhinao kb``: knowledge collections, ingestion (files, folders, sync), search, ask, eval."""
+"""``zhinao kb``: knowledge collections, ingestion (files, folders, sync), search, ask, eval.
+
+Beside a running ``zhinao serve`` the commands go through its API (the server holds the
+single-process index); alone, or with ``--local``, they call the service in-process. See
+:mod:`zhinao.cli.backend`. Tables take ``--json``; progress bars go to stderr.
+"""
 
 from __future__ import annotations
 
-import asyncio
-import json
 from pathlib import Path
 
 import typer
-from rich.table import Table
 
-from zhinao.cli.common import cli_principal, console, handle_errors, platform
+from zhinao.cli import backend, output
+from zhinao.cli.common import cli_principal, console, err_console, handle_errors, platform
+from zhinao.cli.output import JSON
 
 app = typer.Typer(no_args_is_help=True, help="Knowledge base / 知识库")
 
 COLL = typer.Option("default", "--collection", "-c", help="Collection name / 知识库名称")
+LOCAL = typer.Option(False, "--local", help=backend.LOCAL_HELP)
 
 
 def _split(v: str | None) -> list[str] | None:
     return [t.strip() for t in v.split(",") if t.strip()] if v else None
 
 
-def _print_job(job: dict) -> None:
+def _print_job(job: dict, as_json: bool = False, extra: dict | None = None) -> None:
+    if as_json:
+        output.print_json({**(extra or {}), "job": job})
+        return
     res = (job.get("result") or {}).get("results", [])
-    t = Table("file", "status", "chunks", "detail")
-    for r in res:
-        t.add_row(str(r.get("source", r.get("doc_id"))), r["status"], str(r.get("chunks", "")),
-                  r.get("error") or r.get("duplicate_of") or "")
-    console.print(t)
+    output.table(["file", "status", "chunks", "detail"],
+                 [[r.get("source", r.get("doc_id")), r["status"], r.get("chunks", ""),
+                   r.get("error") or r.get("duplicate_of") or ""] for r in res])
     if job.get("status") != "succeeded":
         console.print(f"[red]job {job['id']} {job['status']}: {job.get('error')}[/red]")
 
 
-def _follow(p, job_id: int) -> dict:
-    """Show a Rich progress bar while the ingestion job runs; return the finished job."""
-    import time
-
+def _follow(b, job_id: int) -> dict:
+    """Show a progress bar (on stderr, so stdout stays clean) while the job runs; return the finished job."""
     from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 
     with Progress(TextColumn("[bold]indexing[/bold]"), BarColumn(), TaskProgressColumn(), TimeElapsedColumn(),
-                  TextColumn("{task.description}"), console=console, transient=False) as bar:
+                  TextColumn("{task.description}"), console=err_console, transient=False) as bar:
         task = bar.add_task("", total=1.0)
-        while True:
-            job = p.jobs.get(job_id)
-            bar.update(task, completed=job["progress"] or 0.0, description=(job.get("message") or "")[:60])
-            if job["status"] not in ("queued", "running"):
-                break
-            time.sleep(0.3)
-    return p.jobs.wait(job_id)
+        return b.wait_job(job_id, lambda job: bar.update(task, completed=job["progress"] or 0.0,
+                                                         description=(job.get("message") or "")[:60]))
 
 
 def _print_rejected(out: dict) -> None:
     for r in out.get("rejected", []):
-        console.print(f"[yellow]skipped[/yellow] {r['source']}: {r['error']}")
+        err_console.print(f"[yellow]skipped[/yellow] {r['source']}: {r['error']}")
 
 
 @app.command("create")
 @handle_errors
-def create(name: str, description: str = typer.Option("", help="What the collection holds"),
-           private: bool = typer.Option(False, "--private", help="Only members may read")) -> None:
+def create(name: str, description: str = typer.Option("", "--description", "-d", help="What the collection holds"),
+           private: bool = typer.Option(False, "--private", help="Only members may read"),
+           local: bool = LOCAL, as_json: bool = JSON) -> None:
     """Create a collection. 创建知识库。"""
-    with platform() as p:
-        c = p.knowledge.create_collection(cli_principal(p), name, description, "private" if private else "tenant")
+    with backend.knowledge(local) as b:
+        c = b.create_collection(name, description, "private" if private else "tenant")
+    if as_json:
+        output.print_json(c)
+    else:
         console.print(f"created collection [bold]{c['name']}[/bold] (id {c['id']})")
 
 
 @app.command("list")
 @handle_errors
-def list_collections() -> None:
+def list_collections(local: bool = LOCAL, as_json: bool = JSON) -> None:
     """Collections with document and chunk counts. 知识库列表。"""
-    with platform() as p:
-        t = Table("name", "documents", "chunks", "visibility", "description")
-        for c in p.knowledge.list_collections(cli_principal(p)):
-            t.add_row(c["name"], str(c["documents"]), str(c["chunks"]), c["visibility"], c["description"])
-        console.print(t)
+    with backend.knowledge(local) as b:
+        rows = b.list_collections()
+    if as_json:
+        output.print_json(rows)
+    else:
+        output.records(rows, ["name", "documents", "chunks", "visibility", "description"])
 
 
 @app.command("add")
 @handle_errors
 def add(paths: list[Path] = typer.Argument(..., help="Files or folders (recursive)"), collection: str = COLL,
-        tags: str = typer.Option(None, help="Comma-separated tags"),
+        tags: str = typer.Option(None, "--tags", help="Comma-separated tags"),
         access_tags: str = typer.Option(None, help="Only readers holding one of these tags see the documents"),
-        title: str = typer.Option(None), effective_date: str = typer.Option(None, help="YYYY-MM-DD")) -> None:
+        title: str = typer.Option(None), effective_date: str = typer.Option(None, help="YYYY-MM-DD"),
+        local: bool = LOCAL, as_json: bool = JSON) -> None:
     """Ingest files and folders; unchanged files are skipped. 导入文档。"""
-    with platform() as p:
-        pr = cli_principal(p)
-        p.knowledge.ensure_collection(pr, collection)
-        out = p.knowledge.add_paths(pr, collection, paths, tags=_split(tags), access_tags=_split(access_tags),
-                                    title=title, effective_date=effective_date)
+    with backend.knowledge(local) as b:
+        b.ensure_collection(collection)
+        out = b.add_paths(collection, paths, tags=_split(tags), access_tags=_split(access_tags),
+                          title=title, effective_date=effective_date)
         _print_rejected(out)
-        _print_job(_follow(p, out["job_id"]))
+        _print_job(_follow(b, out["job_id"]), as_json, {"rejected": out.get("rejected", [])})
 
 
 @app.command("sync")
 @handle_errors
 def sync(directory: Path, collection: str = COLL,
          every: float = typer.Option(0.0, "--every", help="Keep running and re-sync every N seconds (0: once)"),
-         rounds: int = typer.Option(0, "--rounds", hidden=True, help="Stop after N syncs (0: never; for tests)")) -> None:
+         rounds: int = typer.Option(0, "--rounds", hidden=True, help="Stop after N syncs (0: never; for tests)"),
+         as_json: bool = JSON) -> None:
     """Mirror a folder: new and changed files are indexed, deleted files removed. 同步文件夹。
 
     With ``--every`` the folder is watched on a schedule (the server does the same for every
-    collection that remembers a folder when ``kb sync_interval_s`` is set).
+    collection that remembers a folder when ``kb sync_interval_s`` is set). In-process only:
+    the server reads folders only under its ``kb_sync_roots``, so beside a running server this
+    command says so (use ``POST /api/kb/{c}/sync`` there, or let the server's scheduler sync).
     """
     import time
 
+    backend.refuse_if_served("kb sync")
     with platform() as p:
         pr = cli_principal(p)
         p.knowledge.ensure_collection(pr, collection)
+        b = backend.LocalKnowledge(p)
         n = 0
         while True:
             out = p.knowledge.sync_dir(pr, collection, directory, local=True)  # the machine's own user
             _print_rejected(out)
             if out["job_id"] is None:
-                console.print("up to date: nothing changed")
+                if as_json:
+                    output.print_json({"job": None, "deleted": out["deleted"], "rejected": out.get("rejected", [])})
+                else:
+                    console.print("up to date: nothing changed")
             else:
-                _print_job(_follow(p, out["job_id"]))
-                if out["deleted"]:
+                _print_job(_follow(b, out["job_id"]), as_json, {"deleted": out["deleted"],
+                                                                 "rejected": out.get("rejected", [])})
+                if out["deleted"] and not as_json:
                     console.print(f"deleted {len(out['deleted'])} document(s) whose files are gone")
             n += 1
             if not every or (rounds and n >= rounds):
@@ -124,91 +137,108 @@ def sync(directory: Path, collection: str = COLL,
 
 @app.command("reindex")
 @handle_errors
-def reindex(collection: str = COLL) -> None:
+def reindex(collection: str = COLL, local: bool = LOCAL, as_json: bool = JSON) -> None:
     """Rebuild the index of a collection from the stored originals (e.g. after pointing kb milvus_uri at a
     Milvus server). 重建索引（如迁移到 Milvus 服务器后）。"""
-    with platform() as p:
-        out = p.knowledge.reindex(cli_principal(p), collection)
+    with backend.knowledge(local) as b:
+        out = b.reindex(collection)
         if out["job_id"] is None:
-            console.print("nothing to reindex: the collection has no ready documents")
+            if as_json:
+                output.print_json({"job": None})
+            else:
+                console.print("nothing to reindex: the collection has no ready documents")
             return
-        _print_job(_follow(p, out["job_id"]))
+        _print_job(_follow(b, out["job_id"]), as_json)
 
 
 @app.command("resume")
 @handle_errors
-def resume() -> None:
-    """Finish ingestion jobs a crashed process left unfinished. 恢复中断的导入任务。"""
+def resume(as_json: bool = JSON) -> None:
+    """Finish ingestion jobs a crashed process left unfinished (a running server does this at start).
+    恢复中断的导入任务。"""
+    backend.refuse_if_served("kb resume (the running server resumed unfinished jobs when it started)")
     with platform() as p:
         p.knowledge  # noqa: B018  (registers the kb.ingest handler's service)
         ids = p.jobs.resume()
-        for job_id in ids:
-            _print_job(p.jobs.wait(job_id))
+        jobs = [p.jobs.wait(job_id) for job_id in ids]
+        if as_json:
+            output.print_json({"jobs": jobs})
+            return
+        for job in jobs:
+            _print_job(job)
         console.print(f"resumed {len(ids)} job(s)")
 
 
 @app.command("docs")
 @handle_errors
-def docs(collection: str = COLL) -> None:
+def docs(collection: str = COLL, local: bool = LOCAL, as_json: bool = JSON) -> None:
     """Documents of a collection. 文档列表。"""
-    with platform() as p:
-        t = Table("id", "source", "title", "status", "chunks", "updated", "error")
-        for d in p.knowledge.list_documents(cli_principal(p), collection):
-            t.add_row(str(d["id"]), d["source"], d["title"], d["status"], str(d["chunks"]),
-                      (d["updated_at"] or "")[:19], d["error"] or "")
-        console.print(t)
+    with backend.knowledge(local) as b:
+        rows = b.list_documents(collection)
+    if as_json:
+        output.print_json(rows)
+        return
+    output.table(["id", "source", "title", "status", "chunks", "updated", "error"],
+                 [[d["id"], d["source"], d["title"], d["status"], d["chunks"], (d["updated_at"] or "")[:19],
+                   d["error"] or ""] for d in rows])
 
 
 @app.command("rm")
 @handle_errors
-def rm(doc_id: int, collection: str = COLL) -> None:
+def rm(doc_id: int, collection: str = COLL, local: bool = LOCAL) -> None:
     """Delete a document. 删除文档。"""
-    with platform() as p:
-        p.knowledge.delete_document(cli_principal(p), collection, doc_id)
-        console.print(f"deleted document {doc_id}")
+    with backend.knowledge(local) as b:
+        b.delete_document(collection, doc_id)
+    console.print(f"deleted document {doc_id}")
 
 
 @app.command("search")
 @handle_errors
-def search(query: str, collection: str = typer.Option(None, "--collection", "-c"), k: int = 5,
-           tag: list[str] = typer.Option(None), doc_type: list[str] = typer.Option(None, "--type"),
-           mode: str = typer.Option("hybrid", help="hybrid | dense | bm25")) -> None:
+def search(query: str, collection: str = typer.Option(None, "--collection", "-c", help="Only this collection"),
+           k: int = typer.Option(5, "--top-k", "-k", help="How many documents"),
+           tag: list[str] = typer.Option(None, "--tag", help="Only documents with this tag (repeatable)"),
+           doc_type: list[str] = typer.Option(None, "--type", help="Only this file type (repeatable)"),
+           mode: str = typer.Option("hybrid", "--mode", help="hybrid | dense | bm25"),
+           local: bool = LOCAL, as_json: bool = JSON) -> None:
     """Library search: documents with their best passages. 检索。"""
-    with platform() as p:
-        res = p.knowledge.search(cli_principal(p), query, collection=collection, k=k, tags=tag or None,
-                                 doc_types=doc_type or None, mode=mode)
-        for i, r in enumerate(res["results"], 1):
-            console.print(f"[bold]{i}. {r['title']}[/bold]  ({r['collection']}/{r['source']})")
-            for ps in r["passages"][:2]:
-                where = f"p.{ps['page']} " if ps["page"] else ""
-                console.print(f"   {where}{' > '.join(ps['heading'])}: {ps['text'][:160]}")
+    with backend.knowledge(local) as b:
+        res = b.search(query, collection=collection, k=k, tags=tag or None, doc_types=doc_type or None, mode=mode)
+    if as_json:
+        output.print_json(res)
+        return
+    for i, r in enumerate(res["results"], 1):
+        console.print(f"[bold]{i}. {r['title']}[/bold]  ({r['collection']}/{r['source']})", markup=True,
+                      highlight=False)
+        for ps in r["passages"][:2]:
+            where = f"p.{ps['page']} " if ps["page"] else ""
+            console.print(f"   {where}{' > '.join(ps['heading'])}: {ps['text'][:160]}", markup=False, highlight=False)
 
 
 @app.command("ask")
 @handle_errors
-def ask(question: str, collection: str = COLL, model: str = typer.Option(None, help="Chat model (default model)")) -> None:
+def ask(question: str, collection: str = COLL,
+        model: str = typer.Option(None, "--model", "-m", help="Chat model (default model)"),
+        local: bool = LOCAL, as_json: bool = JSON) -> None:
     """Ask the knowledge base; the answer cites its sources. 知识问答。"""
-    from zhinao.runtime.base import GenerationParams
-
-    with platform() as p:
-        res = asyncio.run(p.knowledge.chat(cli_principal(p), collection, [{"role": "user", "content": question}],
-                                           GenerationParams(temperature=0.2, max_tokens=400), model=model))
-        console.print(res["answer"])
-        for c in res["citations"]:
-            mark = "*" if c["cited"] else " "
-            page = f", p.{c['page']}" if c["page"] else ""
-            console.print(f" {mark}[{c['n']}] {c['title']}{page} — {c['url']}")
+    with backend.knowledge(local) as b:
+        res = b.ask(collection, question, model)
+    if as_json:
+        output.print_json(res)
+        return
+    console.print(res["answer"], markup=False, highlight=False)
+    for c in res["citations"]:
+        mark = "*" if c.get("cited") else " "
+        page = f", p.{c['page']}" if c.get("page") else ""
+        console.print(f" {mark}[{c['n']}] {c['title']}{page} — {c.get('url', '')}", markup=False, highlight=False)
 
 
 @app.command("demo")
 @handle_errors
-def demo(collection: str = typer.Option("telecom-demo", "--collection", "-c")) -> None:
+def demo(collection: str = typer.Option("telecom-demo", "--collection", "-c"), local: bool = LOCAL,
+         as_json: bool = JSON) -> None:
     """Load the sample telecom corpus (fictional sample content). 加载示例知识库。"""
-    from zhinao.knowledge.demo import load_demo
-
-    with platform() as p:
-        out = load_demo(p.knowledge, cli_principal(p), collection=collection)
-        _print_job(out["job"])
+    with backend.knowledge(local) as b:
+        _print_job(b.demo(collection), as_json)
 
 
 @app.command("eval")
@@ -216,18 +246,19 @@ def demo(collection: str = typer.Option("telecom-demo", "--collection", "-c")) -
 def evaluate(qa: Path = typer.Argument(..., help="JSONL: question, source, gold"), collection: str = COLL,
              modes: str = typer.Option("bm25,dense,hybrid", help="Retrievers, each optionally with a reranker: "
                                        "hybrid+overlap, dense+embedding"), answers: int = typer.Option(0, help="Also answer N "
-             "questions with the model and score citations"), model: str = typer.Option(None),
-             as_json: bool = typer.Option(False, "--json")) -> None:
-    """recall@k, MRR, nDCG@10 per retriever, and citation accuracy. 评测。"""
+             "questions with the model and score citations"),
+             model: str = typer.Option(None, "--model", "-m"), as_json: bool = JSON) -> None:
+    """recall@k, MRR, nDCG@10 per retriever, and citation accuracy (in-process). 评测。"""
     from zhinao.knowledge.evaluate import evaluate as run_eval, markdown_table
 
+    backend.refuse_if_served("kb eval")
     with platform() as p:
         rep = run_eval(p.knowledge, cli_principal(p), collection, qa, modes=tuple(_split(modes) or ()),
                        answers=answers, model=model)
         if as_json:
-            console.print_json(json.dumps(rep))
+            output.print_json(rep)
             return
-        console.print(markdown_table(rep))
+        console.print(markdown_table(rep), markup=False, highlight=False)
         if "refusal" in rep:
             console.print(f"refusal: {rep['refusal']}")
         if "answers" in rep:

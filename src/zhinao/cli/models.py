@@ -6,23 +6,28 @@ import asyncio
 import time
 
 import typer
-from rich.table import Table
 
+from zhinao.cli import output
 from zhinao.cli.common import cli_principal, console, handle_errors, platform
+from zhinao.cli.output import JSON
 
 app = typer.Typer(no_args_is_help=True)
 
 
 @app.command("list")
 @handle_errors
-def list_models() -> None:
+def list_models(as_json: bool = JSON) -> None:
     """Declared models (file, database, built-in). 模型列表。"""
     with platform() as p:
-        t = Table("name", "backend", "aliases", "slots", "replicas", "source", "path / url")
-        for s in p.models.specs():
-            t.add_row(s.name, s.backend, ", ".join(s.aliases), str(s.slots or ""), str(s.replicas), s.source,
-                      s.path or s.base_url or "")
-        console.print(t)
+        specs = list(p.models.specs())
+    if as_json:
+        output.print_json([{"name": s.name, "backend": s.backend, "aliases": list(s.aliases), "slots": s.slots,
+                            "replicas": s.replicas, "source": s.source, "path": s.path, "base_url": s.base_url}
+                           for s in specs])
+        return
+    output.table(["name", "backend", "aliases", "slots", "replicas", "source", "path / url"],
+                 [[s.name, s.backend, ", ".join(s.aliases), s.slots or "", s.replicas, s.source, s.path or s.base_url or ""]
+                  for s in specs])
 
 
 @app.command("add")
@@ -56,7 +61,7 @@ def remove(name: str) -> None:
 
 @app.command("test")
 @handle_errors
-def test(name: str = typer.Argument("default"), prompt: str = typer.Option("Say hello. 你好")) -> None:
+def test(name: str = typer.Argument("default"), prompt: str = typer.Option("Say hello. 你好", "--prompt")) -> None:
     """Start the model and generate a short reply. 测试模型。"""
     from zhinao.maas.generation import GenerationService
     from zhinao.runtime.base import GenerationParams
@@ -80,17 +85,19 @@ def test(name: str = typer.Argument("default"), prompt: str = typer.Option("Say 
 
 
 @app.command("packs")
-def packs() -> None:
+def packs(as_json: bool = JSON) -> None:
     """Model packs that can be installed offline from registry packages. 可安装的模型包。"""
     from zhinao.runtime import packs as packs_mod
 
-    t = Table("name", "role", "size", "languages", "installed")
     with platform() as p:
-        for info in packs_mod.list_packs():
-            where = packs_mod.installed_path(str(info["name"]), p.settings.model_dir)
-            t.add_row(str(info["name"]), str(info["role"]), f"{info['size_mb']} MB", ", ".join(info["languages"]),
-                      str(where) if where else "no")
-    console.print(t)
+        rows = [{**info, "installed": str(w) if (w := packs_mod.installed_path(str(info["name"]), p.settings.model_dir))
+                 else None} for info in packs_mod.list_packs()]
+    if as_json:
+        output.print_json(rows)
+        return
+    output.table(["name", "role", "size", "languages", "installed"],
+                 [[r["name"], r["role"], f"{r['size_mb']} MB", ", ".join(r["languages"]), r["installed"] or "no"]
+                  for r in rows])
 
 
 @app.command("install")

@@ -15,10 +15,11 @@ import os
 import sys
 import threading
 import time
+from pathlib import Path
 
 import typer
 
-from zhinao.cli.common import console
+from zhinao.cli.remote import KEY_NAME
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +32,7 @@ def serve(host: str = typer.Option(None, help="Bind address (default ZHINAO_HOST
           demo: bool = typer.Option(False, help="Load the demo data (sample knowledge base, analytics workspace)"),
           no_warm: bool = typer.Option(False, "--no-warm", help="Do not start the default model at boot")) -> None:
     """Start Zhinao: OpenAI-compatible /v1, console at /, /metrics. 启动平台。"""
+    _quiet_start()  # before anything imports grpc (the demo opens the knowledge index)
     import uvicorn
 
     from zhinao.gateway.app import create_app
@@ -46,12 +48,21 @@ def serve(host: str = typer.Option(None, help="Bind address (default ZHINAO_HOST
 
         load_demo(platform)
     app = create_app(platform, warm_default=not no_warm)
-    console.print(f"Zhinao 智脑 on http://{host}:{port}  (home {s.home}, default model {s.default_model})")
+    from zhinao.cli.banner import log_locations, startup_banner
+
+    # taken here, before the app's start would print them on their own: they go in the banner
+    secrets = platform.take_bootstrap_secrets()
+    print(startup_banner(f"http://{host}:{port}", secrets=secrets, home=s.home, default_model=s.default_model,
+                         logs=log_locations(Path.cwd(), s.log_level)), flush=True)  # never re-wrapped: copyable
     grace = s.shutdown_grace_s
     config = uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False,
                             timeout_graceful_shutdown=max(1, round(grace)))
-    server = _server(config, _Watchdog(platform, grace))
-    server.run()
+    local = _LocalAccess(platform, f"http://{_client_host(host)}:{port}")
+    server = _server(config, _Watchdog(platform, grace), on_started=local.publish, on_stopped=local.withdraw)
+    try:
+        server.run()
+    finally:
+        local.withdraw()  # also when startup failed; idempotent
     if not server.started:
         raise typer.Exit(3)  # the port is taken, or the app failed to start (uvicorn logged why)
     if _lingering_threads():
@@ -60,8 +71,21 @@ def serve(host: str = typer.Option(None, help="Bind address (default ZHINAO_HOST
         _hard_exit(0)
 
 
-def _server(config, watchdog: "_Watchdog"):
-    """uvicorn's server, telling the watchdog when a stop signal arrives."""
+def _quiet_start() -> None:
+    """Keep the start banner the last thing on the terminal: uvicorn's start lines are INFO
+    (its errors, e.g. a taken port, still show), grpc's C core (Milvus Lite's client) logs
+    nothing unless GRPC_VERBOSITY says otherwise, and milvus_lite's import warning is dropped."""
+    import warnings
+
+    logging.getLogger("uvicorn.error").setLevel(logging.WARNING)
+    os.environ.setdefault("GRPC_VERBOSITY", "NONE")
+    warnings.filterwarnings("ignore", message="pkg_resources is deprecated")
+
+
+def _server(config, watchdog: "_Watchdog", on_started=None, on_stopped=None):
+    """uvicorn's server, telling the watchdog when a stop signal arrives, and us when it listens and
+    when it has stopped (inside ``shutdown``: after a signal, uvicorn re-raises it once ``run``
+    returns, so code after ``server.run()`` never runs on SIGTERM)."""
     import uvicorn
 
     class Server(uvicorn.Server):
@@ -69,7 +93,81 @@ def _server(config, watchdog: "_Watchdog"):
             watchdog.trigger()
             super().handle_exit(sig, frame)
 
+        async def startup(self, sockets=None):
+            await super().startup(sockets=sockets)
+            if self.started and not self.should_exit and on_started is not None:
+                try:
+                    on_started()
+                except Exception:  # the CLI then works in-process; the server itself is fine
+                    log.exception("could not write the CLI discovery file")
+
+        async def shutdown(self, sockets=None):
+            try:
+                await super().shutdown(sockets=sockets)
+            finally:
+                if on_stopped is not None:
+                    on_stopped()
+
     return Server(config)
+
+
+def _client_host(host: str) -> str:
+    return "127.0.0.1" if host in ("0.0.0.0", "", "::") else (f"[{host}]" if ":" in host else host)
+
+
+class _LocalAccess:
+    """The discovery file and local token that let the CLI work beside this server.
+
+    ``publish`` (once uvicorn listens) revokes ``cli-local`` keys left by an earlier process
+    that died without stopping, creates a fresh operator key of tenant ``default`` named
+    ``cli-local`` through TenancyService, records it in the audit log, and writes
+    ``home/run/server.json`` (0600). ``withdraw`` (at stop) removes the file and revokes the
+    key, so the token is only valid while this server runs. A hard exit (the watchdog) skips
+    ``withdraw``: the file is then stale (dead pid), which readers ignore, and the key is
+    revoked at the next start.
+    """
+
+    def __init__(self, platform, url: str):
+        self.p, self.url = platform, url
+        self.key_id: int | None = None
+
+    def _audit(self, what: str, key_id: int) -> None:
+        from zhinao.maas.audit import AuditEntry
+
+        t = self.p.tenancy.tenant_by_name("default")
+        self.p.audit.record(AuditEntry(action="write", method="CLI", route=f"serve: {what} cli-local key",
+                                       path="zhinao serve", status=200, tenant_id=t["id"], tenant="default",
+                                       username="zhinao-serve", role="operator", resource={"key_id": key_id},
+                                       detail={"name": KEY_NAME, "pid": os.getpid()}))
+
+    def publish(self) -> None:
+        from zhinao.cli.remote import write_discovery
+
+        t = self.p.tenancy.tenant_by_name("default")
+        for k in self.p.tenancy.list_keys(t["id"]):
+            if k["name"] == KEY_NAME and not k["revoked"]:
+                try:
+                    self.p.tenancy.revoke_key(k["id"])
+                    self._audit("revoke stale", k["id"])
+                except Exception:
+                    log.exception("could not revoke the stale cli-local key %s", k["id"])
+        k = self.p.tenancy.create_key(t["id"], name=KEY_NAME, role="operator")
+        self.key_id = k["id"]
+        self._audit("create", k["id"])
+        path = write_discovery(self.p.settings.home, self.url, k["key"], k["id"])
+        log.info("CLI discovery file %s (key %s)", path, k["id"])
+
+    def withdraw(self) -> None:
+        from zhinao.cli.remote import remove_discovery
+
+        remove_discovery(self.p.settings.home, os.getpid())
+        if self.key_id is not None:
+            try:
+                self.p.tenancy.revoke_key(self.key_id)
+                self._audit("revoke", self.key_id)
+            except Exception:
+                log.exception("could not revoke the cli-local key %s", self.key_id)
+            self.key_id = None
 
 
 class _Watchdog:
