@@ -183,6 +183,27 @@ def test_every_capability_is_in_the_architecture_doc():
         assert f"`{path}`" in section, f"document capability {name!r} ({path}) in docs/architecture.md"
 
 
+def test_job_handlers_are_registered_by_the_platform_not_by_imports(settings):
+    """Importing a capability's modules registers nothing; the platform's runner knows its kinds
+    without building a service (the process-wide ``@job_handler`` table is for tests and scripts)."""
+    import importlib
+
+    from zhinao.store import jobs as store_jobs
+
+    for mod in ("zhinao.knowledge.service", "zhinao.knowledge.ingestion", "zhinao.analytics.service",
+                "zhinao.analytics.runs", "zhinao.gateway.api.kb", "zhinao.gateway.api.analytics"):
+        importlib.import_module(mod)
+    leaked = sorted(k for k in store_jobs._HANDLERS if k.startswith(("kb.", "analytics.")))
+    assert not leaked, f"registered as an import side effect: {leaked}"
+    p = _platform(settings)
+    try:
+        assert p.jobs.handler("kb.ingest") is not None and p.jobs.handler("analytics.run") is not None
+        assert p.services == {}
+        assert store_jobs.JobRunner(p.db).handler("analytics.run") is None  # another runner: not its kinds
+    finally:
+        asyncio.run(p.aclose())
+
+
 def test_a_capability_is_migrated_and_built_lazily_from_parts(settings, memo):
     from zhinao.platform import Platform
 

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import re
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -155,11 +156,14 @@ _from_entry_points: dict[str, Capability] | None = None
 _lock = threading.Lock()
 
 
+_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+
+
 def _check(cap: Any, origin: str) -> Capability:
-    if not isinstance(cap, Capability) and not callable(getattr(cap, "build", None)):
+    if not isinstance(cap, Capability):
         raise TypeError(f"capability {origin} is {type(cap).__name__}, not a zhinao.capability.Capability")
     name = getattr(cap, "name", "")
-    if not name or not name.replace("_", "").isalnum() or not name.islower():
+    if not isinstance(name, str) or not _NAME.match(name):
         raise ValueError(f"capability {origin} has name {name!r}: use a lowercase slug (a-z, 0-9, '_')")
     return cap
 

@@ -305,7 +305,7 @@ class Platform:
                 try:
                     self.service(name)
                 except Exception:  # one broken capability must not keep the others' jobs down
-                    log.exception("capability %s could not be built; its jobs are not resumed", name)
+                    log.exception("capability %s could not be built; its resumed jobs will fail with this error", name)
         return self.jobs.resume()
 
     async def aclose(self, jobs_grace_s: float | None = None) -> None:
