@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Build llama.cpp's `llama-server` from the llama.cpp sources vendored inside the
 # llama-cpp-python sdist on PyPI, and install it as .venv/bin/llama-server.
+# Prints everything (cmake, ~800 compiler warnings): setup.sh sends it to build/logs/setup.log.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VERSION=0.3.36
@@ -11,12 +12,12 @@ fi
 WORK=build/llama-server
 mkdir -p "$WORK"
 if [ ! -d "$WORK/llama_cpp_python-$VERSION" ]; then
-  .venv/bin/python -m pip download --quiet --no-binary :all: --no-deps -d "$WORK" "llama-cpp-python==$VERSION"
+  .venv/bin/python -m pip download --no-binary :all: --no-deps -d "$WORK" "llama-cpp-python==$VERSION"
   tar -xzf "$WORK/llama_cpp_python-$VERSION.tar.gz" -C "$WORK"
 fi
 SRC="$WORK/llama_cpp_python-$VERSION/vendor/llama.cpp"
 cmake -S "$SRC" -B "$SRC/build" -DCMAKE_BUILD_TYPE=Release -DLLAMA_CURL=OFF \
-  -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DBUILD_SHARED_LIBS=OFF >/dev/null
-cmake --build "$SRC/build" --target llama-server -j"$(nproc)" >/dev/null
+  -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DBUILD_SHARED_LIBS=OFF
+cmake --build "$SRC/build" --target llama-server -j"$(nproc)"
 cp "$SRC/build/bin/llama-server" "$TARGET"
 echo "llama-server: built at $TARGET"

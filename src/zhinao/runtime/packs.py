@@ -362,3 +362,32 @@ def ensure_default_model(settings: Settings) -> ModelSpec:
     except NotFound:
         name = "qwen2.5-coder-0.5b"
     return install_pack(name, settings.model_dir, pack_dir=settings.pack_dir)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m zhinao.runtime.packs NAME``: install a pack for the configured home.
+
+    What ``zhinao models install`` does, without opening (and so without bootstrapping) the
+    store: ``setup.sh --pack`` runs it with its output in the build log, and the one-time
+    admin password must not be generated there, where nobody would see it.
+    """
+    import argparse
+
+    from zhinao.settings import Settings
+
+    parser = argparse.ArgumentParser(prog="python -m zhinao.runtime.packs", description=main.__doc__)
+    parser.add_argument("name", help=f"pack name or alias ({', '.join(PACKS)})")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    s = Settings()
+    try:
+        spec = install_pack(args.name, s.model_dir, pack_dir=s.pack_dir)
+    except ZhinaoError as e:
+        print(f"error: {e.message}", file=sys.stderr)
+        return 1
+    print(f"installed {spec.name} at {spec.path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
