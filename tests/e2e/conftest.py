@@ -9,6 +9,7 @@ CI must not silently lose them.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -91,21 +92,22 @@ class LiveServer:
             return ""
 
 
-@pytest.fixture(scope="session")
-def live_server(tmp_path_factory) -> Iterator[LiveServer]:
-    """The real platform (`zhinao serve`) on a free port, with a throwaway home; stopped at the end."""
-    home = tmp_path_factory.mktemp("zhinao-home")
-    (home / "models.toml").write_text(MODELS_TOML, encoding="utf-8")
+@contextlib.contextmanager
+def start_server(home: Path, env_extra: dict[str, str], args: tuple[str, ...] = (),
+                 ready: str = "/readyz") -> Iterator[LiveServer]:
+    """Run `zhinao serve` on a free port with home ``home`` (admin key and password preset);
+    yield once ``ready`` answers 200 (/readyz: the default model is up; /healthz with
+    --no-warm), stop it at the end."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("ZHINAO_")}
     env.update({
         "ZHINAO_HOME": str(home), "ZHINAO_ADMIN_KEY": ADMIN_KEY, "ZHINAO_ADMIN_PASSWORD": ADMIN_PASSWORD,
-        "ZHINAO_DEFAULT_MODEL": "echo", "ZHINAO_EMBEDDING_MODEL": "hash", "ZHINAO_ENV": "test",
-        "ZHINAO_LOG_LEVEL": "WARNING", "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1",
+        "ZHINAO_EMBEDDING_MODEL": "hash", "ZHINAO_ENV": "test",
+        "ZHINAO_LOG_LEVEL": "WARNING", "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1", **env_extra,
     })
     log_path = home / "server.log"
     log = open(log_path, "wb")  # noqa: SIM115 - closed at teardown
-    proc = subprocess.Popen([_zhinao_exe(), "serve", "--host", "127.0.0.1", "--port", str(port)],
+    proc = subprocess.Popen([_zhinao_exe(), "serve", "--host", "127.0.0.1", "--port", str(port), *args],
                             env=env, stdout=log, stderr=subprocess.STDOUT, cwd=str(home))
     base = f"http://127.0.0.1:{port}"
     client = httpx.Client(timeout=30)
@@ -116,7 +118,7 @@ def live_server(tmp_path_factory) -> Iterator[LiveServer]:
             if proc.poll() is not None:
                 pytest.fail(f"zhinao serve exited with {proc.returncode}:\n{server.log_tail()}")
             try:
-                if client.get(base + "/readyz", timeout=2).status_code == 200:
+                if client.get(base + ready, timeout=2).status_code == 200:
                     break
             except httpx.HTTPError:
                 pass
@@ -133,6 +135,15 @@ def live_server(tmp_path_factory) -> Iterator[LiveServer]:
             proc.kill()
             proc.wait(timeout=5)
         log.close()
+
+
+@pytest.fixture(scope="session")
+def live_server(tmp_path_factory) -> Iterator[LiveServer]:
+    """The real platform (`zhinao serve`) on a free port, with a throwaway home; stopped at the end."""
+    home = tmp_path_factory.mktemp("zhinao-home")
+    (home / "models.toml").write_text(MODELS_TOML, encoding="utf-8")
+    with start_server(home, {"ZHINAO_DEFAULT_MODEL": "echo"}) as server:
+        yield server
 
 
 def _require_browser() -> None:

@@ -5,6 +5,7 @@ Each test checks behaviour through the UI and then confirms it through the HTTP 
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
@@ -336,9 +337,14 @@ def test_member_sees_chat_but_not_admin_pages(admin_page, live_server, browser):
             assert member.locator(f"[data-testid=nav] a[data-page={pid}]").count() == 0, pid
         member.goto(live_server.base_url + "/#/tenants")  # not listed: falls back to the first page
         member.wait_for_selector("[data-testid=chat-input]")
+        # echo is a test model, offered to operators only: the member chats with a real one (SmolLM2,
+        # shipped in a dependency), so the reply is generated text, not the question echoed back
+        member.wait_for_selector("[data-testid=model-select] option", state="attached")
+        chosen = member.locator("[data-testid=model-select]").input_value()
+        assert chosen and chosen != "echo"
         send(member, "member question")
-        wait_done(member)
-        assert last_reply(member).locator("[data-testid=reply]").inner_text().strip() == "member question"
+        wait_done(member, timeout=120_000)  # the first message starts the model's engine
+        assert last_reply(member).locator("[data-testid=reply]").inner_text().strip()
         errors: list[str] = []
         member.on("pageerror", lambda e: errors.append(str(e)))
         for pid in ("usage", "status", "keys", "models"):  # the pages a member has work for a member
@@ -448,5 +454,84 @@ def test_tenant_admin_sees_only_their_tenant(admin_page, live_server, browser):
         ta.locator("[data-testid=usage-total]").wait_for()
         assert ta.get_by_text("全部租户").count() == 0
         assert not errors
+    finally:
+        ctx.close()
+
+
+# -- a newcomer's first chat: the best installed model, echo only for operators -----------
+
+@pytest.fixture(scope="module")
+def newcomer_server(tmp_path_factory, default_pack_path):
+    """`zhinao serve` as after `make run`: no default-model setting, the default pack linked into
+    home/models (as `zhinao models install` does from the shared pack folder), no models.toml.
+    --no-warm: the page only lists models, no engine needs to start."""
+    from pathlib import Path
+
+    from tests.e2e.conftest import start_server
+
+    home = tmp_path_factory.mktemp("zhinao-newcomer")
+    (home / "models").mkdir()
+    (home / "models" / Path(default_pack_path).name).symlink_to(default_pack_path)
+    with start_server(home, {}, ("--no-warm",), ready="/healthz") as server:
+        yield server
+
+
+def _signed_in(browser, server, username: str, password: str):
+    ctx = browser.new_context(viewport={"width": 1280, "height": 800}, locale="zh-CN")
+    pg = ctx.new_page()
+    errors: list[str] = []
+    pg.on("pageerror", lambda e: errors.append(str(e)))
+    token = server.login(username, password)
+    pg.add_init_script(f"localStorage.setItem('zhinao.token', {json.dumps(token)});")
+    pg.goto(server.base_url + "/#/chat")
+    pg.wait_for_selector("[data-testid=model-select] option", state="attached")
+    return ctx, pg, errors
+
+
+def test_chat_opens_on_the_default_pack_and_members_never_see_echo(newcomer_server, browser):
+    server = newcomer_server
+    models = {m["name"]: m for m in server.api("GET", "/api/models").json()}
+    assert models["qwen2.5-coder-0.5b"]["default"] is True and models["qwen2.5-coder-0.5b"]["test_model"] is False
+    assert models["echo"]["test_model"] is True and models["echo"]["default"] is False
+    r = server.api("POST", "/api/users", json={"username": "newcomer", "password": "newcomer-pass-123", "role": "member"})
+    assert r.status_code == 201, r.text
+
+    ctx, member, errors = _signed_in(browser, server, "newcomer", "newcomer-pass-123")
+    try:
+        assert member.locator("[data-testid=who-role]").get_attribute("data-role") == "member"
+        assert member.locator("[data-testid=model-select]").input_value() == "qwen2.5-coder-0.5b"
+        offered = member.locator("[data-testid=model-select] option").evaluate_all("os => os.map(o => o.value)")
+        assert "echo" not in offered and "qwen2.5-coder-0.5b" in offered
+        assert not errors
+    finally:
+        ctx.close()
+
+    ctx, op, errors = _signed_in(browser, server, "admin", server.admin_password)
+    try:
+        assert op.locator("[data-testid=model-select]").input_value() == "qwen2.5-coder-0.5b"
+        echo = op.locator("[data-testid=model-select] option[value=echo]")
+        assert echo.get_attribute("data-test-model") == "true" and "测试模型" in echo.inner_text()
+        assert not errors
+    finally:
+        ctx.close()
+
+
+def test_a_member_does_not_see_echo_even_when_it_is_the_configured_default(live_server, browser):
+    """The session server's default is echo (ZHINAO_DEFAULT_MODEL=echo): the operator starts on it,
+    a member starts on a real model and is not offered echo."""
+    r = live_server.api("POST", "/api/users", json={"username": "e2e-member-models", "password": "member-pass-123",
+                                                     "role": "member"})
+    assert r.status_code == 201, r.text
+    ctx, member, errors = _signed_in(browser, live_server, "e2e-member-models", "member-pass-123")
+    try:
+        offered = member.locator("[data-testid=model-select] option").evaluate_all("os => os.map(o => o.value)")
+        assert "echo" not in offered and offered, offered
+        assert member.locator("[data-testid=model-select]").input_value() == offered[0]
+        assert not errors
+    finally:
+        ctx.close()
+    ctx, op, errors = _signed_in(browser, live_server, "admin", live_server.admin_password)
+    try:
+        assert op.locator("[data-testid=model-select]").input_value() == "echo"
     finally:
         ctx.close()

@@ -61,6 +61,7 @@ def minimal_instance(schema: dict[str, Any]) -> Any:
 class EchoChatModel(ChatModel):
     backend = "echo"
     supports_completions = True
+    test_model = True  #: not a language model: the console offers it to operators only, labelled as a test
 
     def __init__(self, name: str = "echo", *, slots: int = 1, context_window: int = 2048,
                  delay_s: float = 0.0, **_: Any):

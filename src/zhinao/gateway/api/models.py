@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field
 
 from zhinao.gateway.deps import OperatorDep, PlatformDep, PrincipalDep
 from zhinao.runtime.base import GenerationParams
-from zhinao.runtime.registry import ModelSpec, backend_names
+from zhinao.runtime.registry import ModelSpec, backend_names, chat_backend
 
 router = APIRouter(prefix="/api", tags=["models"])
 
@@ -30,20 +30,49 @@ class ModelBody(BaseModel):
     options: dict = {}
 
 
+def _is_test_model(spec: ModelSpec) -> bool:
+    """A backend that only exists for tests and demos says so (``test_model`` class flag, echo)."""
+    try:
+        return bool(getattr(chat_backend(spec.backend), "test_model", False))
+    except Exception:  # an unknown backend is listed with its error status, not hidden
+        return False
+
+
+def _default_name(platform, specs: list[ModelSpec]) -> str | None:
+    """The model a new chat starts on: the configured default (``ZHINAO_DEFAULT_MODEL``) when it
+    is served and granted, else the first installed pack in the catalogue's order (best first),
+    else any real model. (A test model is the default only when configured so, as in tests.)"""
+    if platform.models.default in platform.models:
+        configured = platform.models.canonical(platform.models.default)
+        if any(s.name == configured for s in specs):
+            return configured
+    names = [s.name for s in specs if not _is_test_model(s)]
+    from zhinao.runtime.packs import PACKS
+
+    for pack in PACKS:
+        if pack in names:
+            return pack
+    return names[0] if names else None
+
+
 @router.get("/models")
 async def list_models(principal: PrincipalDep, platform: PlatformDep):
-    """The models this caller's tenant is granted (the operator sees every model and its engine)."""
+    """The models this caller's tenant is granted (the operator sees every model and its engine).
+
+    Each entry says ``default`` (the one a new chat starts on) and ``test_model`` (echo: a
+    deterministic test backend, which the console offers to operators only).
+    """
     status = {s["name"]: s for s in await platform.models.status()}
     out = []
-    for spec in platform.models.specs():
-        if not principal.may_use(spec.name):
-            continue
+    granted = [spec for spec in platform.models.specs() if principal.may_use(spec.name)]
+    default = _default_name(platform, granted)
+    for spec in granted:
         d = spec.to_dict()
         st = status.get(spec.name)
         if not principal.is_operator:  # where the weights or the remote server live is the operator's business
             d = {k: v for k, v in d.items() if k not in ("path", "base_url", "options", "remote_name", "threads")}
             st = st and {k: v for k, v in st.items() if k != "queued_by_tenant"}
-        out.append({**d, "status": st})
+        out.append({**d, "status": st, "default": spec.name == default, "test_model": _is_test_model(spec)})
     return out
 
 

@@ -72,10 +72,21 @@
     // ---------------------------------------------------------------- data
     async function loadModels() {
       try { s.models = await api("/api/models"); } catch (e) { ctx.showError(e); s.models = []; }
+      // Test models (echo) only answer back what they were sent: operators get them, labelled.
+      const operator = !!ctx.user && ctx.user.role === "operator";
+      s.models = s.models.filter((m) => !m.test_model || operator);
       clear(modelSel);
-      for (const m of s.models) modelSel.appendChild(h("option", { value: m.name }, m.name + (m.status && m.status.error ? " ⚠" : "")));
-      const want = (s.conv && s.conv.model) || localStorage.getItem(MODEL_KEY);
-      if (want && s.models.some((m) => m.name === want)) modelSel.value = want;
+      for (const m of s.models) {
+        const label = m.name + (m.test_model ? " — " + t("测试模型（中英）", "test model (zh+en)") : "") +
+          (m.status && m.status.error ? " ⚠" : "");
+        modelSel.appendChild(h("option", { value: m.name, "data-test-model": m.test_model ? "true" : "false" }, label));
+      }
+      // A conversation keeps its model; else the browser's last pick; else the server's default
+      // (the best installed chat model), never the first entry, which used to be echo.
+      const known = (n) => n && s.models.some((m) => m.name === n);
+      const fallback = (s.models.find((m) => m.default) || s.models.find((m) => !m.test_model) || s.models[0] || {}).name;
+      const want = [s.conv && s.conv.model, localStorage.getItem(MODEL_KEY), fallback].find(known);
+      if (want) modelSel.value = want;
     }
     async function loadConvs() {
       try { s.convs = await api("/api/conversations"); } catch (e) { ctx.showError(e); return; }
