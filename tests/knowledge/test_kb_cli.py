@@ -36,10 +36,10 @@ def test_add_docs_search_sync_eval(settings, tmp_path):
                              ensure_ascii=False) + "\n", encoding="utf-8")
     r = runner.invoke(app, ["eval", str(qa), "-c", "cs", "--json"])
     assert r.exit_code == 0, r.output
-    rep = json.loads(r.output)
+    rep = json.loads(r.stdout)  # stdout only: library log lines (jieba) go to stderr
     assert set(rep["modes"]) == {"bm25", "dense", "hybrid"} and rep["modes"]["bm25"]["recall@1"] == 1.0
     r = runner.invoke(app, ["eval", str(qa), "-c", "cs", "--json", "--modes", "hybrid+overlap,dense+embedding"])
-    assert r.exit_code == 0 and set(json.loads(r.output)["modes"]) == {"hybrid+overlap", "dense+embedding"}
+    assert r.exit_code == 0 and set(json.loads(r.stdout)["modes"]) == {"hybrid+overlap", "dense+embedding"}
     r = runner.invoke(app, ["eval", str(qa), "-c", "cs", "--modes", "hybrid+cross"])
     assert r.exit_code != 0 and "unknown reranker 'cross'" in r.output
     r = runner.invoke(app, ["reindex", "-c", "cs"])
