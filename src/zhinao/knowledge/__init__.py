@@ -8,7 +8,9 @@ Layout (one noun per module):
 - ``chunking``    structure-following chunks (pages, heading paths, table rows, Q&A pairs),
                   cut at Chinese/English sentence ends, token-bounded, with overlap;
 - ``index``       Milvus (Lite file by default, a server by URI): dense + BM25 (jieba) + RRF;
-- ``retrieve``    the ``Retriever`` protocol (bm25 / dense / hybrid) and pluggable rerankers;
+- ``retrieve``    the ``Retriever`` protocol (entry points ``zhinao.retrievers``; built-in ``milvus``
+                  with modes hybrid / dense / bm25) and the ``Scope`` it must respect;
+- ``rerank``      the ``Reranker`` protocol (entry points ``zhinao.rerankers``: none, embedding, overlap);
 - ``ingestion``   the resumable ``kb.ingest`` job (content-addressed staging, versioned chunks,
                   atomic switch in SQL, orphan sweep);
 - ``rag``         condensation, refusal when nothing is relevant, delimited context, citations;

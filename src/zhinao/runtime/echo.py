@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 from zhinao.errors import ContextOverflow
 from zhinao.runtime.base import ChatDelta, ChatModel, Embedder, GenerationParams, Message, Usage
+from zhinao.runtime.tooling import resolve_choice
 
 _TOKEN = re.compile(r"\s*\S+")
 
@@ -76,6 +77,7 @@ class EchoChatModel(ChatModel):
         tools = params.tools or []
         choice = params.tool_choice
         if tools and choice != "none":
+            resolve_choice(tools, choice)  # a forced tool that is not offered: InvalidRequest, as every backend
             fn = None
             if isinstance(choice, dict):
                 fn = next((t for t in tools if t["function"]["name"] == choice["function"]["name"]), None)

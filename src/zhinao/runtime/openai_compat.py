@@ -29,6 +29,7 @@ from zhinao.errors import (
     ZhinaoError,
 )
 from zhinao.runtime.base import ChatDelta, ChatModel, Embedder, GenerationParams, Message, Usage
+from zhinao.runtime.tooling import resolve_choice
 
 log = logging.getLogger(__name__)
 
@@ -302,6 +303,7 @@ class OpenAIChatModel(ChatModel):
         self.wire = OpenAIWire(base_url, api_key, where=f"model server for {name!r}", timeout_s=timeout_s)
 
     async def stream(self, messages: Sequence[Message], params: GenerationParams) -> AsyncIterator[ChatDelta]:
+        resolve_choice(params.tools, params.tool_choice)  # a forced tool not offered: our 400, whatever the remote does
         async for d in self.wire.stream_chat(chat_payload(self.remote_name, messages, params)):
             yield d
 
