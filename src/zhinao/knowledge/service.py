@@ -19,7 +19,7 @@ import logging
 import re
 import threading
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path, PurePath
 from typing import Any
@@ -46,12 +46,36 @@ _NAME = re.compile(r"^[\w\-\u4e00-\u9fff]{1,100}$")
 
 @dataclass(frozen=True)
 class SystemPrincipal:
-    """The CLI's and scheduler's identity: an admin of one tenant (same fields as maas Principal)."""
+    """The scheduler's and tools' identity: an admin of one tenant (same fields as maas Principal).
+
+    Not a key: no model scope (``models`` None), no key limits; the tenant's grants and limits
+    still apply to any model call made under it (the MaaS client checks them).
+    """
 
     tenant_id: int = 1
     user_id: int | None = None
     role: str = "admin"
     username: str | None = "system"
+    tenant: str = "system"
+    key_id: int | None = None
+    models: tuple[str, ...] | None = None
+    granted: tuple[str, ...] | None = None
+    limits: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def is_operator(self) -> bool:
+        return False
+
+    @property
+    def is_admin(self) -> bool:
+        return True
+
+    def may_use(self, model: str) -> bool:
+        return self.granted is None or model in self.granted
+
+    def check_model(self, model: str, aliases: tuple[str, ...] = ()) -> None:
+        if not self.may_use(model):
+            raise PermissionDenied(f"model {model!r} is not granted to tenant {self.tenant_id}", code="model_not_granted")
 
 
 def _is_admin(p: Any) -> bool:

@@ -115,3 +115,27 @@ class LLMClients:
 
 #: what a capability's constructor takes: ``(principal, capability) -> LLMClient``
 ClientFactory = Callable[[Any, str], LLMClient]
+
+
+def clients_for_engine(engine: Any, *, db: Any, settings: Any) -> LLMClients:
+    """The same client path over one engine instance a tool or test built (no Platform).
+
+    The engine is served by a real :class:`~zhinao.runtime.manager.ModelManager` (its fair
+    scheduler, ``engine.slots`` wide) as its default model; usage and turns go to ``db``;
+    limits are counted in memory with no tenant limits (key limits on a principal still apply).
+    Benchmarks and the knowledge tests use it, so they exercise what the server runs.
+    """
+    from zhinao.maas.conversations import ConversationService
+    from zhinao.maas.limits import LimitService, MemoryCounters
+    from zhinao.maas.usage import UsageService
+    from zhinao.runtime.manager import ModelManager
+    from zhinao.runtime.registry import ModelSpec
+
+    models = ModelManager(default=engine.name)
+    served = models.register(ModelSpec(name=engine.name, backend="echo", slots=max(1, int(engine.slots or 1))))
+    served.replicas, served.inflight = [engine], [0]  # serve the caller's own engine instance
+    usage = UsageService(db)
+    limits = LimitService(MemoryCounters(), usage.used_today, lambda tenant_id: {})
+    gen = GenerationService(models=models, limits=limits, usage=usage, conversations=ConversationService(db),
+                            settings=settings, routes={})
+    return LLMClients(gen)
