@@ -15,14 +15,18 @@ from zhinao.errors import InvalidRequest
 
 @pytest.mark.slow
 def test_ft_transformer_learns_churn_and_reports_the_comparison():
-    m = FTTransformerChurn(time_budget_s=20.0)
+    """Bounded by epochs, not seconds: with a 20 s budget the number of epochs, and so the
+    asserted AUC, depended on how loaded the machine was (one epoch on a busy 2-core box).
+    Seeded and epoch-bounded, the model and its AUC are the same on every machine."""
+    m = FTTransformerChurn(max_epochs=6, time_budget_s=float("inf"))
     ev = m.evaluate(datasets.load_telco())
+    assert 1 <= ev.explanation["epochs"] <= 6
     assert ev.metrics["auc"] > ev.baseline["auc"] + 0.25  # constant score: 0.5
     cmp = ev.explanation["comparison_same_split"]
     assert set(cmp) == {"ft_transformer", "logistic_regression", "mlp", "gradient_boosting"}
     # honest comparison: within reach of logistic regression (Telco is near-linear)
     assert cmp["ft_transformer"]["auc"] > cmp["logistic_regression"]["auc"] - 0.03
-    assert ev.metrics["train_seconds"] < 60
+    assert ev.metrics["train_seconds"] > 0  # reported, not asserted against the wall
     # the weights persist through joblib and predict the same
     buf = io.BytesIO()
     joblib.dump(m, buf)

@@ -42,6 +42,19 @@ def conversation(live_server, page, cid: int) -> dict:
     return r.json()
 
 
+def _until_models_idle(live_server, timeout_s: float = 60.0) -> None:
+    """Poll /api/status until no model has a generation running or queued (bounded, not slept)."""
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        models = live_server.api("GET", "/api/status").json()["models"]
+        if all(m["busy"] == 0 and m["queued"] == 0 for m in models):
+            return
+        assert time.monotonic() < deadline, models
+        time.sleep(0.05)
+
+
 def test_sign_in_and_language_switch(page, live_server):
     page.goto(live_server.base_url + "/")
     page.fill("input[name=username]", "admin")
@@ -110,7 +123,8 @@ def test_stop_a_long_generation(admin_page, live_server):
     assert page.locator("[data-testid=stopped]").count() == 1
     stopped_text = last_reply(page).locator("[data-testid=reply]").inner_text().strip()
     assert 0 < len(stopped_text) < len(LONG) and LONG.startswith(stopped_text)
-    page.wait_for_timeout(600)
+    _until_models_idle(live_server)  # the server has stopped generating: anything in flight has arrived
+    page.evaluate("() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))")  # and is painted
     assert last_reply(page).locator("[data-testid=reply]").inner_text().strip() == stopped_text  # nothing more arrives
     assert page.locator("[data-testid=send-btn]").is_visible()
     # The server stopped generating too: what it stored is not the whole answer.
@@ -190,7 +204,10 @@ def test_reply_html_is_shown_as_text(admin_page, live_server):
     assert "<script>" in text and "onerror" in text  # the HTML is visible as text
     hrefs = reply.locator("a").evaluate_all("els => els.map(e => e.getAttribute('href') || '')")
     assert not any(h.lower().startswith("javascript") for h in hrefs)
-    page.wait_for_timeout(300)
+    # an image error queued after the reply's: once it has fired, any handler in the reply would have too
+    page.evaluate("""() => { const i = new Image(); i.onerror = () => { window.__probe = 1; };
+                             i.src = 'data:image/png;base64,not-an-image'; document.body.appendChild(i); }""")
+    page.wait_for_function("window.__probe === 1")
     assert page.evaluate("window.__xss") is None
     # the conversation list shows the title as text too
     assert page.locator("[data-testid=conv-list] img, [data-testid=conv-list] script").count() == 0
@@ -350,7 +367,7 @@ def test_member_sees_chat_but_not_admin_pages(admin_page, live_server, browser):
         for pid in ("usage", "status", "keys", "models"):  # the pages a member has work for a member
             member.goto(f"{live_server.base_url}/#/{pid}")
             member.wait_for_selector("[data-testid=content] .card")
-            member.wait_for_timeout(200)
+            member.wait_for_load_state("networkidle")  # every call the page made has answered (no fixed wait)
             assert member.locator(".toast.error").count() == 0, (pid, member.locator(".toast.error").all_inner_texts())
         assert member.locator("[data-testid=model-form]").count() == 0  # only admins add models
         assert not errors
