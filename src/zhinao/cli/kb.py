@@ -229,7 +229,8 @@ def ask(question: str, collection: str = COLL,
     for c in res["citations"]:
         mark = "*" if c.get("cited") else " "
         page = f", p.{c['page']}" if c.get("page") else ""
-        console.print(f" {mark}[{c['n']}] {c['title']}{page} — {c.get('url', '')}", markup=False, highlight=False)
+        where = c.get("url") or f"passage {c.get('passage_id', '')}"  # links come from the server's web layer
+        console.print(f" {mark}[{c['n']}] {c['title']}{page} — {where}", markup=False, highlight=False)
 
 
 @app.command("demo")
