@@ -299,7 +299,7 @@ def test_deleting_a_collection_while_its_job_parses_does_not_hang(client):
     t0 = time.perf_counter()
     r = client.delete("/api/kb/collections/busy", headers=OP)
     assert r.status_code == 200, r.text
-    assert time.perf_counter() - t0 < 5.0
+    assert time.perf_counter() - t0 < 30.0  # "does not hang" (minutes before); generous for a loaded machine
     assert client.get(f"/api/jobs/{job_id}", headers=OP).json()["status"] == "cancelled"
     assert client.get("/api/kb/collections/busy", headers=OP).status_code == 404
 
