@@ -269,7 +269,8 @@ JSON_ARGS: dict[str, list[str]] = {
     "kb search": ["kb", "search", "anything", "-k", "2"], "kb reindex": ["kb", "reindex", "-c", "jc"],
     "kb resume": ["kb", "resume"], "kb add": ["kb", "add", "{file}", "-c", "jc"],
     "kb sync": ["kb", "sync", "{dir}", "-c", "jc"], "kb ask": ["kb", "ask", "hello", "-c", "jc", "-m", "echo"],
-    "kb demo": None, "kb eval": None, "data run": None, "models run": None,  # slow (whole corpus / a training run): covered elsewhere
+    "kb demo": ["kb", "demo", "-c", "jd"], "kb eval": ["kb", "eval", "{qa}", "-c", "jc", "--modes", "bm25"],
+    "data run": ["data", "run", "churn_logistic"], "models run": ["models", "run", "churn_logistic"],
     "data workspaces": ["data", "workspaces"], "data demo": ["data", "demo"], "data list": ["data", "list"],
     "data import": ["data", "import", "{csv}", "-w", "demo", "--name", "jt"],
     "data profile": ["data", "profile", "telco", "-w", "demo"], "data glossary": ["data", "glossary"],
@@ -281,27 +282,34 @@ JSON_ARGS: dict[str, list[str]] = {
 }
 
 
-def _json_commands() -> list[str]:
+SLOW_JSON = {"kb demo", "kb eval", "data run", "models run"}  # the whole corpus, a training run
+
+
+def _json_commands() -> list:
     from zhinao.cli import app
 
-    return sorted(" ".join(p) for p, c in _commands(app) if any("--json" in o.opts for o in c.params))
+    names = sorted(" ".join(p) for p, c in _commands(app) if any("--json" in o.opts for o in c.params))
+    return [pytest.param(n, marks=pytest.mark.slow) if n in SLOW_JSON else n for n in names]
 
 
 @pytest.mark.parametrize("command", _json_commands())
 def test_json_output_is_one_json_document(command, settings, tmp_path):
     assert command in JSON_ARGS, f"add {command!r} to JSON_ARGS so its --json output is checked"
     args = JSON_ARGS[command]
-    if args is None:
-        pytest.skip("slow; its --json is exercised by its own tests")
     from zhinao.cli import app
 
     (tmp_path / "in").mkdir()
     (tmp_path / "in" / "n.md").write_text("# Note\n\nA short note about 5G new calling.\n", encoding="utf-8")
     (tmp_path / "t.csv").write_text("a,b\n1,x\n2,y\n", encoding="utf-8")
-    subst = {"{file}": str(tmp_path / "in" / "n.md"), "{dir}": str(tmp_path / "in"), "{csv}": str(tmp_path / "t.csv")}
+    (tmp_path / "qa.jsonl").write_text(json.dumps({"question": "5G new calling?", "source": "n.md",
+                                                   "gold": "5G new calling"}) + "\n", encoding="utf-8")
+    subst = {"{file}": str(tmp_path / "in" / "n.md"), "{dir}": str(tmp_path / "in"), "{csv}": str(tmp_path / "t.csv"),
+             "{qa}": str(tmp_path / "qa.jsonl")}
     runner = CliRunner()
-    if command.startswith("kb") and command not in ("kb create", "kb list", "kb resume"):
+    if command.startswith("kb") and command not in ("kb create", "kb list", "kb resume", "kb demo"):
         assert runner.invoke(app, ["kb", "create", "jc"]).exit_code == 0
+    if command == "kb eval":
+        assert runner.invoke(app, ["kb", "add", subst["{file}"], "-c", "jc"]).exit_code == 0
     r = runner.invoke(app, [subst.get(a, a) for a in args] + ["--json"])
     assert r.exit_code == 0, r.output
     json.loads(r.stdout)  # stdout holds exactly one JSON document (progress and notes went to stderr)
