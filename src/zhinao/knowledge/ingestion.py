@@ -27,7 +27,6 @@ import json
 import logging
 import contextlib
 import threading
-import time
 from collections.abc import Callable, Iterator
 from datetime import date
 from pathlib import Path
