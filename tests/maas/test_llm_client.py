@@ -210,3 +210,5 @@ def test_knowledge_reaches_no_engine_directly():
         text = f.read_text(encoding="utf-8")
         for banned in ("models.get(", "ModelManager", "platform.models", "<mark>", '"/api/', "_SERVICES"):
             assert banned not in text, f"{f.relative_to(root)} contains {banned!r}"
+    for part in ("rag.py", "ingestion.py"):  # the parts the service is built from never import it back
+        assert "knowledge.service" not in (root / part).read_text(encoding="utf-8"), part
