@@ -131,9 +131,16 @@ def error_statuses(route: Any) -> set[int]:
         out |= {400, 409}
     if any(route.path.endswith(g) or route.path.startswith(g) for g in _GENERATES):
         out |= {429, 503, 504}
-    if route.path == "/api/auth/login":
-        out |= {401, 429}
+    out |= _SPECIAL.get(route.path, set())
     return out
+
+
+#: routes whose errors do not follow from their shape
+_SPECIAL: dict[str, set[int]] = {
+    "/api/auth/login": {401, 429},  # wrong credentials; sign-in back-off
+    "/metrics": {401, 403},  # ZHINAO_METRICS_TOKEN or loopback
+    "/readyz": {503},  # not ready
+}
 
 
 def declare_errors(app: FastAPI) -> None:
@@ -149,7 +156,7 @@ def declare_errors(app: FastAPI) -> None:
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            app.openapi_schema = _int_ranges(declare_error_responses(build(), table))
+            app.openapi_schema = _media_types(_int_ranges(declare_error_responses(build(), table)))
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
@@ -169,4 +176,37 @@ def _int_ranges(schema: dict[str, Any]) -> dict[str, Any]:
                             s["maximum"] = INT64_MAX
                         if "minimum" not in s and "exclusiveMinimum" not in s:
                             s["minimum"] = INT64_MIN
+    return schema
+
+
+#: what the routes that do not answer JSON answer (FastAPI declares application/json for every
+#: route unless the route says otherwise). A route may declare its own with ``responses=``;
+#: this table keeps the schema true for the ones that stream or send files today.
+MEDIA_TYPES: dict[tuple[str, str], tuple[str, ...]] = {
+    ("GET", "/metrics"): ("text/plain",),
+    ("GET", "/api/audit/export"): ("application/x-ndjson",),
+    ("GET", "/api/analytics/workspaces/{ws}/datasets/{name}/csv"): ("text/csv",),
+    ("GET", "/api/analytics/runs/{run_id}/charts/{name}.png"): ("image/png",),
+    ("GET", "/api/analytics/runs/{run_id}/model"): ("application/octet-stream",),
+    ("POST", "/v1/chat/completions"): ("application/json", "text/event-stream"),
+    ("POST", "/v1/completions"): ("application/json", "text/event-stream"),
+    ("POST", "/api/kb/{collection}/chat"): ("application/json", "text/event-stream"),
+    ("POST", "/api/conversations/{conv_id}/messages"): ("text/event-stream",),
+}
+_READYZ = {"type": "object", "properties": {"status": {"type": "string"},
+                                            "problems": {"type": "array", "items": {"type": "string"}}}}
+
+
+def _media_types(schema: dict[str, Any]) -> dict[str, Any]:
+    paths = schema.get("paths", {})
+    for (method, path), types_ in MEDIA_TYPES.items():
+        op = paths.get(path, {}).get(method.lower())
+        ok = op and (op["responses"].get("200") or op["responses"].get("201"))
+        if ok:
+            old = ok.get("content", {}).get("application/json", {"schema": {}})
+            ok["content"] = {t: (old if t == "application/json" else {"schema": {}}) for t in types_}
+    ready = paths.get("/readyz", {}).get("get")
+    if ready:  # the readiness probe names its problems, not an error body
+        ready["responses"]["503"] = {"description": "Not ready: the problems say why",
+                                     "content": {"application/json": {"schema": _READYZ}}}
     return schema
