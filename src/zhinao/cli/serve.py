@@ -155,7 +155,7 @@ class _LocalAccess:
         self.key_id = k["id"]
         self._audit("create", k["id"])
         path = write_discovery(self.p.settings.home, self.url, k["key"], k["id"])
-        log.info("CLI discovery file %s (key %s)", path, k["id"])
+        log.debug("CLI discovery file %s (key %s)", path, k["id"])  # the banner stays the last line
 
     def withdraw(self) -> None:
         from zhinao.cli.remote import remove_discovery
