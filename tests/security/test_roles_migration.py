@@ -6,12 +6,13 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import command
 
+from zhinao.capability import migration_dirs
 from zhinao.maas.tenancy import TenancyService, hash_key, hash_password
 from zhinao.store.db import Database, alembic_config
 
 
 def test_upgrade_keeps_keys_and_promotes_default_admins(db_url):
-    cfg = alembic_config(db_url)
+    cfg = alembic_config(db_url, migration_dirs())  # the core's branch and every capability's
     command.upgrade(cfg, "0001_core")  # the store as it was before the roles split
     command.upgrade(cfg, "k0001_knowledge")
     eng = sa.create_engine(db_url.replace("postgresql://", "postgresql+psycopg://"))
@@ -36,7 +37,7 @@ def test_upgrade_keeps_keys_and_promotes_default_admins(db_url):
             role="admin")
     eng.dispose()
     db = Database(db_url)
-    db.migrate()  # every head, 0002 included
+    db.migrate(migration_dirs())  # every head, 0002 included
     with db.engine.connect() as c:
         assert c.execute(sa.text("SELECT count(*) FROM api_keys")).scalar() == 2  # nothing cascaded away
         rows = dict(c.execute(sa.text("SELECT username, role FROM users")).all())
