@@ -20,9 +20,16 @@ def last_reply(page):
     return page.locator(REPLY).last
 
 
-def send(page, text: str) -> None:
+def send(page, text: str, *, shown: bool = True) -> None:
+    """Send once the chat is ready (its model list loaded), and wait until the message is shown:
+    a click before the page had finished loading used to be lost, and the test then timed out
+    waiting for a reply to a message that was never sent."""
+    page.wait_for_selector("[data-testid=model-select] option", state="attached")
+    sent = page.locator("[data-testid=msg-user]").count()
     page.fill("[data-testid=chat-input]", text)
     page.click("[data-testid=send-btn]")
+    if shown:  # (a refused message stays in the input instead)
+        page.wait_for_function("n => document.querySelectorAll('[data-testid=msg-user]').length > n", arg=sent)
 
 
 def wait_done(page, timeout: float = 20_000) -> None:
@@ -381,9 +388,10 @@ def test_member_sees_chat_but_not_admin_pages(admin_page, live_server, browser):
 def test_server_error_is_shown_and_the_message_kept(admin_page, live_server):
     page = admin_page
     # a model that vanished after the page loaded: the server refuses with a clear 4xx
+    page.wait_for_selector("[data-testid=model-select] option", state="attached")  # loaded: not overwritten
     page.evaluate("""() => { const s = document.querySelector('[data-testid=model-select]');
         s.appendChild(new Option('no-such-model', 'no-such-model')); s.value = 'no-such-model'; }""")
-    send(page, "keep me")
+    send(page, "keep me", shown=False)
     toast = page.locator(".toast.error")
     toast.wait_for()
     assert "no-such-model" in toast.inner_text()
