@@ -68,6 +68,14 @@ def test_int64_max_itself_is_a_plain_404(client):
     _err(client.get(f"/api/jobs/{2**63 - 1}", headers=OP), 404)
 
 
+@pytest.mark.parametrize("path", ["/api/kb/{n}/documents", "/api/kb/collections/{n}", "/api/kb/{n}/retrieve?q=x"])
+def test_a_name_parameter_that_looks_like_a_huge_id_is_a_4xx(client, path):
+    """Collections are named or numbered: a name of 30 digits was looked up as an id (OverflowError)."""
+    r = client.get(path.format(n="9" * 30), headers=OP)
+    assert 400 <= r.status_code < 500, r.text
+    assert r.json()["error"]["request_id"] == r.headers["x-request-id"]
+
+
 def test_huge_integers_in_a_json_body_are_a_400(client):
     r = client.post("/api/tenants", headers=OP, json={"name": "big", "rpm": int(HUGE)})
     e = _err(r, 400)

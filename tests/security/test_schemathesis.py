@@ -60,11 +60,13 @@ class Report:
     operations: int = 0
     out_of_time: bool = False
     seconds: Counter = field(default_factory=Counter)  #: time spent per operation
+    kinds: Counter = field(default_factory=Counter)  #: failures by status and schemathesis failure type
 
     def summary(self, who: str) -> str:
         return (f"schemathesis as {who}: {self.operations} operations, {self.cases} cases, "
                 f"{len(self.server_errors)} 5xx, {len(self.failures)} other check failures; "
-                f"statuses {dict(sorted(self.statuses.items()))}" + (" (time budget reached)" if self.out_of_time else ""))
+                f"statuses {dict(sorted(self.statuses.items()))}" + (" (time budget reached)" if self.out_of_time else "")
+                + (f"; failures by kind {dict(self.kinds.most_common())}" if self.kinds else ""))
 
 
 def _httpx_kwargs(kw: dict) -> dict:
@@ -153,6 +155,7 @@ def fuzz(client, headers: dict[str, str], report: Report, *, skip: set[tuple[str
                     case.validate_response(r, checks=CHECKS, headers=headers)
                 except BaseException as e:  # noqa: BLE001  (schemathesis raises an exception group of failures)
                     parts = getattr(e, "exceptions", [e])
+                    report.kinds.update(f"{r.status_code} {type(x).__name__}" for x in parts)
                     report.failures.append(f"{label}: " + "; ".join(
                         f"{type(x).__name__}: {str(x).splitlines()[0][:200]}" for x in parts)
                         + f"\n    {case.as_curl_command()[:400]}")
