@@ -17,6 +17,7 @@ and the figures (cases run, 5xx found) for docs/benchmarks.md.
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from collections import Counter
@@ -73,8 +74,9 @@ def _httpx_kwargs(kw: dict) -> dict:
     """schemathesis serializes a case for ``requests``; the TestClient speaks httpx."""
     out = {"method": kw["method"], "url": kw["url"].replace("http://testserver", ""), "headers": kw.get("headers"),
            "params": kw.get("params") or None, "cookies": kw.get("cookies") or None}
-    if "json" in kw:
-        out["json"] = kw["json"]
+    if "json" in kw:  # escaped as a JSON client sends it (lone surrogates too; httpx would fail to encode them)
+        out["content"] = json.dumps(kw["json"], ensure_ascii=True).encode()
+        out["headers"] = {**(out["headers"] or {}), "Content-Type": "application/json"}
     if kw.get("files"):
         out["files"] = [_file(f) for f in (kw["files"].items() if isinstance(kw["files"], dict) else kw["files"])]
         if isinstance(kw.get("data"), dict):
@@ -119,6 +121,54 @@ def _can_be_invalid(op: dict) -> bool:
     return False
 
 
+def send_and_check(client, headers: dict[str, str], report: Report, case, mode: str) -> None:
+    """Send one case through the app and run the checks; a problem is recorded, not raised."""
+    op = case.operation
+    kw = case.as_transport_kwargs(base_url="http://testserver", headers=headers)
+    r = client.request(**_httpx_kwargs(kw))
+    r.request.read()  # a multipart request is a stream; the checks read it for their report
+    report.cases += 1
+    report.statuses[r.status_code] += 1
+    label = f"{op.method.upper()} {op.path} [{mode}] -> {r.status_code}"
+    if r.status_code >= 500 and (op.method.upper(), op.path, r.status_code) not in EXPECTED_5XX:
+        report.server_errors.append(f"{label}: {r.text[:300]}\n    {case.as_curl_command()[:500]}")
+        return
+    try:
+        case.validate_response(r, checks=CHECKS, headers=headers)
+    except BaseException as e:  # noqa: BLE001  (schemathesis raises an exception group of failures)
+        parts = getattr(e, "exceptions", [e])
+        report.kinds.update(f"{r.status_code} {type(x).__name__}" for x in parts)
+        report.failures.append(f"{label}: " + "; ".join(
+            f"{type(x).__name__}: {str(x).splitlines()[0][:200]}" for x in parts)
+            + f"\n    {case.as_curl_command()[:400]}")
+
+
+#: inputs that broke the platform before (issue 8, finding 11), sent to every principal as seeds:
+#: (method, path, path parameters, query, JSON body). ``fuzzws`` is a workspace of the caller's tenant.
+SEEDS = [
+    ("POST", "/api/analytics/workspaces/{ws}/query", {"ws": "fuzzws"}, None, {"sql": "SELECT 'unterminated"}),
+    ("POST", "/api/analytics/workspaces/{ws}/query", {"ws": "fuzzws"}, None, {"sql": "SELECT * FROM t WHERE"}),
+    ("POST", "/api/analytics/workspaces/{ws}/query", {"ws": "fuzzws"}, None,
+     {"sql": "SELECT content FROM read_text('/proc/self/environ')"}),
+    ("GET", "/api/jobs/{job_id}", {"job_id": 2**64}, None, None),
+    ("GET", "/api/jobs", {}, {"limit": 2**63}, None),
+    ("GET", "/api/kb/{collection}/documents", {"collection": "9" * 30}, None, None),
+    ("POST", "/api/tenants", {}, None, {"name": "big", "rpm": 2**70}),
+    ("POST", "/v1/chat/completions", {}, None, {"model": "echo", "messages": [{"role": "user", "content": "\ud800"}]}),
+    ("POST", "/api/conversations", {}, None, {"title": "nul \x00 inside"}),
+]
+
+
+def run_seeds(client, headers: dict[str, str], report: Report) -> None:
+    schema = schemathesis.openapi.from_asgi("/openapi.json", client.app)
+    for method, path, params, query, body in SEEDS:
+        op = schema[path][method]
+        kw = {"path_parameters": params, "query": query}
+        if body is not None:
+            kw.update(body=body, media_type="application/json")
+        send_and_check(client, headers, report, op.Case(**kw), "seed")
+
+
 def fuzz(client, headers: dict[str, str], report: Report, *, skip: set[tuple[str, str]] = frozenset()) -> Report:
     schema = schemathesis.openapi.from_asgi("/openapi.json", client.app)
     schema.config.generation.update(max_examples=EXAMPLES, with_security_parameters=False, allow_x00=True)
@@ -142,23 +192,7 @@ def fuzz(client, headers: dict[str, str], report: Report, *, skip: set[tuple[str
                       phases=[Phase.explicit, Phase.generate], suppress_health_check=list(HealthCheck))
             @given(op.as_strategy(generation_mode=mode))
             def one(case):
-                kw = case.as_transport_kwargs(base_url="http://testserver", headers=headers)
-                r = client.request(**_httpx_kwargs(kw))
-                r.request.read()  # a multipart request is a stream; the checks read it for their report
-                report.cases += 1
-                report.statuses[r.status_code] += 1
-                label = f"{op.method.upper()} {op.path} [{mode.value}] -> {r.status_code}"
-                if r.status_code >= 500 and (op.method.upper(), op.path, r.status_code) not in EXPECTED_5XX:
-                    report.server_errors.append(f"{label}: {r.text[:300]}\n    {case.as_curl_command()[:500]}")
-                    return
-                try:
-                    case.validate_response(r, checks=CHECKS, headers=headers)
-                except BaseException as e:  # noqa: BLE001  (schemathesis raises an exception group of failures)
-                    parts = getattr(e, "exceptions", [e])
-                    report.kinds.update(f"{r.status_code} {type(x).__name__}" for x in parts)
-                    report.failures.append(f"{label}: " + "; ".join(
-                        f"{type(x).__name__}: {str(x).splitlines()[0][:200]}" for x in parts)
-                        + f"\n    {case.as_curl_command()[:400]}")
+                send_and_check(client, headers, report, case, mode.value)
             try:
                 one()
             except Unsatisfiable:
@@ -192,7 +226,14 @@ def test_fuzz_as_a_member_then_the_operator(fuzz_client, capsys):
     member = {"Authorization": f"Bearer {k.json()['key']}"}
     reports = {}
     for who, headers in (("member", member), ("operator", OP)):
-        reports[who] = fuzz(fuzz_client, dict(headers), Report(), skip=NOT_FUZZED)
+        r = fuzz_client.post("/api/analytics/workspaces", headers=headers, json={"name": "fuzzws"})
+        assert r.status_code == 201, r.text
+        r = fuzz_client.post("/api/analytics/workspaces/fuzzws/datasets", headers=headers, data={"name": "t"},
+                             files={"file": ("t.csv", b"x,y\n1,2\n", "text/csv")})
+        assert r.status_code == 201, r.text
+        reports[who] = report = Report()
+        run_seeds(fuzz_client, dict(headers), report)
+        fuzz(fuzz_client, dict(headers), report, skip=NOT_FUZZED)
     with capsys.disabled():
         for who, rep in reports.items():
             print("\n" + rep.summary(who))
