@@ -452,3 +452,69 @@ def test_sigterm_with_a_job_that_ignores_stop_requests_still_exits(tmp_path):
     print(f"exit {took:.1f} s after SIGTERM (grace {grace} s, job ignoring stop)")
     assert took < grace + 5, f"took {took:.1f} s:\n{log[-3000:]}"
     assert "ZHINAO_SHUTDOWN_GRACE_S" in log  # it says why it exited with the job unfinished
+
+
+class _BreakingUpstream:
+    """A real OpenAI-compatible server on loopback that sends one chunk of a stream and then drops
+    the connection (what a crashing model server does): the error reaches the client in-band."""
+
+    def __init__(self):
+        import socket
+        import threading
+
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.port = self.sock.getsockname()[1]
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            with conn:
+                data = b""
+                while b"\r\n\r\n" not in data:
+                    chunk = conn.recv(65536)
+                    if not chunk:
+                        break
+                    data += chunk
+                head, _, body = data.partition(b"\r\n\r\n")
+                length = int(re.search(rb"(?i)content-length: *(\d+)", head).group(1)) if b"ength" in head else 0
+                while len(body) < length:
+                    body += conn.recv(65536)
+                if head.startswith(b"GET"):
+                    payload = b'{"object": "list", "data": []}'
+                    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "
+                                 + str(len(payload)).encode() + b"\r\n\r\n" + payload)
+                    continue
+                event = json.dumps({"id": "x", "object": "chat.completion.chunk", "created": 0, "model": "m",
+                                    "choices": [{"index": 0, "delta": {"content": "partial "}, "finish_reason": None}]})
+                chunk = f"data: {event}\n\n".encode()
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
+                             + f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n")
+                # and drop the connection without the terminating chunk
+
+    def close(self):
+        self.sock.close()
+
+
+def test_an_upstream_failing_mid_stream_reports_in_band_without_its_url(settings):
+    up = _BreakingUpstream()
+    try:
+        settings.models_path.parent.mkdir(parents=True, exist_ok=True)
+        settings.models_path.write_text(f'[[models]]\nname = "flaky"\nbackend = "openai"\n'
+                                        f'base_url = "http://127.0.0.1:{up.port}/v1"\n', encoding="utf-8")
+        with TestClient(create_app(Platform(settings), warm_default=False)) as c:
+            r = c.post("/v1/chat/completions", headers=OP, json={
+                "model": "flaky", "stream": True, "messages": [{"role": "user", "content": "hi"}]})
+            assert r.status_code == 200 and "partial" in r.text, r.text
+            assert '"error"' in r.text, r.text  # the failure is reported in the stream
+            assert f":{up.port}" not in r.text and "127.0.0.1" not in r.text, r.text
+            conv = c.post("/api/conversations", headers=OP, json={}).json()["id"]
+            r = c.post(f"/api/conversations/{conv}/messages", headers=OP, json={"content": "hi", "model": "flaky"})
+            assert '"error"' in r.text and f":{up.port}" not in r.text and "127.0.0.1" not in r.text, r.text
+    finally:
+        up.close()

@@ -17,6 +17,7 @@ from zhinao.errors import ZhinaoError
 from zhinao.gateway import sse
 from zhinao.gateway.citations import link_citations, sources_footer
 from zhinao.gateway.deps import AdminDep, PlatformDep, PrincipalDep
+from zhinao.gateway.errors import scrub
 from zhinao.maas.generation import GenerationService
 from zhinao.runtime.base import GenerationParams
 
@@ -88,7 +89,7 @@ async def send_message(conv_id: int, body: SendMessage, principal: PrincipalDep,
                     if d.content:
                         yield {"type": "delta", "content": d.content}
         except ZhinaoError as e:
-            yield {"type": "error", "message": e.message}
+            yield {"type": "error", "message": scrub(e.message, e.status, platform)}
             return
         citations = gen.extra.get("citations")
         if gen.sources_in_text and citations:  # a kb:<c> answer: linked citations and a source list

@@ -19,6 +19,7 @@ from zhinao.errors import NotFound, ZhinaoError
 from zhinao.gateway import sse
 from zhinao.gateway.citations import link_citations, web_passage
 from zhinao.gateway.deps import AdminDep, PlatformDep, PrincipalDep
+from zhinao.gateway.errors import scrub
 from zhinao.runtime.base import GenerationParams
 
 router = APIRouter(prefix="/api/kb", tags=["knowledge"])
@@ -230,6 +231,7 @@ async def chat(collection: str, body: ChatIn, principal: PrincipalDep, platform:
                                "usage": {"prompt_tokens": u.prompt_tokens, "completion_tokens": u.completion_tokens}
                                if u else None}
             except ZhinaoError as e:
-                yield {"type": "error", "error": {"message": e.message, "type": e.type, "code": e.code}}
+                yield {"type": "error", "error": {"message": scrub(e.message, e.status, platform), "type": e.type,
+                                                  "code": e.code}}
 
     return sse.response(events())

@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 from zhinao.errors import InvalidRequest, ZhinaoError
+from zhinao.gateway.errors import scrub
 from zhinao.gateway.openai.protocol import ChatCompletionRequest, CompletionRequest, EmbeddingRequest
 from zhinao.maas.generation import Generation, GenerationService
 from zhinao.gateway.citations import link_citations, sources_footer
@@ -103,7 +104,8 @@ class OpenAIServing:
                 for c in render(d):
                     yield c
         except ZhinaoError as e:  # after the 200: report in-band, OpenAI style
-            yield {"error": {"message": e.message, "type": e.type, "code": e.code, "param": None}}
+            yield {"error": {"message": scrub(e.message, e.status, self.p), "type": e.type, "code": e.code,
+                             "param": None}}
             return
         sources = _sources(gen)
         if sources:
@@ -151,7 +153,8 @@ class OpenAIServing:
                     if d.content:
                         yield chunk(d.content)
             except ZhinaoError as e:
-                yield {"error": {"message": e.message, "type": e.type, "code": e.code, "param": None}}
+                yield {"error": {"message": scrub(e.message, e.status, self.p), "type": e.type,
+                                 "code": e.code, "param": None}}
                 return
             yield chunk("", gen.finish_reason or "stop")
             if include_usage:
