@@ -24,6 +24,7 @@ from zhinao.errors import Conflict, InvalidRequest, NotFound
 from zhinao.maas.audit import AuditService
 from zhinao.maas.conversations import ConversationService
 from zhinao.maas.limits import LimitService, make_counters
+from zhinao.maas.metrics import GenerationMetrics
 from zhinao.maas.tenancy import TenancyService
 from zhinao.maas.throttle import LoginThrottle
 from zhinao.maas.usage import UsageService
@@ -92,6 +93,8 @@ class Platform:
         self.models = ModelManager(default=s.default_model, threads=s.llama_threads, slots=s.llama_slots,
                                    context_window=s.llama_ctx, max_queue=s.queue_depth,
                                    queue_timeout_s=s.queue_timeout_s)
+        #: generation metrics, written by every GenerationService of this platform, exposed by the gateway
+        self.generation_metrics = GenerationMetrics(self.models)
         for spec in self._declared_specs():
             try:
                 if spec.source == "db":  # declared over the API once: hold it to today's rules again

@@ -74,7 +74,7 @@ def create_app(platform: Platform | None = None, *, warm_default: bool = True) -
                   description="Enterprise large-model platform: OpenAI-compatible MaaS and the installed capabilities.")
     app.state.platform = platform
     app.state.started_at = time.time()
-    app.state.metrics = platform.metrics = Metrics(platform.models)
+    app.state.metrics = Metrics(platform.models, platform.generation_metrics)
     app.state.metrics.registry.register(LimitsCollector(platform.limits))  # the limiter's own gauges
     install_error_handlers(app)
     app.add_middleware(AuditMiddleware, platform=platform)  # inside the request-id middleware: sees the id

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from zhinao.errors import AuthenticationError, PermissionDenied
+from zhinao.maas.metrics import LATENCY_BUCKETS, GenerationMetrics
 from prometheus_client.core import GaugeMetricFamily
 
 if TYPE_CHECKING:
@@ -31,58 +32,24 @@ if TYPE_CHECKING:
 
 request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 
-LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 
 
 class Metrics:
-    def __init__(self, models: "ModelManager"):
+    """The gateway's registry: HTTP metrics of its own, and the platform's generation metrics
+    (:class:`zhinao.maas.metrics.GenerationMetrics`, written by the MaaS layer) exposed beside them."""
+
+    def __init__(self, models: "ModelManager", generation: "GenerationMetrics | None" = None):
         self.registry = CollectorRegistry()
         r = self.registry
         self.requests = Counter("zhinao_requests_total", "HTTP requests", ["method", "route", "status"], registry=r)
         self.latency = Histogram("zhinao_request_latency_seconds", "HTTP request latency", ["route"],
                                  buckets=LATENCY_BUCKETS, registry=r)
-        bound = _ModelLabel(models)
-        self.generations = bound.wrap(Counter("zhinao_generations_total", "Model generations", ["model", "outcome"],
-                                              registry=r))
-        self.ttft = bound.wrap(Histogram("zhinao_time_to_first_token_seconds", "Time to first token", ["model"],
-                                         buckets=LATENCY_BUCKETS, registry=r))
-        self.tokens = bound.wrap(Counter("zhinao_tokens_total", "Tokens processed", ["model", "kind"], registry=r))
-        self.tps = bound.wrap(Histogram("zhinao_generation_tokens_per_second", "Decode speed per generation",
-                                        ["model"], buckets=(1, 2, 5, 10, 20, 40, 60, 80, 120, 200, 400), registry=r))
+        self.generation = generation if generation is not None else GenerationMetrics(models)
+        self.generation.register(r)
+        g = self.generation
+        self.generations, self.ttft, self.tokens, self.tps = g.generations, g.ttft, g.tokens, g.tps
         self.errors = Counter("zhinao_errors_total", "Errors returned to clients", ["status", "code"], registry=r)
         self.registry.register(_SchedulerCollector(models))
-
-
-class _ModelLabel:
-    """Maps a model label to a registered model name, or ``other``."""
-
-    OTHER = "other"
-
-    def __init__(self, models: "ModelManager"):
-        self.models = models
-
-    def __call__(self, name: str) -> str:
-        try:
-            known = name in self.models.names()
-        except Exception:  # a manager mid-reload: never fail the caller over a metric
-            known = False
-        return name if known else self.OTHER
-
-    def wrap(self, metric):
-        return _Bounded(metric, self)
-
-
-class _Bounded:
-    """A labelled metric whose first label (the model) is bounded; everything else passes through."""
-
-    def __init__(self, metric, label: _ModelLabel):
-        self._metric, self._label = metric, label
-
-    def labels(self, model: str, *rest: str):
-        return self._metric.labels(self._label(str(model)), *rest)
-
-    def __getattr__(self, name):
-        return getattr(self._metric, name)
 
 
 _LOOPBACK_NAMES = {"localhost"}

@@ -91,15 +91,10 @@ class GenerationService:
         self.usage = usage if usage is not None else p.usage
         self.conversations = conversations if conversations is not None else p.conversations
         self.settings = settings if settings is not None else p.settings
-        self._metrics, self._platform = metrics, p
+        self._platform = p
+        #: generation metrics (maas.metrics.GenerationMetrics) — the platform's, exposed by the gateway
+        self.metrics = metrics if metrics is not None else getattr(p, "generation_metrics", None)
         self._routes = routes
-
-    @property
-    def metrics(self) -> Any:
-        """Prometheus metrics when an app has installed them (none in the CLI and in tests)."""
-        if self._metrics is not None:
-            return self._metrics
-        return getattr(self._platform, "metrics", None)
 
     @property
     def routes(self) -> dict[str, Route]:
