@@ -76,3 +76,19 @@ def test_jobs_progress_failure_cancel_and_resume(db_url):
     runner.shutdown()
     runner2.shutdown()
     db.dispose()
+
+
+def test_a_job_submitted_while_the_process_drains_stays_queued_and_resumes(db_url):
+    """SIGTERM drains the runner; a request already in flight that submits a job gets its id
+    (not a 500 from a shut-down pool), and the job runs at the next start."""
+    db = Database(db_url)
+    db.migrate()
+    runner = JobRunner(db)
+    runner.shutdown(grace_s=1)
+    jid = runner.submit("test.count", {"n": 3})
+    assert runner.get(jid)["status"] == "queued"
+    runner2 = JobRunner(db)
+    assert jid in runner2.resume()
+    assert runner2.wait(jid, timeout=10)["status"] == "succeeded"
+    runner2.shutdown()
+    db.dispose()

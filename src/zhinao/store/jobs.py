@@ -167,10 +167,19 @@ class JobRunner:
         return job_id
 
     def _start(self, job_id: int) -> None:
+        """Schedule a stored job. While the process drains (after :meth:`shutdown`) the job is left
+        ``queued``: it is stored, so the next start resumes it, and the caller gets its id, not an error."""
         stop = _Stop()
         with self._guard:
+            if self._stopping:
+                log.info("job %s stays queued: the process is stopping; it resumes at the next start", job_id)
+                return
             self._stops[job_id] = stop
-            self._futures[job_id] = self._pool.submit(self._run, job_id, stop)
+            try:
+                self._futures[job_id] = self._pool.submit(self._run, job_id, stop)
+            except RuntimeError:  # the pool shut down between the check and the submit
+                self._stops.pop(job_id, None)
+                log.info("job %s stays queued: the process is stopping; it resumes at the next start", job_id)
 
     def _run(self, job_id: int, stop: _Stop) -> None:
         with self.db.session() as s:
