@@ -112,6 +112,16 @@ def scrub(message: str, status: int, platform: Any = None) -> str:
     return out
 
 
+def scrub_record(record: dict, platform: Any = None, fields: tuple[str, ...] = ("error", "message")) -> dict:
+    """A job or run record for a client: its free-text ``fields`` (built from exception text, which may
+    name server paths or upstream URLs) scrubbed like a 4xx error body; everything else as it is."""
+    out = dict(record)
+    for f in fields:
+        if isinstance(out.get(f), str):
+            out[f] = scrub(out[f], 400, platform)
+    return out
+
+
 def _respond(request: Request, status: int, message: str, type_: str, code: str | None, param: str | None = None,
              headers: dict | None = None) -> JSONResponse:
     platform = getattr(request.app.state, "platform", None)

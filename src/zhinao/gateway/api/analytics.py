@@ -19,6 +19,7 @@ from zhinao.analytics.importers import check_size
 from zhinao.analytics.profile import _json
 from zhinao.errors import InvalidRequest
 from zhinao.gateway.deps import AdminDep, OperatorDep, PlatformDep, PrincipalDep
+from zhinao.gateway.errors import scrub_record
 
 router = APIRouter(prefix="/api/analytics", tags=["analytics"])
 sources_router = APIRouter(prefix="/api/datasources", tags=["datasources"])
@@ -258,12 +259,13 @@ def start_run(body: RunIn, principal: PrincipalDep, platform: PlatformDep):
 
 @router.get("/runs")
 def list_runs(principal: PrincipalDep, platform: PlatformDep, model: str | None = None, limit: int = 50):
-    return platform.analytics.runs.list(principal.tenant_id, model, min(max(limit, 1), 500))
+    return [scrub_record(r, platform) for r in platform.analytics.runs.list(principal.tenant_id, model,
+                                                                          min(max(limit, 1), 500))]
 
 
 @router.get("/runs/{run_id}")
 def get_run(run_id: int, principal: PrincipalDep, platform: PlatformDep):
-    return platform.analytics.runs.get(principal.tenant_id, run_id)
+    return scrub_record(platform.analytics.runs.get(principal.tenant_id, run_id), platform)
 
 
 @router.get("/runs/{run_id}/charts/{name}.png")
