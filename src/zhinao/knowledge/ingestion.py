@@ -7,7 +7,9 @@ each document goes through states recorded in SQL before any side effect in Milv
 2. chunks of ``doc_id:pending_version`` are deleted, then inserted (so a re-run never
    duplicates: primary keys are ``doc:version:index`` and the slate is wiped first);
 3. one SQL commit flips ``version`` to the new one (readers switch atomically);
-4. chunks of every other version of the document are deleted.
+4. after a short grace (:data:`SUPERSEDED_GRACE_S`), the end-of-job sweep deletes the chunks of
+   every other version: a search that read its scope (the old version's key) just before the
+   switch may reach Milvus just after it, and must still find that version, not nothing.
 
 A re-run of the job skips documents whose content hash is already active, and redoes
 the others from step 2. A final sweep deletes chunks whose ``doc_key`` is neither active
@@ -27,6 +29,7 @@ import json
 import logging
 import contextlib
 import threading
+import time
 from collections.abc import Callable, Iterator
 from datetime import date
 from pathlib import Path
@@ -59,6 +62,10 @@ _LOCKS_GUARD = threading.Lock()
 
 
 #: a document that was being indexed during this many unclean stops is failed, not retried again
+#: seconds between a replace's switch to the new version and the deletion of the old chunks: a
+#: search that read its scope just before the switch still finds the old version (a search takes
+#: milliseconds from scope to Milvus; one second covers a heavily loaded machine)
+SUPERSEDED_GRACE_S = 1.0
 MAX_INTERRUPTIONS = 2
 
 
@@ -179,6 +186,8 @@ class Ingestor:
         except JobCancelled as e:
             self._wind_down(cid, name, e.reason)
             raise
+        if any(r.get("status") in ("replaced", "reindexed") for r in results):
+            time.sleep(SUPERSEDED_GRACE_S)  # searches holding the old scope finish on the old chunks
         with collection_lock(cid):
             self.sweep(cid, name)
         self.index.flush(name)
@@ -319,8 +328,7 @@ class Ingestor:
             doc.meta = {**meta, **parsed.meta, "pages": max((c.page or 0 for c in chunks), default=0)}
             doc.updated_at = utcnow()
         bump(self.db.url, cid)  # after the commit: readers switch to the new version now
-        if pv > 1:  # earlier versions (replaced, or abandoned by a crash) go; a first version has none
-            self.index.delete(name, f"doc_id == {doc_id} and version != {pv}")
+        # earlier versions (replaced, or abandoned by a crash) go in the end-of-job sweep, after a grace
         status = "reindexed" if item.get("reindex") else "replaced" if old else "added"
         return {"source": source, "doc_id": doc_id, "status": status, "chunks": len(chunks), "version": pv}
 
