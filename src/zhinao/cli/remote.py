@@ -180,18 +180,9 @@ def _q(name: str) -> str:
 
 def _files(paths: list[Path]) -> tuple[list[tuple[str, bytes]], list[dict]]:
     """Files and folders as (relative name, bytes), the way KnowledgeService.add_paths reads them."""
-    files: list[tuple[str, bytes]] = []
-    skipped: list[dict] = []
-    for p in map(Path, paths):
-        if p.is_dir():
-            for f in sorted(p.rglob("*")):
-                if f.is_file() and not f.name.startswith("."):
-                    files.append((f.relative_to(p).as_posix(), f.read_bytes()))
-        elif p.is_file():
-            files.append((p.name, p.read_bytes()))
-        else:
-            skipped.append({"source": str(p), "error": f"{p}: no such file or folder", "code": "not_found"})
-    return files, skipped
+    from zhinao.knowledge.paths import read_paths
+
+    return read_paths(paths)
 
 
 class RemoteKnowledge:

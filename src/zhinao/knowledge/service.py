@@ -31,6 +31,7 @@ from zhinao.knowledge.config import KBConfig, from_settings
 from zhinao.knowledge.index import Hit, MilvusIndex
 from zhinao.knowledge.ingest import doc_type_of, supported_extensions
 from zhinao.knowledge.ingestion import INGEST_JOB, BlobStore, Ingestor, _date, collection_lock, sha256
+from zhinao.knowledge.paths import read_paths
 from zhinao.knowledge.models import KBCollection, KBDocument, KBMember
 from zhinao.knowledge.retrieve import Scope, make_reranker, make_retriever
 from zhinao.knowledge.scopecache import ScopeCache, bump
@@ -349,17 +350,7 @@ class KnowledgeService:
 
     def add_paths(self, principal: Any, collection: str | int, paths: Iterable[str | Path], **kw: Any) -> dict:
         """Add files and folders (recursively); sources are paths relative to each folder given."""
-        files: list[tuple[str, bytes]] = []
-        skipped: list[dict[str, Any]] = []
-        for p in map(Path, paths):
-            if p.is_dir():
-                for f in sorted(p.rglob("*")):
-                    if f.is_file() and not f.name.startswith("."):
-                        files.append((f.relative_to(p).as_posix(), f.read_bytes()))
-            elif p.is_file():
-                files.append((p.name, p.read_bytes()))
-            else:
-                skipped.append({"source": str(p), "error": f"{p}: no such file or folder", "code": "not_found"})
+        files, skipped = read_paths(paths)
         if not files:
             raise NotFound("; ".join(x["error"] for x in skipped) or "no files found")
         out = self.add_documents(principal, collection, files, **kw)
