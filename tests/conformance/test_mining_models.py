@@ -187,3 +187,105 @@ def test_evaluate_on_no_rows_is_our_error(key):
         empty = []
     with pytest.raises(InvalidRequest):
         m.evaluate(empty)
+
+
+# -- the user's own tables (issue 10): roles, binding, other column names --------------------
+#
+# Each family adds ``tests/conformance/user_tables_<family>.py`` with ``CASES = {key: factory}``,
+# where ``factory()`` returns ``(frame, params)``: a table with column names the entry was not
+# written for (renamed, other language, other data) and the role bindings a user would pass.
+# Every registered key must have one: a new entry without a user-table case fails here.
+
+import importlib.util  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+from zhinao.analytics.catalog.roles import TASKS, Preset, Role  # noqa: E402
+
+
+def _user_cases() -> dict:
+    cases: dict = {}
+    for path in sorted(Path(__file__).parent.glob("user_tables_*.py")):
+        spec = importlib.util.spec_from_file_location(f"_conf_{path.stem}", path)
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+        for k, factory in getattr(mod, "CASES", {}).items():
+            assert k not in cases, f"{k} has user-table cases in two files"
+            cases[k] = factory
+    return cases
+
+
+USER_CASES = _user_cases()
+_USER_EVALUATED: dict[str, tuple] = {}
+
+
+def user_evaluated(key: str):
+    if key not in _USER_EVALUATED:
+        frame, params = USER_CASES[key]()
+        m = catalogue()[key](**params)
+        ev = m.evaluate(m.from_frame(frame.copy()))
+        _USER_EVALUATED[key] = (m, frame, params, ev)
+    return _USER_EVALUATED[key]
+
+
+@pytest.mark.parametrize("key", KEYS)
+def test_declares_task_roles_and_presets(key):
+    cls = catalogue()[key]
+    info = cls.info
+    assert info.task in TASKS, f"{key}: task {info.task!r} not one of {TASKS}"
+    assert info.roles and all(isinstance(r, Role) for r in info.roles), f"{key} declares no column roles"
+    names = [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
+    for r in info.roles:
+        assert r.name in names, f"{key}: role {r.name!r} is not a constructor parameter (the binding)"
+        assert r.kinds and (r.help_en and r.help_zh), f"{key}: role {r.name!r} needs kinds and zh/en help"
+    assert info.presets and all(isinstance(p, Preset) for p in info.presets), f"{key}: no application preset"
+    for p in info.presets:
+        assert p.name_zh and p.name_en
+        cls(**dict(p.params))  # a preset is valid parameters of this estimator
+        assert set(p.params) <= set(names), f"{key}: preset {p.key} sets unknown parameters"
+
+
+@pytest.mark.parametrize("key", KEYS)
+def test_every_entry_has_a_user_table_case(key):
+    assert key in USER_CASES, (f"{key}: add a case to tests/conformance/user_tables_<family>.py "
+                               "(a table with other column names)")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("key", sorted(USER_CASES))
+def test_runs_on_a_user_table_with_other_column_names(key):
+    m, frame, params, ev = user_evaluated(key)
+    info = m.info
+    for name in info.metrics:
+        assert name in ev.metrics and math.isfinite(float(ev.metrics[name])), f"{key} does not report {name}"
+    if ev.baseline:
+        verdict = beats_baseline(ev, primary_metric(info))
+        assert verdict is not False, f"{key} on a user table: {ev.metrics} vs {ev.baseline_name} {ev.baseline}"
+    b = getattr(m, "binding_", None)
+    assert b is not None, f"{key}: evaluate did not bind its roles (call self.bind(df))"
+    cols = set(map(str, frame.columns))
+    assert set(b.used()) <= cols, f"{key}: binding {b.columns} names columns the table lacks"
+    # notes and explanations speak of the user's data: no demo column the table lacks is named
+    text = json.dumps(jsonable(ev.explanation), ensure_ascii=False)
+    demo_cols = set()
+    for r in info.roles:
+        demo_cols |= set(r.demo if isinstance(r.demo, tuple) else ([r.demo] if r.demo else []))
+    stale = sorted(c for c in demo_cols - cols if len(c) > 3 and (f'"{c}"' in text or f" {c} " in text))
+    assert not stale, f"{key}: the explanation names demo columns {stale} on a user table"
+    assert ev.plots, f"{key} gives the console no interactive chart data (Evaluation.plots)"
+    json.dumps(ev.plots)  # strict JSON
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("key", sorted(USER_CASES))
+def test_scores_a_user_table_keeping_its_columns(key):
+    m, frame, params, ev = user_evaluated(key)
+    if not supports_predict(m):
+        return
+    out = m.predict_table(frame.head(200).copy())
+    assert isinstance(out, pd.DataFrame) and len(out) > 0
+    if m.info.task == "classification":
+        target = m.binding_.get("target")
+        kept = [c for c in frame.columns if c != target]
+        assert set(kept) <= set(out.columns), f"{key}: scoring dropped input columns {set(kept) - set(out.columns)}"
+        assert {"score", "prediction"} <= set(out.columns), f"{key}: scored table needs score and prediction"
+        assert out["score"].between(0, 1).all()

@@ -45,15 +45,33 @@ def model_class(key: str) -> type[MiningModel]:
     return cat[key]
 
 
-def check_params(cls: type[MiningModel], params: dict[str, Any] | None) -> dict[str, Any]:
-    """Constructor parameters, refusing names the model does not take."""
-    params = dict(params or {})
+def check_params(cls: type[MiningModel], params: dict[str, Any] | None, preset: str | None = None) -> dict[str, Any]:
+    """Constructor parameters, refusing names the model does not take.
+
+    Role bindings are parameters named after the role (``target``, ``features`` …); the older
+    names (``id_column``, ``time_column`` …, :data:`roles.ALIASES`) still work where the model
+    has no parameter of that name. A ``preset`` (an application model of the entry) supplies
+    defaults that explicit parameters override.
+    """
+    from zhinao.analytics.catalog.roles import ALIASES
+
     allowed = [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
-    for k in params:
+    out: dict[str, Any] = {}
+    if preset:
+        presets = {p.key: p for p in cls.info.presets}
+        if preset not in presets:
+            raise InvalidRequest(f"model {cls.info.key!r} has no preset {preset!r}; presets: "
+                                 f"{', '.join(presets) or 'none'}", param="preset")
+        out.update(presets[preset].params)
+    for k, v in dict(params or {}).items():
+        if k not in allowed and ALIASES.get(k) in allowed:
+            k = ALIASES[k]
         if k not in allowed:
-            raise InvalidRequest(f"model {cls.info.key!r} has no parameter {k!r}; parameters: {', '.join(allowed)}",
-                                 param=k)
-    return params
+            roles = [r.name for r in cls.info.roles]
+            raise InvalidRequest(f"model {cls.info.key!r} has no parameter {k!r}; parameters: {', '.join(allowed)}"
+                                 + (f" (column roles: {', '.join(roles)})" if roles else ""), param=k)
+        out[k] = v
+    return out
 
 
 def jsonable(v: Any) -> Any:

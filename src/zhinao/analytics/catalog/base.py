@@ -19,7 +19,10 @@ from __future__ import annotations
 import abc
 import inspect
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:  # pragma: no cover
+    from zhinao.analytics.catalog.roles import Binding, Preset, Role
 
 
 @dataclass(frozen=True)
@@ -36,6 +39,12 @@ class ModelInfo:
     dataset: str = ""  #: default demo dataset key
     spark: bool = False  #: has an engine="spark" implementation
     synthetic: bool = False  #: demo data includes synthetic parts (labelled as such)
+    #: classification | regression | forecast | clustering | association | sequence | graph | tagging
+    task: str = ""
+    #: the columns it needs, bound per run (:mod:`zhinao.analytics.catalog.roles`)
+    roles: tuple["Role", ...] = ()
+    #: telecom application models over this estimator (parameter sets), the default first
+    presets: tuple["Preset", ...] = ()
 
 
 @dataclass
@@ -47,6 +56,8 @@ class Evaluation:
     baseline_name: str
     explanation: dict[str, Any] = field(default_factory=dict)
     charts: dict[str, bytes] = field(default_factory=dict)  #: name -> PNG bytes
+    #: name -> interactive chart data for the console (:mod:`zhinao.analytics.catalog.plots`)
+    plots: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 class MiningModel(abc.ABC):
@@ -91,6 +102,14 @@ class MiningModel(abc.ABC):
     def from_frame(self, df: Any) -> Any:
         """Turn a workspace table (``pandas.DataFrame``) into :meth:`evaluate`'s input; default: as is."""
         return df
+
+    def bind(self, df: Any) -> "Binding":
+        """Bind ``info.roles`` to ``df``'s columns (given parameters first, the rest inferred),
+        keep the result in ``binding_`` (the run record shows it) and return it."""
+        from zhinao.analytics.catalog.roles import bind, role_params
+
+        self.binding_ = bind(self.info.roles, df, role_params(self), model_key=self.info.key)
+        return self.binding_
 
     def get_params(self, deep: bool = True) -> dict[str, Any]:
         sig = inspect.signature(type(self).__init__)
