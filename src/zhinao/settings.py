@@ -140,6 +140,14 @@ class Settings(BaseSettings):
                              "none | embedding | overlap.")
     kb_rerank_candidates: int = Field(20, ge=1, description="Passages retrieved for the rerank step to re-order "
                                       "before the best top_k are kept (only when a reranker is set).")
+    kb_answerability: Literal["model", "coverage", "off"] = Field(
+        "model", description="Check before answering that a passage answers the question: model (grammar-constrained "
+        "sentence choice by the chat model plus the collection-calibrated coverage check), coverage (the check "
+        "alone, no model call) or off (the relevance threshold only).")
+    kb_answer_style: Literal["extractive", "generative"] = Field(
+        "extractive", description="extractive: answer with the passage sentences that answer (quoted, cited); "
+        "generative: the chat model writes the answer from the answering passage, verified against it "
+        "(numbers, names) and replaced by the quote on a mismatch.")
     kb_sync_interval_s: float = Field(0.0, ge=0, description="Period of the scheduled folder sync in seconds (0 = off).")
     kb_embed_batch: int = Field(32, ge=1, description="Texts per embedder call during ingestion.")
     kb_sync_roots: list[Path] = Field(
