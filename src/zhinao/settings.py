@@ -132,6 +132,9 @@ class Settings(BaseSettings):
     kb_chunk_overlap: int = Field(40, ge=0, description="Tokens repeated between consecutive chunks of one section.")
     kb_top_k: int = Field(5, ge=1, description="Passages given to the model per question.")
     kb_rrf_k: int = Field(60, ge=1, description="RRF constant for hybrid (dense + BM25) fusion.")
+    kb_fusion_probes: int = Field(
+        60, ge=0, le=500, description="Probe questions a collection generates from its own passages after each "
+        "ingestion job to choose its hybrid fusion weights and reranker (0 = plain equal-weight RRF).")
     kb_min_relevance: float | None = Field(
         None, description="Similarity under which the assistant says it found nothing; default: the embedder's calibrated value.")
     kb_retriever: str = Field("milvus", description="Retriever backend (entry point group zhinao.retrievers); "
