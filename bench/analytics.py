@@ -297,7 +297,7 @@ def bench_scale(sizes: list[int], spark_memory: str, workdir: Path) -> list[dict
 def bench_quality(with_spark: bool, workdir: Path) -> list[dict]:
     from zhinao.analytics.catalog import catalogue
     from zhinao.analytics.catalog.protocol import beats_baseline, higher_is_better, primary_metric
-    from zhinao.analytics.spark import CATALOGUE_KEYS
+    from zhinao.analytics.engines import get_engine
 
     rows = []
     for key, cls in sorted(catalogue().items(), key=lambda kv: (kv[1].info.theme, kv[0])):
@@ -309,7 +309,7 @@ def bench_quality(with_spark: bool, workdir: Path) -> list[dict]:
         row = {"key": key, "algorithm": cls.info.algorithm, "dataset": cls.info.dataset, "metric": pm,
                "model": ev.metrics.get(pm), "baseline": ev.baseline.get(pm), "baseline_name": ev.baseline_name,
                "beats": beats_baseline(ev, pm), "seconds": dt, "higher_is_better": higher_is_better(pm)}
-        if with_spark and key in CATALOGUE_KEYS:
+        if with_spark and get_engine("spark").supports(cls):
             from zhinao.analytics.spark_runs import evaluate_on_spark
 
             m2 = cls()

@@ -129,14 +129,15 @@ class RunManager:
               engine: str = "local") -> dict[str, Any]:
         """Queue a run (a background job when a JobRunner is present, else run it now).
 
-        ``engine="spark"`` fits the model's MLlib counterpart (keys in ``spark.CATALOGUE_KEYS``).
+        ``engine`` names a registered :class:`~zhinao.analytics.engines.Engine` (``local``, ``spark`` …).
         """
         cls = model_class(key)
         params = check_params(cls, params)
         cls(**params)  # bad values fail here, not in the job
-        from zhinao.analytics.spark_runs import check_engine
+        from zhinao.analytics.engines import check_engine
 
-        engine = check_engine(engine or "local", key)
+        engine = engine or "local"
+        eng = check_engine(engine, cls)
         wsid = None
         if dataset and not workspace:
             raise InvalidRequest("a dataset lives in a workspace: pass workspace too", param="workspace")
@@ -152,9 +153,9 @@ class RunManager:
                 raise InvalidRequest("score_table needs a workspace to write into", param="workspace")
             if not supports_predict(cls):
                 raise InvalidRequest(f"model {key!r} does not score rows", param="score_table")
-            if engine != "local":
-                raise InvalidRequest("scoring into a table needs engine 'local'; Spark runs report metrics only",
-                                     param="score_table")
+            if not eng.scores_rows:
+                raise InvalidRequest(f"scoring into a table needs engine 'local'; engine {engine!r} runs report "
+                                     "metrics only", param="score_table")
         for _ in range(5):  # the version number is unique per model key; retry on a race
             try:
                 with self.db.session() as s:
@@ -241,7 +242,8 @@ class RunManager:
 
         path = self.model_file(tenant_id, run_id)
         if path.suffix != ".joblib":
-            raise InvalidRequest(f"run {run_id} ran on engine 'spark': its MLlib model ({path.name}) cannot score "
+            engine = self.get(tenant_id, run_id, detail=False)["engine"]
+            raise InvalidRequest(f"run {run_id} ran on engine {engine!r}: its saved model ({path.name}) cannot score "
                                  "here; run the model with engine 'local' to score rows")
         return joblib.load(path)
 
@@ -279,8 +281,6 @@ def _score_frame(model: MiningModel, df: pd.DataFrame) -> pd.DataFrame:
 def execute_run(db: Database, run_id: int, home: Path,
                 progress: Callable[[float, str], None] = lambda f, m: None) -> dict[str, Any]:
     """Do run ``run_id``: everything is read from its row; artefacts overwrite any partial ones."""
-    import joblib
-
     from zhinao.analytics.workspace import Workspace, WorkspaceManager
 
     with db.session() as s:
@@ -313,13 +313,11 @@ def execute_run(db: Database, run_id: int, home: Path,
         if out_dir.exists():
             shutil.rmtree(out_dir)
         (out_dir / "charts").mkdir(parents=True)
-        try:
-            if engine == "spark":
-                from zhinao.analytics.spark_runs import evaluate_on_spark
+        from zhinao.analytics.engines import get_engine
 
-                ev = evaluate_on_spark(model, data, out_dir)
-            else:
-                ev = model.evaluate(data)
+        eng = get_engine(engine)
+        try:
+            ev = eng.evaluate(model, data, out_dir, table=frame)
         except ZhinaoError:
             raise
         except (KeyError, ValueError, TypeError) as e:  # user data the model could not digest
@@ -327,12 +325,7 @@ def execute_run(db: Database, run_id: int, home: Path,
         progress(0.75, "saving model, charts and metrics / 保存模型与图表")
         for name, png in ev.charts.items():
             (out_dir / "charts" / f"{name}.png").write_bytes(png)
-        if engine == "spark":
-            from zhinao.analytics.spark_runs import archive_model
-
-            archive_model(out_dir)
-        else:
-            joblib.dump(model, out_dir / "model.joblib")
+        eng.save(model, out_dir)
         metric = primary_metric(cls.info)
         if metric not in ev.metrics and ev.metrics:
             metric = next(iter(ev.metrics))

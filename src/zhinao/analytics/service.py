@@ -15,9 +15,9 @@ from zhinao.analytics import datasets as demo_data
 from zhinao.analytics.catalog import catalogue
 from zhinao.analytics.catalog.protocol import primary_metric, supports_predict
 from zhinao.analytics.datasources import DataSourceRegistry
+from zhinao.analytics.engines import engines_for
 from zhinao.analytics.runs import RunManager, model_class
 from zhinao.analytics.sandbox import SqlLimits
-from zhinao.analytics.spark import CATALOGUE_KEYS
 from zhinao.analytics.workspace import DEFAULT_IMPORT_LIMIT, WorkspaceManager
 from zhinao.errors import NotFound
 from zhinao.safety import ArchiveLimits, ParseLimits
@@ -33,11 +33,12 @@ def model_metadata(cls) -> dict[str, Any]:
     params = {name: (p.default if p.default is not inspect.Parameter.empty else None)
               for name, p in inspect.signature(cls.__init__).parameters.items() if name != "self"}
     ds = demo_data.DATASETS.get(info.dataset)
+    engines = engines_for(cls)  # derived from each engine's translation, not a list kept beside it
     return {"key": info.key, "name_zh": info.name_zh, "name_en": info.name_en, "algorithm": info.algorithm,
             "theme": info.theme, "application_zh": info.application_zh, "application_en": info.application_en,
             "inputs": info.inputs, "metrics": list(info.metrics), "primary_metric": primary_metric(info),
             "dataset": info.dataset, "dataset_description": (ds.description_zh + " / " + ds.description_en) if ds else "",
-            "dataset_licence": ds.licence if ds else "", "spark": info.spark or info.key in CATALOGUE_KEYS, "synthetic": info.synthetic,
+            "dataset_licence": ds.licence if ds else "", "spark": "spark" in engines, "engines": engines, "synthetic": info.synthetic,
             "scores": supports_predict(cls), "params": {k: _plain(v) for k, v in params.items()},
             "module": cls.__module__.rsplit(".", 1)[-1]}
 

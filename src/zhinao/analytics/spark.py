@@ -1,21 +1,19 @@
-"""Apache Spark engine: the catalogue's models that MLlib has, on Parquet, for data that
-outgrows one process (DuckDB + scikit-learn remain the embedded default).
+"""Apache Spark engine, the MLlib side: fit an MLlib algorithm on a Parquet table, judge it on
+a hold-out against the naive baseline the embedded models use (DuckDB + scikit-learn remain the
+embedded default; this is for data that outgrows one process).
 
-How the runner chooses it (``engine="spark"``):
-
-1. ``spark_algorithm(key)`` maps a catalogue key (``churn_logistic``, ``sim_farm_kmeans`` ...)
-   or a plain MLlib name (``logistic_regression``, ``kmeans`` ...) to an MLlib algorithm,
-   raising :class:`~zhinao.errors.InvalidRequest` when Spark has no such model.
-2. The runner exports the workspace table to Parquet (DuckDB:
-   ``COPY (SELECT * FROM t) TO 'x.parquet' (FORMAT parquet)``) and calls
-   ``fit_spark(key, parquet_path, target=..., features=..., params=...)``.
-3. It gets a :class:`SparkResult` (metrics, baseline metrics, explanation) with the same
-   metric names as the embedded model of that key, so runs compare across engines.
+:func:`fit_spark` takes an MLlib algorithm name (:data:`ALGORITHMS`: ``logistic_regression``,
+``kmeans``, ``fpgrowth`` ...) and column names of the Parquet table; it knows nothing of the
+catalogue. Which catalogue entry maps to which algorithm, and how a run's role binding becomes
+this table, is the engine's translation (:mod:`zhinao.analytics.spark_runs`).
 
 Table shapes: supervised models and clustering read one row per entity (feature columns,
-strings one-hot encoded); ``fpgrowth`` reads ``(transaction_id, item)`` rows; ``prefixspan``
-reads ``(session_id, position, item)`` rows. One ``SparkSession`` (``local[*]`` by default,
-UI off, small driver memory) is created lazily and reused; pyspark is an optional extra.
+strings one-hot encoded); ``fpgrowth`` reads ``(transaction, item)`` rows; ``prefixspan``
+reads ``(session, position, item)`` rows (the column names are parameters). The pattern
+models' next-item / hidden-item evaluation lives here too (same protocol as the embedded
+recommenders: hit rate and MRR at k against the most popular items). One ``SparkSession``
+(``local[*]`` by default, UI off, small driver memory) is created lazily and reused; pyspark
+is an optional extra.
 """
 
 from __future__ import annotations
@@ -23,6 +21,7 @@ from __future__ import annotations
 import math
 import threading
 import time
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,25 +30,13 @@ import numpy as np
 
 from zhinao.errors import EngineUnavailable, InvalidRequest, NotFound
 
-CLASSIFIERS = {"logistic_regression", "decision_tree", "naive_bayes", "mlp", "linear_svm"}
+CLASSIFIERS = {"logistic_regression", "decision_tree", "naive_bayes", "mlp", "linear_svm", "gbt"}
 REGRESSORS = {"linear_regression"}
 CLUSTERERS = {"kmeans", "gmm"}
 PATTERNS = {"fpgrowth", "prefixspan"}
 ALGORITHMS = CLASSIFIERS | REGRESSORS | CLUSTERERS | PATTERNS
-
-#: catalogue key -> MLlib algorithm (the embedded model's Spark counterpart)
-CATALOGUE_KEYS: dict[str, str] = {
-    "churn_logistic": "logistic_regression",
-    "churn_mlp": "mlp",
-    "plan_tree": "decision_tree",
-    "value_svm": "linear_svm",
-    "text_naive_bayes": "naive_bayes",
-    "traffic_linear": "linear_regression",
-    "sim_farm_kmeans": "kmeans",
-    "segments_em": "gmm",
-    "cross_sell_apriori": "fpgrowth",
-    "next_content_prefixspan": "prefixspan",
-}
+#: binary-only MLlib classifiers
+BINARY_ONLY = {"linear_svm", "gbt"}
 
 LABEL = "label__idx"  #: the indexed target (a user's column may well be called "label")
 
@@ -70,13 +57,12 @@ class SparkResult:
     holdout: dict[str, Any] = field(default_factory=dict)
 
 
-def spark_algorithm(key: str) -> str:
-    """The MLlib algorithm behind a catalogue key or MLlib name."""
-    algo = CATALOGUE_KEYS.get(key, key)
-    if algo not in ALGORITHMS:
-        raise InvalidRequest(f"no Spark implementation for {key!r}; Spark runs: "
-                             f"{', '.join(sorted(ALGORITHMS | set(CATALOGUE_KEYS)))}", param="engine")
-    return algo
+def spark_algorithm(name: str) -> str:
+    """``name`` if MLlib has that algorithm here; a 400 naming the choices otherwise."""
+    if name not in ALGORITHMS:
+        raise InvalidRequest(f"no Spark implementation for {name!r}; MLlib algorithms: "
+                             f"{', '.join(sorted(ALGORITHMS))}", param="engine")
+    return name
 
 
 def get_spark(master: str = "local[*]", driver_memory: str = "1g", shuffle_partitions: int = 4,
@@ -139,15 +125,16 @@ class SplitSpec:
     split_column: str | None = None
 
 
-def fit_spark(key: str, parquet_path: str | Path, target: str | None = None, features: list[str] | None = None,
-              *, params: dict[str, Any] | None = None, test_size: float = 0.25, seed: int = 0,
-              text_column: str | None = None, time_column: str | None = None, split_column: str | None = None,
-              log_target: bool = False, baseline_column: str | None = None, save_to: str | Path | None = None,
-              spark=None) -> SparkResult:
-    """Fit the MLlib model for ``key`` on a Parquet table; metrics on a hold-out.
+def fit_spark(algorithm: str, parquet_path: str | Path, target: str | None = None,
+              features: list[str] | None = None, *, params: dict[str, Any] | None = None, test_size: float = 0.25,
+              seed: int = 0, text_column: str | None = None, time_column: str | None = None,
+              split_column: str | None = None, log_target: bool = False, baseline_column: str | None = None,
+              session_column: str | None = None, item_column: str = "item", order_column: str | None = None,
+              save_to: str | Path | None = None, spark=None) -> SparkResult:
+    """Fit MLlib ``algorithm`` on a Parquet table; metrics on a hold-out, and the baseline's.
 
     Args:
-        key: catalogue key or MLlib name (see ``CATALOGUE_KEYS`` / ``ALGORITHMS``).
+        algorithm: an MLlib name of :data:`ALGORITHMS`.
         parquet_path: a Parquet file or folder.
         target: label column (supervised models; ignored otherwise).
         features: feature columns (default: every column but the target and id-like ones).
@@ -158,13 +145,16 @@ def fit_spark(key: str, parquet_path: str | Path, target: str | None = None, fea
         log_target: regression target is log1p(value); metrics are reported on the value scale.
         baseline_column: regression: a column holding the naive forecast (e.g. last week's
             same hour) used as the baseline instead of the training mean.
+        session_column / item_column / order_column: the pattern models' columns (a basket or
+            session id, the item, the position in the session); the session column defaults to
+            ``transaction_id`` (fpgrowth) or ``session_id`` (prefixspan).
         save_to: folder to save the fitted MLlib model (or the mined patterns) into.
 
     Raises:
         InvalidRequest: unknown algorithm, missing target/feature columns, too few rows.
         EngineUnavailable: pyspark is not installed.
     """
-    algo = spark_algorithm(key)
+    algo = spark_algorithm(algorithm)
     path = Path(parquet_path)
     if not path.exists():
         raise NotFound(f"no Parquet data at {path}")
@@ -172,7 +162,7 @@ def fit_spark(key: str, parquet_path: str | Path, target: str | None = None, fea
     df = spark.read.parquet(str(path))
     params = dict(params or {})
     split = SplitSpec(test_size, seed, time_column, split_column)
-    for c in (time_column, split_column, text_column, baseline_column):
+    for c in (time_column, split_column, text_column, baseline_column, order_column):
         if c and c not in df.columns:
             raise InvalidRequest(f"Parquet table lacks column {c!r}", param=c)
     t0 = time.perf_counter()
@@ -182,9 +172,11 @@ def fit_spark(key: str, parquet_path: str | Path, target: str | None = None, fea
     elif algo in CLUSTERERS:
         res = _clustering(algo, df, features, params, test_size, seed, save_to=save_to)
     elif algo == "fpgrowth":
-        res = _fpgrowth(df, params, test_size, seed, save_to=save_to)
+        res = _fpgrowth(df, params, test_size, seed, session_column or "transaction_id", item_column,
+                        save_to=save_to)
     else:
-        res = _prefixspan(df, params, test_size, seed, save_to=save_to)
+        res = _prefixspan(df, params, test_size, seed, session_column or "session_id", item_column,
+                          order_column, save_to=save_to)
     res.seconds = time.perf_counter() - t0
     res.explanation.setdefault("engine", f"Spark {spark.version} ({spark.sparkContext.master})")
     return res
@@ -297,7 +289,8 @@ def _supervised(algo, df, target, features, params, split: SplitSpec, *, text_co
     if n_train < 20 or n_test < 5:
         raise InvalidRequest(f"{algo} needs at least 20 training and 5 hold-out rows, got {n_train} and {n_test}",
                              code="too_few_rows")
-    scale = "minmax" if algo == "naive_bayes" else None if algo == "decision_tree" else "standard"
+    nb_multinomial = algo == "naive_bayes" and params.get("model_type", "multinomial") != "gaussian"
+    scale = "minmax" if nb_multinomial else None if algo in ("decision_tree", "gbt") else "standard"
     stages = _assembler_stages(numeric, categorical, scale, text_column, float(params.get("min_df", 2)))
     if algo == "linear_regression":
         if not isinstance(df.schema[target].dataType, NumericType):
@@ -333,8 +326,8 @@ def _supervised(algo, df, target, features, params, split: SplitSpec, *, text_co
     labels = list(label_model.labels)
     if len(labels) < 2:
         raise InvalidRequest(f"target {target!r} is constant in the training part", param="target")
-    if algo == "linear_svm" and len(labels) > 2:
-        raise InvalidRequest("linear_svm in Spark is binary only; the target has "
+    if algo in BINARY_ONLY and len(labels) > 2:
+        raise InvalidRequest(f"{algo} in Spark is binary only; the target has "
                              f"{len(labels)} classes", param="target")
     n_features_guess = None
     if algo == "logistic_regression":
@@ -343,7 +336,12 @@ def _supervised(algo, df, target, features, params, split: SplitSpec, *, text_co
         est = C.DecisionTreeClassifier(labelCol=LABEL, maxDepth=int(params.get("max_depth", 5)),
                                        minInstancesPerNode=int(params.get("min_samples_leaf", 20)), seed=split.seed)
     elif algo == "naive_bayes":
-        est = C.NaiveBayes(labelCol=LABEL, modelType="multinomial", smoothing=float(params.get("smoothing", 1.0)))
+        est = C.NaiveBayes(labelCol=LABEL, modelType=str(params.get("model_type", "multinomial")),
+                           smoothing=float(params.get("smoothing", 1.0)))
+    elif algo == "gbt":
+        est = C.GBTClassifier(labelCol=LABEL, maxIter=int(params.get("max_iter", 50)),
+                              maxDepth=int(params.get("max_depth", 3)), stepSize=float(params.get("step_size", 0.1)),
+                              seed=split.seed)
     elif algo == "linear_svm":
         est = C.LinearSVC(labelCol=LABEL, maxIter=int(params.get("max_iter", 50)), regParam=float(params.get("reg", 0.01)))
     else:  # mlp: layer sizes need the feature width, known after the feature pipeline
@@ -355,7 +353,7 @@ def _supervised(algo, df, target, features, params, split: SplitSpec, *, text_co
     fitted = Pipeline(stages=stages + [label_model, est]).fit(train)
     _save(fitted, save_to)
     out = fitted.transform(test)
-    cols = [LABEL, "prediction"] + (["rawPrediction"] if "rawPrediction" in out.columns else [])
+    cols = [LABEL, "prediction"] + [c for c in ("rawPrediction", "probability") if c in out.columns]
     # collect() rather than toPandas(): pyspark's Arrow path lags pandas 3
     pred = out.select(*cols).collect()
     y = np.array([r[LABEL] for r in pred], int)
@@ -365,6 +363,9 @@ def _supervised(algo, df, target, features, params, split: SplitSpec, *, text_co
         # margin of class 1 over class 0 ranks rows for AUC (probabilities where MLlib has them)
         raw = np.stack([r["rawPrediction"].toArray() for r in pred])
         score = raw[:, 1] - raw[:, 0] if raw.shape[1] == 2 else raw[:, -1]
+    proba = None
+    if len(labels) == 2 and "probability" in cols:  # P(class 1): the positive class when the target is 0/1
+        proba = np.array([float(r["probability"][1]) for r in pred])
     counts = label_model.transform(train).groupBy(LABEL).count().orderBy(F.desc("count")).first()
     majority = int(counts[LABEL])
     metrics = _clf_metrics(y, p, score, len(labels))
@@ -379,7 +380,7 @@ def _supervised(algo, df, target, features, params, split: SplitSpec, *, text_co
         expl["tree_nodes"] = int(fitted.stages[-1].numNodes)
     train.unpersist(), test.unpersist()
     return SparkResult(algo, metrics, baseline, "majority class", expl,
-                       holdout={"y": y, "pred": p, "score": score, "labels": labels})
+                       holdout={"y": y, "pred": p, "score": score, "proba": proba, "labels": labels})
 
 
 def _split_note(split: SplitSpec) -> dict[str, Any]:
@@ -391,12 +392,14 @@ def _split_note(split: SplitSpec) -> dict[str, Any]:
 
 
 def _clf_metrics(y, p, score, n_classes) -> dict[str, float]:
-    from sklearn.metrics import accuracy_score, f1_score, roc_auc_score
+    from sklearn.metrics import accuracy_score, f1_score, precision_score, recall_score, roc_auc_score
 
     out = {"accuracy": float(accuracy_score(y, p)),
            "macro_f1": float(f1_score(y, p, average="macro", zero_division=0))}
     if n_classes == 2:
         out["f1"] = float(f1_score(y, p, zero_division=0))
+        out["precision"] = float(precision_score(y, p, zero_division=0))
+        out["recall"] = float(recall_score(y, p, zero_division=0))
         out["auc"] = float(roc_auc_score(y, score)) if score is not None and len(set(y)) == 2 else 0.5
     return out
 
@@ -459,6 +462,9 @@ def _clustering(algo, df, features, params, test_size, seed, save_to=None) -> Sp
         expl = {"k": k, "weights": [round(float(w), 4) for w in gm.weights],
                 "train_loglik_per_row": float(gm.summary.logLikelihood) / max(tr.count(), 1)}
         name = "single Gaussian (k=1)"
+    expl["split"] = {"method": "seeded random split; the hold-out is scored against the centres/mixture "
+                               "fitted on the rest", "test_size": test_size, "seed": seed}
+    expl["numeric"], expl["categorical"] = numeric, categorical
     train.unpersist()
     return SparkResult(algo, metrics, baseline, name, expl)
 
@@ -491,67 +497,104 @@ def _holdout_mse(pred, centers) -> float:
     return float(rows.sum()) if not rows.isEmpty() else 0.0
 
 
-# -- patterns (reusing the embedded models' recommendation and scoring code) -------------
+# -- patterns: mined by MLlib, judged like the embedded recommenders ---------------------------
 
-def _fpgrowth(df, params, test_size, seed, save_to=None) -> SparkResult:
-    import pandas as pd
+def _hit_rate(recommend, queries, k: int, hit_name: str) -> dict[str, float]:
+    """Share of queries whose hidden item is in the top ``k`` recommendations, and the MRR."""
+    hits, rr = 0, 0.0
+    for visible, hidden in queries:
+        recs = recommend(visible, k)
+        if hidden in recs:
+            hits += 1
+            rr += 1.0 / (recs.index(hidden) + 1)
+    n = max(len(queries), 1)
+    return {f"{hit_name}@{k}": hits / n, f"mrr@{k}": rr / n}
+
+
+def _need(df, cols: list[str], shape: str) -> None:
+    missing = [c for c in cols if c not in df.columns]
+    if missing:
+        raise InvalidRequest(f"{shape}: the Parquet table lacks column(s) {', '.join(map(repr, missing))}; "
+                             f"columns: {', '.join(df.columns[:30])}", param=missing[0])
+
+
+def _fpgrowth(df, params, test_size, seed, session, item, save_to=None) -> SparkResult:
+    """FP-Growth on baskets; each hold-out basket with >= 2 items hides one item to recommend back."""
     from pyspark.ml.fpm import FPGrowth
     from pyspark.sql import functions as F
 
-    from zhinao.analytics.catalog.association import AprioriCrossSell, hit_rate, split_and_hide
-
-    if not {"transaction_id", "item"} <= set(df.columns):
-        raise InvalidRequest("fpgrowth reads a (transaction_id, item) table", param="item")
-    baskets_df = df.groupBy("transaction_id").agg(F.array_distinct(F.collect_list(F.col("item").cast("string")))
-                                                  .alias("items"))
-    baskets = [list(r["items"]) for r in baskets_df.orderBy("transaction_id").collect()]
-    train, queries = split_and_hide(baskets, test_size, seed)
+    _need(df, [session, item], "fpgrowth reads a (transaction, item) table")
+    grouped = df.where(F.col(item).isNotNull()).groupBy(session) \
+        .agg(F.array_sort(F.array_distinct(F.collect_list(F.col(item).cast("string")))).alias("items"))
+    baskets = [list(r["items"]) for r in grouped.orderBy(session).collect()]
+    rng = np.random.default_rng(seed)
+    idx = rng.permutation(len(baskets))
+    n_test = int(round(len(baskets) * test_size))
+    train = [baskets[i] for i in idx[n_test:]]
+    queries = []
+    for i in idx[:n_test]:
+        b = baskets[i]
+        if len(b) >= 2:
+            j = int(rng.integers(len(b)))
+            queries.append((b[:j] + b[j + 1:], b[j]))
+    if len(train) < 20 or not queries:
+        raise InvalidRequest(f"fpgrowth needs at least 20 training baskets and some hold-out baskets with two or "
+                             f"more items; {len(baskets)} baskets, {len(queries)} usable for the hold-out "
+                             f"(does {session!r} group several {item!r} rows?)", param=session)
     min_support = float(params.get("min_support", 0.01))
     min_conf = float(params.get("min_confidence", 0.1))
+    k = int(params.get("k", 3))
     spark = df.sparkSession
     tr = spark.createDataFrame([(b,) for b in train], ["items"])
     fp = FPGrowth(itemsCol="items", minSupport=min_support, minConfidence=min_conf).fit(tr)
     _save(fp, save_to)
-    rules = [r.asDict() for r in fp.associationRules.where(F.size("consequent") == 1).collect()]
-    # hand the mined rules to the embedded recommender: one recommendation/scoring code path
-    rec = AprioriCrossSell(min_support=min_support, min_confidence=min_conf, k=int(params.get("k", 3)))
-    from collections import Counter
+    rules = [(frozenset(r["antecedent"]), r["consequent"][0], float(r["confidence"]), float(r["lift"] or 0.0))
+             for r in fp.associationRules.where(F.size("consequent") == 1).collect()]
+    by_item: dict[str, list] = defaultdict(list)  # rules indexed by one antecedent item
+    for rule in rules:
+        by_item[min(rule[0])].append(rule)
+    popularity = [i for i, _ in Counter(i for b in train for i in b).most_common()]
 
-    counts = Counter(i for b in train for i in b)
-    rec.popularity_ = [i for i, _ in counts.most_common()]
-    rec.rules_ = pd.DataFrame({"antecedents": [frozenset(r["antecedent"]) for r in rules],
-                               "consequents": [frozenset(r["consequent"]) for r in rules],
-                               "support": [float(r["support"]) for r in rules],
-                               "confidence": [float(r["confidence"]) for r in rules],
-                               "lift": [float(r["lift"]) for r in rules]},
-                              columns=["antecedents", "consequents", "support", "confidence", "lift"]) \
-        .sort_values(["confidence", "lift"], ascending=False)
-    rec._index_rules()
-    k = int(rec.k)
-    metrics = hit_rate(rec.recommend, queries, k)
-    baseline = hit_rate(rec.popular, queries, k)
-    top = rec.rules_.sort_values("lift", ascending=False).head(10)
-    expl = {"n_rules": int(len(rec.rules_)), "n_frequent_itemsets": int(fp.freqItemsets.count()),
-            "top_rules_by_lift": [{"if": sorted(a), "then": sorted(c), "confidence": round(float(cf), 4),
-                                   "lift": round(float(lf), 3)}
-                                  for a, c, cf, lf in zip(top["antecedents"], top["consequents"],
-                                                          top["confidence"], top["lift"])]}
+    def popular(visible, k):
+        have = set(visible)
+        return [i for i in popularity if i not in have][:k]
+
+    def recommend(visible, k):
+        have = set(visible)
+        best: dict[str, tuple[float, float]] = {}
+        for first in have:
+            for ante, cons, conf, lift in by_item.get(first, ()):
+                if cons not in have and ante <= have and (conf, lift) > best.get(cons, (-1.0, -1.0)):
+                    best[cons] = (conf, lift)
+        ranked = [c for c, _ in sorted(best.items(), key=lambda kv: (-kv[1][0], -kv[1][1], kv[0]))][:k]
+        return ranked + [i for i in popular(visible, k + len(ranked)) if i not in ranked][: k - len(ranked)]
+
+    metrics = _hit_rate(recommend, queries, k, "hit_rate")
+    baseline = _hit_rate(popular, queries, k, "hit_rate")
+    top = sorted(rules, key=lambda r: (-r[3], -r[2]))[:10]
+    expl = {"n_rules": len(rules), "n_frequent_itemsets": int(fp.freqItemsets.count()),
+            "train_baskets": len(train), "holdout_baskets": len(queries),
+            "split": {"method": "seeded random split of baskets; each hold-out basket hides one item",
+                      "test_size": test_size, "seed": seed},
+            "top_rules_by_lift": [{"if": sorted(a), "then": [c], "confidence": round(cf, 4), "lift": round(lf, 3)}
+                                  for a, c, cf, lf in top]}
     return SparkResult("fpgrowth", metrics, baseline, "most popular items", expl)
 
 
-def _prefixspan(df, params, test_size, seed, save_to=None) -> SparkResult:
+def _prefixspan(df, params, test_size, seed, session, item, order=None, save_to=None) -> SparkResult:
+    """PrefixSpan patterns as next-item rules (longest matching context first); the hold-out
+    sessions' last item is predicted from the items before it."""
     from pyspark.ml.fpm import PrefixSpan
     from pyspark.sql import functions as F
 
-    from zhinao.analytics.catalog.sequence import NextContentPrefixSpan
-
-    item = "category" if "category" in df.columns else "item"
-    if not {"session_id", item} <= set(df.columns):
-        raise InvalidRequest("prefixspan reads a (session_id, position, item) table", param="session_id")
-    order = "position" if "position" in df.columns else item
-    seqs_df = df.groupBy("session_id").agg(F.sort_array(F.collect_list(F.struct(order, F.col(item).cast("string"))))
-                                           .alias("s"))
-    seqs = [[x[1] for x in r["s"]] for r in seqs_df.orderBy("session_id").collect()]
+    _need(df, [session, item] + ([order] if order else []), "prefixspan reads a (session, position, item) table")
+    d = df.where(F.col(item).isNotNull())
+    if order is None:  # the table's own row order
+        d = d.withColumn("_pos__", F.monotonically_increasing_id())
+        order = "_pos__"
+    seqs_df = d.groupBy(session).agg(F.sort_array(F.collect_list(F.struct(F.col(order),
+                                                                           F.col(item).cast("string")))).alias("s"))
+    seqs = [[x[1] for x in r["s"]] for r in seqs_df.orderBy(session).collect()]
     rng = np.random.default_rng(seed)
     idx = rng.permutation(len(seqs))
     n_te = int(len(seqs) * test_size)
@@ -559,48 +602,49 @@ def _prefixspan(df, params, test_size, seed, save_to=None) -> SparkResult:
     train = [seqs[i][:truncate] for i in idx[n_te:]]
     test = [seqs[i][: truncate + 1] for i in idx[:n_te] if len(seqs[i]) >= 2]
     if len(train) < 20 or not test:
-        raise InvalidRequest("prefixspan needs at least 20 training sessions and some hold-out sessions")
+        raise InvalidRequest(f"prefixspan needs at least 20 training sessions and some hold-out sessions of two or "
+                             f"more items; {len(seqs)} sessions, {len(test)} usable for the hold-out (does "
+                             f"{session!r} group several {item!r} rows?)", param=session)
     spark = df.sparkSession
     tr = spark.createDataFrame([([[x] for x in s],) for s in train], ["sequence"])
     min_support = float(params.get("min_support", 0.001))
     max_len = int(params.get("max_len", 4))
-    ps = PrefixSpan(minSupport=min_support, maxPatternLength=max_len, sequenceCol="sequence")
-    pats = ps.findFrequentSequentialPatterns(tr).collect()
-    # same next-item rules and evaluation as the embedded model
-    rec = NextContentPrefixSpan(min_support=min_support, max_len=max_len, k=int(params.get("k", 3)))
-    rec.support_ = {tuple(x[0] for x in r["sequence"]): int(r["freq"]) for r in pats
-                    if all(len(x) == 1 for x in r["sequence"])}
-    rec.n_sessions_ = len(train)
-    from collections import Counter, defaultdict
-
+    k = int(params.get("k", 3))
+    pats = PrefixSpan(minSupport=min_support, maxPatternLength=max_len, sequenceCol="sequence") \
+        .findFrequentSequentialPatterns(tr).collect()
+    support = {tuple(x[0] for x in r["sequence"]): int(r["freq"]) for r in pats
+               if all(len(x) == 1 for x in r["sequence"])}
     rules: dict[tuple, list] = defaultdict(list)
-    for p, c in rec.support_.items():
-        if len(p) >= 2 and p[:-1] in rec.support_:
-            rules[p[:-1]].append((c / rec.support_[p[:-1]], c, p[-1]))
-    rec.rules_ = {a: sorted(v, key=lambda r: (-r[0], -r[1], str(r[2]))) for a, v in rules.items()}
-    rec.popularity_ = [i for i, _ in Counter(i for s in train for i in s).most_common()]
-    k = int(rec.k)
+    for p, c in support.items():
+        if len(p) >= 2 and p[:-1] in support:
+            rules[p[:-1]].append((c / support[p[:-1]], c, p[-1]))
+    rules = {a: sorted(v, key=lambda r: (-r[0], -r[1], str(r[2]))) for a, v in rules.items()}
+    popularity = [i for i, _ in Counter(i for s in train for i in s).most_common()]
 
-    def evaluate_with(fn):
-        hit = rr = 0.0
-        for s in test:
-            recs = fn(s[:-1])
-            if s[-1] in recs:
-                hit += 1
-                rr += 1 / (recs.index(s[-1]) + 1)
-        return {f"hit@{k}": hit / len(test), f"mrr@{k}": rr / len(test)}
+    def recommend(prefix, k):
+        out: list = []
+        for n in range(min(len(prefix), max_len - 1), 0, -1):  # longest context first
+            for _, _, nxt in rules.get(tuple(prefix[-n:]), ()):
+                if nxt not in out:
+                    out.append(nxt)
+            if len(out) >= k:
+                break
+        return (out + [i for i in popularity if i not in out])[:k]
 
-    metrics = evaluate_with(lambda p: rec.recommend(p, k))
-    baseline = evaluate_with(lambda p: rec.popularity_[:k])
-    top = sorted(((c, p) for p, c in rec.support_.items() if len(p) >= 2), reverse=True)[:10]
-    expl = {"n_patterns": len(rec.support_), "top_patterns": [{"pattern": list(p), "support": c} for c, p in top],
-            "train_sessions": len(train), "holdout_sessions": len(test)}
+    queries = [(s[:-1], s[-1]) for s in test]
+    metrics = _hit_rate(recommend, queries, k, "hit")
+    baseline = _hit_rate(lambda p, k: popularity[:k], queries, k, "hit")
+    top = sorted(((c, p) for p, c in support.items() if len(p) >= 2), reverse=True)[:10]
+    expl = {"n_patterns": len(support), "top_patterns": [{"pattern": list(p), "support": c} for c, p in top],
+            "train_sessions": len(train), "holdout_sessions": len(test),
+            "split": {"method": "seeded random split of sessions; the last item of each hold-out session is "
+                                "predicted from the items before it", "test_size": test_size, "seed": seed}}
     if save_to is not None:  # PrefixSpan has no model object in MLlib: the patterns are the model
         import json
 
         Path(save_to).mkdir(parents=True, exist_ok=True)
         (Path(save_to) / "patterns.json").write_text(json.dumps(
-            [{"pattern": list(p), "support": c} for p, c in rec.support_.items()], ensure_ascii=False))
+            [{"pattern": list(p), "support": c} for p, c in support.items()], ensure_ascii=False))
     return SparkResult("prefixspan", metrics, baseline, "most popular items", expl)
 
 
@@ -615,5 +659,5 @@ def export_parquet(df, path: str | Path) -> Path:
     return path
 
 
-__all__ = ["ALGORITHMS", "CATALOGUE_KEYS", "SparkResult", "SplitSpec", "export_parquet", "fit_spark", "get_spark",
+__all__ = ["ALGORITHMS", "SparkResult", "SplitSpec", "export_parquet", "fit_spark", "get_spark",
            "spark_algorithm", "stop_spark"]

@@ -1,181 +1,372 @@
-"""``engine="spark"`` for catalogue runs: the same model key, data and run record, fitted by MLlib.
+"""``engine="spark"``: a catalogue run's role binding, fitted by MLlib, with the same run record.
 
-The runner calls :func:`evaluate_on_spark` instead of ``model.evaluate``. It turns the
-catalogue model's input (demo data or a workspace table, exactly what ``evaluate`` would
-get) into the flat table MLlib reads, using the catalogue model's *own* feature code
-(``_features``, ``usage_features``, ``design_matrix``, ``to_baskets`` ...), writes it to
-Parquet, and calls :func:`zhinao.analytics.spark.fit_spark`. The result comes back as an
-:class:`~zhinao.analytics.catalog.base.Evaluation` (metrics, baseline, explanation, charts),
-so the run record, API, CLI and console need no Spark-specific code.
+The Spark engine never looks inside a catalogue model. It binds the model's declared roles
+to the table (``model.bind(table)``, exactly what the embedded ``evaluate`` does, so both
+engines use the same columns and the run record shows the same ``binding``), flattens the
+bound columns into one Parquet table and calls :func:`zhinao.analytics.spark.fit_spark`.
 
-What differs from the embedded engine (said in each run's ``explanation["notes"]``):
-MLlib's estimators are not scikit-learn's (linear SVM instead of RBF SVM, one GMM with a
-fixed k instead of k by BIC, KMeans judged by hold-out distortion rather than the farm
-flag), and the fitted MLlib model is saved as a folder (zipped for download), which the
-embedded scorer cannot load: Spark runs do not score rows.
+Which MLlib algorithm runs is a *translation*, looked up per catalogue entry by its task and
+algorithm (``ModelInfo.task`` + ``ModelInfo.algorithm``: a classification by "logistic
+regression" is MLlib's ``LogisticRegression`` …, :data:`RULES`). A model class may override it
+with a ``spark_algorithm`` ClassVar (an MLlib name of :data:`spark.ALGORITHMS`, or None to
+opt out). What the binding holds decides the table's shape:
+
+- target (or label) + features  -> supervised (LogisticRegression, DecisionTree, MLP, LinearSVC,
+  GBT, NaiveBayes; LinearRegression for a numeric target); a two-class target is 0/1 with the
+  positive class found by :func:`roles.positive_class` (是/否, True/False …) as the embedded run;
+- value + features, no target   -> "top share of value" classes (customer value);
+- target + text                 -> bag of jieba words, multinomial naive Bayes;
+- features                      -> KMeans / GaussianMixture;
+- session (or group) + item     -> FP-Growth baskets / PrefixSpan sessions (time orders them);
+- time + value                  -> LinearRegression on calendar dummies and seasonal lags.
+
+What differs from the embedded estimator is said in each run's ``explanation["notes"]``
+(MLlib's linear SVM instead of an RBF kernel, a fixed k instead of a BIC search, Spark's random
+split instead of a stratified one …). The fitted MLlib model is saved as a folder (zipped for
+download) that the embedded scorer cannot load: Spark runs do not score rows (``scores_rows``).
 """
 
 from __future__ import annotations
 
+import os
+import re
 import shutil
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from zhinao.analytics.catalog import charts
+from zhinao.analytics.catalog import charts, plots
 from zhinao.analytics.catalog.base import Evaluation, MiningModel
-from zhinao.analytics.spark import CATALOGUE_KEYS, export_parquet, fit_spark, spark_algorithm
+from zhinao.analytics.engines import Engine
+from zhinao.analytics.spark import ALGORITHMS, CLASSIFIERS, CLUSTERERS, export_parquet, fit_spark
 from zhinao.errors import EngineUnavailable, InvalidRequest
 
-ENGINES = ("local", "spark")
+#: ModelInfo.theme of entries written before ModelInfo.task -> the task
+THEME_TASKS = {"forecasting": "forecast", "text": "classification"}
 
+
+@dataclass(frozen=True)
+class Translation:
+    """How one kind of catalogue model runs on MLlib."""
+
+    algorithm: str  #: an MLlib name of :data:`spark.ALGORITHMS`
+    note_en: str  #: what differs from the embedded estimator (shown in the run's notes)
+    note_zh: str = ""
+
+
+#: (tasks, pattern on ModelInfo.algorithm, translation): the first match wins
+RULES: tuple[tuple[frozenset[str], str, Translation], ...] = (
+    (frozenset({"classification"}), r"logistic",
+     Translation("logistic_regression", "MLlib LogisticRegression (no regularisation); Spark's seeded random "
+                 "split, not the embedded stratified one.", "MLlib 逻辑回归（无正则化）；Spark 随机划分留出集")),
+    (frozenset({"classification"}), r"decision tree|\bcart\b",
+     Translation("decision_tree", "MLlib DecisionTreeClassifier (same depth and leaf size); categories one-hot.",
+                 "MLlib 决策树（深度与叶子大小相同）")),
+    (frozenset({"classification"}), r"neural|perceptron|\bmlp\b",
+     Translation("mlp", "MLlib MultilayerPerceptronClassifier (sigmoid hidden layers, L-BFGS), not scikit-learn's "
+                 "ReLU/Adam network.", "MLlib 多层感知机（sigmoid，L-BFGS）")),
+    (frozenset({"classification"}), r"\bsvm\b|support vector",
+     Translation("linear_svm", "MLlib has only a linear SVM (LinearSVC, hinge loss); the embedded model may use a "
+                 "kernel. Its score is the margin, not a probability.", "MLlib 只有线性 SVM（LinearSVC）")),
+    (frozenset({"classification"}), r"gradient boost|\bgbm\b|\bgbdt\b|\bgbt\b",
+     Translation("gbt", "MLlib GBTClassifier (binary only).", "MLlib 梯度提升树（仅二分类）")),
+    (frozenset({"classification"}), r"naive bayes",
+     Translation("naive_bayes", "MLlib NaiveBayes: multinomial over word counts for text, Gaussian over "
+                 "standardised features and one-hot categories for tables.", "MLlib 朴素贝叶斯")),
+    (frozenset({"regression", "forecast"}), r"linear regression",
+     Translation("linear_regression", "MLlib LinearRegression.", "MLlib 线性回归")),
+    (frozenset({"clustering"}), r"k-?means",
+     Translation("kmeans", "MLlib KMeans on standardised features, judged by hold-out distortion (mean squared "
+                 "distance to the nearest centre) against one centre (k=1).", "MLlib KMeans，以留出集失真度评估")),
+    (frozenset({"clustering"}), r"gaussian mixture|\bem\b",
+     Translation("gmm", "MLlib GaussianMixture with a fixed k (MLlib has no BIC search); baseline: one Gaussian.",
+                 "MLlib 高斯混合（固定 k，无 BIC 搜索）")),
+    (frozenset({"association"}), r"apriori|fp-?growth|association rule",
+     Translation("fpgrowth", "MLlib FP-Growth mines the same frequent itemsets as Apriori; single-item rules "
+                 "recommend the hidden item of each hold-out basket.", "MLlib FP-Growth（与 Apriori 相同的频繁项集）")),
+    (frozenset({"sequence"}), r"prefixspan|sequential pattern",
+     Translation("prefixspan", "MLlib PrefixSpan patterns as next-item rules (longest context first).",
+                 "MLlib PrefixSpan 序列模式作为下一项规则")),
+)
+
+_MISSING = object()
+
+
+def model_task(cls: type[MiningModel]) -> str:
+    info = cls.info
+    return info.task or THEME_TASKS.get(info.theme, info.theme)
+
+
+def translation_for(cls: type[MiningModel]) -> Translation | None:
+    """The MLlib translation of catalogue class ``cls``; None when MLlib has no such model."""
+    own = getattr(cls, "spark_algorithm", _MISSING)
+    if own is None:
+        return None
+    task, algo = model_task(cls), cls.info.algorithm.lower()
+    for tasks, pattern, tr in RULES:
+        if own is not _MISSING:
+            if tr.algorithm == own:
+                return tr
+        elif task in tasks and re.search(pattern, algo):
+            return tr
+    if own is not _MISSING and own in ALGORITHMS:
+        return Translation(str(own), f"MLlib {own}.")
+    return None
+
+
+# -- the table MLlib reads ------------------------------------------------------------------
 
 @dataclass
 class SparkInput:
-    """A catalogue model's input flattened for MLlib, plus how to split and fit it."""
+    """The bound columns flattened for MLlib (safe column names), plus how to fit them."""
 
     frame: pd.DataFrame
-    target: str | None = None
-    features: list[str] | None = None
-    params: dict[str, Any] = field(default_factory=dict)
-    options: dict[str, Any] = field(default_factory=dict)  #: fit_spark keyword options
-    notes: list[str] = field(default_factory=list)
+    kwargs: dict[str, Any]  #: fit_spark keyword arguments (target, features, split …)
+    names: dict[str, str]  #: safe name -> the user's column (explanations speak the user's names)
+    notes: list[str]
+    positive: Any = None  #: the positive class of a two-class target (label 1)
 
 
-def check_engine(engine: str, key: str) -> str:
-    """Validate ``engine`` for catalogue ``key`` before a run is queued."""
-    if engine not in ENGINES:
-        raise InvalidRequest(f"unknown engine {engine!r}; engines: {', '.join(ENGINES)}", param="engine")
-    if engine == "spark":
-        if key not in CATALOGUE_KEYS:
-            raise InvalidRequest(f"model {key!r} has no Spark implementation; engine 'spark' runs: "
-                                 f"{', '.join(sorted(CATALOGUE_KEYS))}", param="engine")
-        spark_algorithm(key)
-        try:
-            import pyspark  # noqa: F401
-        except ImportError as e:
-            raise EngineUnavailable("engine 'spark' needs pyspark: pip install 'zhinao[spark]' (and Java 17)") from e
-    return engine
+def _p(model: MiningModel, names: tuple[str, ...], default: Any) -> Any:
+    """A constructor parameter under any of the names families use for it."""
+    for n in names:
+        v = getattr(model, n, None)
+        if v is not None:
+            return v
+    return default
 
 
-def spark_input(model: MiningModel, data: Any) -> SparkInput:
-    """Flatten ``data`` (what ``model.evaluate`` takes) into one table for MLlib."""
+def _table(model: MiningModel, data: Any, table: Any) -> pd.DataFrame:
+    """The table the roles bind to: the workspace table, the demo frame, or demo sessions/baskets
+    laid out long under the roles' demo column names."""
+    if isinstance(table, pd.DataFrame):
+        return table
+    if isinstance(data, pd.DataFrame):
+        return data
+    seqs = getattr(data, "sequences", data)
+    if isinstance(seqs, (list, tuple)) and seqs and all(isinstance(s, (list, tuple)) for s in seqs[:50]):
+        roles = {r.name: r for r in model.info.roles}
+        col = {}
+        for role, default in (("session", "session_id"), ("item", "item"), ("time", "position")):
+            r = roles.get(role) or (roles.get("group") if role == "session" else None)
+            col[role] = r.demo if r is not None and isinstance(r.demo, str) else default
+        names = getattr(data, "categories", None) or {}
+        return pd.DataFrame([(i, j, names.get(x, x) if names else x) for i, s in enumerate(seqs)
+                             for j, x in enumerate(s)], columns=[col["session"], col["time"], col["item"]])
+    raise InvalidRequest(f"engine 'spark' runs {model.info.key!r} on a table; this input is a "
+                         f"{type(data).__name__}: run it on a workspace dataset", param="engine")
+
+
+def _safe(cols: list[str]) -> dict[str, str]:
+    return {f"c{i}": c for i, c in enumerate(cols)}
+
+
+def _features(df: pd.DataFrame, cols: list[str], kinds: dict[str, str], notes: list[str]) -> tuple[pd.DataFrame, dict]:
+    """Bound feature columns as MLlib takes them: numbers as floats (median for gaps), the rest as
+    strings (one-hot in the pipeline)."""
+    use = [c for c in cols if kinds.get(c, "numeric") in ("numeric", "boolean", "categorical", "id")]
+    skipped = [c for c in cols if c not in use]
+    if skipped:
+        notes.append(f"Spark leaves out {', '.join(skipped)} ({', '.join(kinds[c] for c in skipped)} features).")
+    names = _safe(use)
+    out = {}
+    for safe, c in names.items():
+        if kinds.get(c) == "numeric":
+            v = pd.to_numeric(df[c], errors="coerce").astype(float)
+            out[safe] = v.fillna(v.median() if v.notna().any() else 0.0).to_numpy()
+        else:
+            out[safe] = df[c].map(lambda x: "∅" if pd.isna(x) else str(x)).to_numpy()
+    return pd.DataFrame(out, index=df.index), names
+
+
+def spark_input(model: MiningModel, tr: Translation, data: Any, table: Any = None) -> SparkInput:
+    """Bind ``model``'s roles to the table and flatten the bound columns for ``tr.algorithm``."""
+    from zhinao.analytics.catalog.roles import binary_target
+
     key = model.info.key
-    if key in ("churn_logistic", "churn_mlp", "plan_tree"):
-        X, y = model._xy(data)
-        frame = X.assign(**{model.target: y.astype(str).to_numpy()})
-        params = {}
-        if key == "churn_mlp":
-            params.update(hidden=list(model.hidden), max_iter=60)
-        if key == "plan_tree":
-            params.update(max_depth=int(model.max_depth), min_samples_leaf=int(model.min_samples_leaf))
-        return SparkInput(frame, model.target, list(X.columns), params,
-                          {"seed": int(model.random_state)}, [model.framing])
-    if key == "value_svm":
-        from zhinao.analytics.catalog.protocol import require_columns
+    if not model.info.roles:
+        raise InvalidRequest(f"model {key!r} declares no column roles, and engine 'spark' runs a model from its "
+                             "role binding; run it with engine 'local'", param="engine")
+    df = _table(model, data, table)
+    b = model.bind(df)  # the same binding as the embedded run (the runner records model.binding_)
+    cols = b.columns
+    notes = [tr.note_en]
+    algo = tr.algorithm
+    seed = int(_p(model, ("random_state", "seed"), 0))
+    test_size = float(_p(model, ("test_size",), 0.25))
+    kw: dict[str, Any] = {"seed": seed, "test_size": test_size}
+    target = cols.get("target") or cols.get("label")
+    feats = [c for c in (cols.get("features") or []) if c != target]
 
-        require_columns(data, [model.value_column], "table")
-        model.threshold_ = None
-        X, y = model._xy(data)  # label: value >= the quantile over all labelled rows
-        frame = X.assign(value_class=(y == "high").astype(int).to_numpy())  # 1 = high value (the positive class)
-        return SparkInput(frame, "value_class", list(X.columns), {}, {"seed": int(model.random_state)},
-                          [model.framing, "MLlib has only a linear SVM (LinearSVC, hinge loss); the embedded "
-                           "model uses an RBF kernel. The value threshold is the quantile over all rows."])
-    if key == "text_naive_bayes":
-        from zhinao.analytics.catalog.text import jieba_tokens
+    if algo in CLASSIFIERS or (algo == "linear_regression" and target and feats):
+        text = cols.get("text")
+        if not target and cols.get("value") and algo in CLASSIFIERS:
+            # customer value: is the bound value in the top share? (the quantile over all rows)
+            q = float(_p(model, ("quantile",), 0.75))
+            v = pd.to_numeric(df[cols["value"]], errors="coerce")
+            keep = v.notna()
+            d = df.loc[keep]
+            y = (v[keep] >= v[keep].quantile(q)).astype(int).astype(str)
+            notes.append(f"label: {cols['value']} in the top {1 - q:.0%} of rows (quantile over all rows).")
+            positive = "top"
+        elif not target:
+            raise InvalidRequest(f"{key}: engine 'spark' needs a bound target for {algo}", param="target")
+        else:
+            d = df[df[target].notna()]
+            if algo == "linear_regression":
+                y, positive = pd.to_numeric(d[target], errors="coerce"), None
+                d, y = d[y.notna()], y[y.notna()]
+            elif d[target].nunique() == 2:
+                y01, positive = binary_target(d[target], target, getattr(model, "positive", None))
+                y = y01.astype(int).astype(str)  # "1" = the positive class: StringIndexer gives it index 1
+            else:
+                y, positive = d[target].map(str), None
+        names: dict[str, str] = {}
+        if text and not feats:
+            import jieba
 
-        require = [model.text_column, model.target]
-        from zhinao.analytics.catalog.protocol import require_columns
+            X = pd.DataFrame({"tokens": [" ".join(t for t in jieba.lcut(str(x)) if t.strip()) if pd.notna(x) else ""
+                                         for x in d[text]]}, index=d.index)
+            names = {"tokens": text}
+            kw.update(text_column="tokens")
+            notes.append(f"words of {text} by jieba, counted by MLlib's CountVectorizer.")
+            params = {"smoothing": float(_p(model, ("alpha", "smoothing"), 1.0)), "min_df": 1}
+        else:
+            if not feats:
+                raise InvalidRequest(f"{key}: no feature columns are bound", param="features")
+            X, names = _features(d, feats, b.kinds, notes)
+            params = _supervised_params(model, algo)
+        frame = X.assign(y__=y.to_numpy())
+        split_col = next((c for c in df.columns if str(c).lower() == "split"), None)
+        if split_col and "test" in set(d[split_col].astype(str).str.lower()):
+            frame["split__"] = d[split_col].astype(str).to_numpy()
+            kw["split_column"] = "split__"
+        kw.update(target="y__", features=[c for c in names if c != "tokens"] or None, params=params)
+        return SparkInput(frame.reset_index(drop=True), kw, names, notes, positive)
 
-        require_columns(data, require, "table")
-        d = data[data[model.text_column].notna() & data[model.target].notna()]
-        frame = pd.DataFrame({"tokens": [" ".join(t for t in jieba_tokens(x) if t.strip())
-                                         for x in d[model.text_column].astype(str)],
-                              model.target: d[model.target].astype(str).to_numpy()})
-        opts: dict[str, Any] = {"text_column": "tokens", "seed": 42}
-        if "split" in d.columns and {"dev", "test"} <= set(d["split"].astype(str)):
-            frame["split"] = d["split"].astype(str).to_numpy()
-            opts["split_column"] = "split"
-        return SparkInput(frame, model.target, None, {"smoothing": float(model.alpha), "min_df": 1}, opts,
-                          ["Words by jieba (the embedded model's tokenizer), counted by MLlib's CountVectorizer; "
-                           "multinomial naive Bayes."])
-    if key == "traffic_linear":
-        from zhinao.analytics.catalog.forecasting import _period_for, design_matrix
+    if algo in CLUSTERERS:
+        if not feats:
+            raise InvalidRequest(f"{key}: no feature columns are bound", param="features")
+        X, names = _features(df, feats, b.kinds, notes)
+        k = int(_p(model, ("n_clusters", "k", "n_components"), 8 if algo == "kmeans" else 4))
+        kw.update(features=list(names), params={"k": k, "max_iter": int(_p(model, ("max_iter",), 20))})
+        return SparkInput(X.reset_index(drop=True), kw, names, notes)
 
-        s = model._series(data)
-        period = _period_for(s, None)
-        day = period if period > 1 else 1
-        X = design_matrix(s, s.index, period).iloc[7 * day:]
-        frame = X.assign(y_log=np.log1p(s.to_numpy())[7 * day:], t=np.arange(len(X)),
-                         naive_week=X["lag_week"].to_numpy())
-        n_test = int(model.holdout_days) * day
-        if n_test >= len(frame) // 2:
-            raise InvalidRequest(f"series of {len(s)} periods is too short for a {model.holdout_days}-day hold-out",
-                                 param="holdout_days")
-        # calendar dummies are collinear with the intercept: a little ridge, solved exactly
-        return SparkInput(frame.reset_index(drop=True), "y_log", list(X.columns), {"reg": 1e-3, "solver": "normal"},
-                          {"time_column": "t", "test_size": n_test / len(frame), "log_target": True,
-                           "baseline_column": "naive_week"},
-                          ["Linear regression on the embedded model's calendar features and same-hour lags "
-                           "(log1p scale). The hold-out uses observed lags (one-step-ahead), whereas the embedded "
-                           "model forecasts day-ahead; baseline: seasonal naive (same hour last week)."])
-    if key == "sim_farm_kmeans":
-        from zhinao.analytics.catalog.clustering import SYNTHETIC_NOTE, USAGE_FEATURES, usage_features
+    if algo in ("fpgrowth", "prefixspan"):
+        session = cols.get("session") or cols.get("group") or cols.get("id")
+        item = cols.get("item")
+        if not session or not item:
+            raise InvalidRequest(f"{key}: engine 'spark' runs {algo} on a (session, item) table; bind "
+                                 "-p session=COLUMN -p item=COLUMN", param="session" if not session else "item")
+        order = cols.get("time") or cols.get("order")
+        frame = pd.DataFrame({"s__": df[session].map(str).to_numpy(), "i__": df[item].to_numpy()})
+        frame["i__"] = frame["i__"].map(lambda x: None if pd.isna(x) else str(x))
+        names = {"s__": session, "i__": item}
+        if order:
+            o = df[order]
+            if not pd.api.types.is_numeric_dtype(o):
+                from zhinao.analytics.catalog.protocol import to_datetime
 
-        F = usage_features(data)
-        return SparkInput(F.reset_index(drop=True), None, list(USAGE_FEATURES), {"k": int(model.n_clusters)},
-                          {"seed": int(model.seed), "test_size": float(model.test_size)},
-                          [SYNTHETIC_NOTE, "Spark path: KMeans on the same usage features, judged by hold-out "
-                           "distortion (mean squared distance to the nearest centre) against one centre (k=1)."])
-    if key == "segments_em":
-        from zhinao.analytics.catalog.protocol import require_columns, to_numeric
+                o = to_datetime(o, order).astype("int64")
+            frame["o__"] = o.to_numpy()
+            names["o__"] = order
+        params = {"min_support": float(_p(model, ("min_support",), 0.01 if algo == "fpgrowth" else 0.001)),
+                  "k": int(_p(model, ("k", "top_k"), 3))}
+        if algo == "fpgrowth":
+            params["min_confidence"] = float(_p(model, ("min_confidence",), 0.1))
+        else:
+            params.update(max_len=int(_p(model, ("max_len",), 4)), truncate=int(_p(model, ("truncate",), 20)))
+        kw.update(session_column="s__", item_column="i__", order_column="o__" if order else None, params=params)
+        return SparkInput(frame, kw, names, notes)
 
-        require_columns(data, list(model.columns), "EM segmentation input")
-        frame = pd.DataFrame({c: np.log1p(np.clip(to_numeric(data[c], c).fillna(0.0).to_numpy(), 0, None))
-                              for c in model.columns})
-        return SparkInput(frame, None, list(model.columns), {"k": 4}, {"seed": int(model.seed),
-                                                                        "test_size": float(model.test_size)},
-                          ["MLlib GaussianMixture with k=4 (MLlib has no BIC search); log1p, standardised features; "
-                           "baseline: one Gaussian."])
-    if key == "cross_sell_apriori":
-        from zhinao.analytics.catalog.association import to_baskets
-
-        baskets = to_baskets(data)
-        frame = pd.DataFrame([(i, str(it)) for i, b in enumerate(baskets) for it in b],
-                             columns=["transaction_id", "item"])
-        return SparkInput(frame, None, None, {"min_support": float(model.min_support),
-                                              "min_confidence": float(model.min_confidence), "k": int(model.k)},
-                          {"seed": int(model.seed), "test_size": float(model.test_size)},
-                          ["MLlib FP-Growth mines the same frequent itemsets as Apriori; the rules feed the "
-                           "embedded recommender, evaluated on the same hidden-item split."])
-    if key == "next_content_prefixspan":
-        from zhinao.analytics.catalog.sequence import to_sequences
-
-        seqs = to_sequences(data)
-        frame = pd.DataFrame([(i, j, str(x)) for i, s in enumerate(seqs) for j, x in enumerate(s)],
-                             columns=["session_id", "position", "item"])
-        return SparkInput(frame, None, None, {"min_support": float(model.min_support), "max_len": int(model.max_len),
-                                              "k": int(model.k), "truncate": int(model.truncate)},
-                          {"seed": int(model.seed), "test_size": float(model.test_size)},
-                          ["MLlib PrefixSpan patterns as next-item rules (longest context first), "
-                           "judged against the most popular items."])
-    raise InvalidRequest(f"model {key!r} has no Spark implementation", param="engine")
+    if algo == "linear_regression" and cols.get("time") and cols.get("value"):
+        return _forecast_input(model, df, cols["time"], cols["value"], kw, notes)
+    raise InvalidRequest(f"{key}: the binding ({', '.join(f'{r}={c}' for r, c in cols.items())}) does not give "
+                         f"{algo} what it reads", param="engine")
 
 
-def evaluate_on_spark(model: MiningModel, data: Any, out_dir: Path) -> Evaluation:
+def _supervised_params(model: MiningModel, algo: str) -> dict[str, Any]:
+    if algo == "decision_tree":
+        return {"max_depth": int(_p(model, ("max_depth",), 5)),
+                "min_samples_leaf": int(_p(model, ("min_samples_leaf",), 20))}
+    if algo == "mlp":
+        hidden = _p(model, ("hidden", "hidden_layer_sizes"), (32,))
+        return {"hidden": [int(h) for h in (hidden if isinstance(hidden, (list, tuple)) else [hidden])],
+                "max_iter": int(_p(model, ("max_iter",), 100))}
+    if algo == "gbt":
+        return {"max_iter": int(_p(model, ("n_estimators",), 50)), "max_depth": int(_p(model, ("max_depth",), 3)),
+                "step_size": float(_p(model, ("learning_rate",), 0.1))}
+    if algo == "naive_bayes":
+        return {"model_type": "gaussian", "smoothing": float(_p(model, ("alpha", "smoothing"), 1.0))}
+    return {"max_iter": int(_p(model, ("max_iter",), 50))}
+
+
+def _forecast_input(model: MiningModel, df: pd.DataFrame, time_col: str, value_col: str, kw: dict[str, Any],
+                    notes: list[str]) -> SparkInput:
+    """A series as a regression table: calendar dummies and seasonal lags, a time-based hold-out."""
+    from zhinao.analytics.catalog.protocol import to_datetime, to_numeric
+
+    t = to_datetime(df[time_col], time_col)
+    v = to_numeric(df[value_col], value_col)
+    s = pd.Series(v.to_numpy(), index=t.to_numpy()).dropna().groupby(level=0).sum().sort_index()
+    if len(s) < 50:
+        raise InvalidRequest(f"{model.info.key}: {len(s)} time points in {time_col!r}; a forecast needs at least 50",
+                             param="time")
+    step = pd.Series(s.index).diff().median()
+    hourly = step <= pd.Timedelta(hours=1)
+    day = int(round(pd.Timedelta(days=1) / step)) if hourly else 1
+    week = 7 * day
+    idx = pd.DatetimeIndex(s.index)
+    X = pd.DataFrame({f"dow_{d}": (idx.dayofweek == d).astype(float) for d in range(1, 7)}, index=idx)
+    if hourly:
+        for h in range(1, 24):
+            X[f"hour_{h}"] = (idx.hour == h).astype(float)
+    positive = bool((s >= 0).all())
+    y = np.log1p(s) if positive else s
+    X["lag_day"] = y.shift(day).to_numpy()
+    X["lag_week"] = y.shift(week).to_numpy()
+    frame = X.assign(y__=y.to_numpy(), t__=np.arange(len(X)), naive_week=X["lag_week"].to_numpy()).iloc[week:]
+    n_test = int(_p(model, ("holdout_days",), 7)) * day
+    if n_test >= len(frame) // 2:
+        n_test = max(1, len(frame) // 4)
+    kw.update(target="y__", features=[c for c in X.columns], params={"reg": 1e-3, "solver": "normal"},
+              time_column="t__", test_size=n_test / len(frame), log_target=positive, baseline_column="naive_week")
+    notes.append(f"Linear regression of {value_col} ({'log1p scale, ' if positive else ''}summed per {time_col}) on "
+                 f"day-of-week{' and hour' if hourly else ''} dummies and same-period lags; no holiday flags. The "
+                 "hold-out uses observed lags (one step ahead); baseline: seasonal naive (same time last week).")
+    names = {c: c for c in X.columns} | {"y__": value_col}
+    return SparkInput(frame.reset_index(drop=True), kw, names, notes)
+
+
+# -- the engine -------------------------------------------------------------------------------
+
+def _rename(v: Any, names: dict[str, str]) -> Any:
+    """Safe column names (``c3``, ``c3__oh``) in an explanation back to the user's columns."""
+    if isinstance(v, str):
+        base, _, rest = v.partition("__")
+        return names[base] + (f" ({rest})" if rest else "") if base in names else v
+    if isinstance(v, list):
+        return [_rename(x, names) for x in v]
+    if isinstance(v, dict):
+        return {_rename(k, names) if isinstance(k, str) else k: _rename(x, names) for k, x in v.items()}
+    return v
+
+
+def evaluate_on_spark(model: MiningModel, data: Any, out_dir: Path, *, table: Any = None,
+                      translation: Translation | None = None) -> Evaluation:
     """Fit and evaluate ``model``'s MLlib counterpart; save the MLlib model under ``out_dir/mllib``."""
-    spec = spark_input(model, data)
+    tr = translation or translation_for(type(model))
+    if tr is None:
+        raise InvalidRequest(f"model {model.info.key!r} has no Spark implementation", param="engine")
+    spec = spark_input(model, tr, data, table)
+    out_dir = Path(out_dir)
     work = out_dir / "spark_input.parquet"
     export_parquet(spec.frame, work)
-    opts = dict(spec.options)
-    test_size = float(opts.pop("test_size", 0.25))
-    seed = int(opts.pop("seed", 0))
     try:
-        res = fit_spark(model.info.key, work, spec.target, spec.features, params=spec.params, test_size=test_size,
-                        seed=seed, save_to=out_dir / "mllib", **opts)
+        res = fit_spark(tr.algorithm, work, save_to=out_dir / "mllib", **spec.kwargs)
     except (InvalidRequest, EngineUnavailable):
         raise
     except Exception as e:  # Py4J / Spark analysis errors: one line, not a JVM stack trace
@@ -185,26 +376,100 @@ def evaluate_on_spark(model: MiningModel, data: Any, out_dir: Path) -> Evaluatio
         raise InvalidRequest(f"Spark could not fit {model.info.key!r} on this data: {first}") from e
     finally:
         work.unlink(missing_ok=True)
-    expl = dict(res.explanation)
+    expl = {k: _rename(v, spec.names) for k, v in res.explanation.items() if k != "engine"}
+    expl["engine"] = res.explanation.get("engine")
     expl["notes"] = spec.notes + list(expl.get("notes", []))
     expl["mllib_algorithm"] = res.algorithm
     expl["spark_seconds"] = round(res.seconds, 3)
-    cs: dict[str, bytes] = {"vs_baseline": charts.metric_comparison_chart(res.metrics, res.baseline,
-                                                                         f"{model.info.name_zh} (Spark)",
+    if spec.positive is not None:
+        expl["positive_class"] = spec.positive
+        expl["labels"] = ["other", str(spec.positive)]
+    title = f"{model.info.name_zh} (Spark)"
+    cs: dict[str, bytes] = {"vs_baseline": charts.metric_comparison_chart(res.metrics, res.baseline, title,
                                                                          res.baseline_name)}
+    ps: dict[str, dict[str, Any]] = {"vs_baseline": plots.compare(res.metrics, res.baseline, title, res.baseline_name)}
     h = res.holdout
     if "labels" in h:
-        labels = h["labels"]
+        labels = expl.get("labels") or h["labels"]
         cs["confusion"] = charts.confusion_chart([labels[i] for i in h["y"]], [labels[i] for i in h["pred"]], labels)
-        if h.get("score") is not None:
-            cs["roc"] = charts.roc_chart(h["y"], h["score"], f"ROC — {model.info.name_zh} (Spark)")
+        score = h.get("proba") if h.get("proba") is not None else h.get("score")
+        if score is not None:
+            from zhinao.analytics.catalog.roles import lift_table, threshold_table
+
+            cs["roc"] = charts.roc_chart(h["y"], score, f"ROC — {title}")
+            ps["roc"] = plots.roc(h["y"], score, f"ROC — {title}", baseline_scores=np.zeros(len(score)),
+                                  baseline_name=res.baseline_name)
+            expl["lift"] = lift_table(h["y"], score)
+            ps["lift"] = plots.lift(expl["lift"])
+            if h.get("proba") is not None:
+                expl["thresholds"] = threshold_table(h["y"], h["proba"])
+                ps["thresholds"] = plots.table(["threshold", "flagged_share", "precision", "recall", "f1"],
+                                               [[r[c] for c in ("threshold", "flagged_share", "precision", "recall",
+                                                                "f1")] for r in expl["thresholds"]],
+                                               "阈值表 Threshold table")
+    elif "pred" in h and "y" in h:  # regression / forecast
+        x = list(range(len(h["y"])))
+        ps["forecast"] = plots.forecast(x, h["y"], h["pred"], title=f"留出集 Hold-out — {title}",
+                                        baseline=h.get("baseline"), baseline_name=res.baseline_name)
+    if "cluster_sizes" in expl:
+        ps["clusters"] = plots.bar([f"#{i}" for i in range(len(expl["cluster_sizes"]))], expl["cluster_sizes"],
+                                   "簇大小 Cluster sizes", series_name="rows", horizontal=False)
+    if expl.get("top_rules_by_lift"):
+        ps["rules"] = plots.table(["if", "then", "confidence", "lift"],
+                                  [[", ".join(r["if"]), ", ".join(r["then"]), r["confidence"], r["lift"]]
+                                   for r in expl["top_rules_by_lift"]], "关联规则 Rules by lift")
+    if expl.get("top_patterns"):
+        ps["patterns"] = plots.table(["pattern", "support"], [[" → ".join(map(str, r["pattern"])), r["support"]]
+                                                              for r in expl["top_patterns"]], "序列模式 Patterns")
     return Evaluation(metrics=res.metrics, baseline=res.baseline, baseline_name=res.baseline_name,
-                      explanation=expl, charts=cs)
+                      explanation=expl, charts=cs, plots=ps)
 
 
 def archive_model(out_dir: Path) -> Path | None:
     """Zip the saved MLlib folder for download (``model.zip``); None when nothing was saved."""
-    src = out_dir / "mllib"
+    src = Path(out_dir) / "mllib"
     if not src.exists():
         return None
-    return Path(shutil.make_archive(str(out_dir / "model"), "zip", root_dir=src))
+    return Path(shutil.make_archive(str(Path(out_dir) / "model"), "zip", root_dir=src))
+
+
+class SparkEngine(Engine):
+    """MLlib in ``local[*]`` (one SparkSession per process): the models MLlib has, on Parquet."""
+
+    name = "spark"
+    scores_rows = False
+    description_en = "Apache Spark MLlib (local[*]) on Parquet, for the models MLlib has"
+    description_zh = "Apache Spark MLlib（local[*]，Parquet），适用于 MLlib 具备的模型"
+
+    def available(self) -> None:
+        try:
+            import pyspark  # noqa: F401
+        except ImportError as e:
+            raise EngineUnavailable("engine 'spark' needs pyspark: pip install 'zhinao[spark]' (and Java 17)") from e
+        home = os.environ.get("JAVA_HOME")
+        if not shutil.which("java") and not (home and Path(home, "bin", "java").exists()):
+            raise EngineUnavailable("engine 'spark' needs Java (17): install a JDK and put java on PATH or set "
+                                    "JAVA_HOME")
+
+    def why_not(self, model_cls: type[MiningModel]) -> str | None:
+        key = model_cls.info.key
+        if translation_for(model_cls) is None:
+            from zhinao.analytics.catalog import catalogue
+
+            have = sorted(k for k, c in catalogue().items() if translation_for(c) is not None and c.info.roles)
+            return (f"model {key!r} has no Spark implementation (MLlib has no {model_cls.info.algorithm}); "
+                    f"engine 'spark' runs: {', '.join(have) or 'none yet'}")
+        if not model_cls.info.roles:
+            return (f"model {key!r} declares no column roles yet, and engine 'spark' runs a model from its role "
+                    "binding; run it with engine 'local'")
+        return None
+
+    def evaluate(self, model: MiningModel, data: Any, out_dir: Path, *, table: Any = None) -> Evaluation:
+        return evaluate_on_spark(model, data, out_dir, table=table)
+
+    def save(self, model: MiningModel, out_dir: Path) -> Path | None:
+        return archive_model(out_dir)
+
+
+__all__ = ["RULES", "SparkEngine", "SparkInput", "Translation", "archive_model", "evaluate_on_spark",
+           "model_task", "spark_input", "translation_for"]

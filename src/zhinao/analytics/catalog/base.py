@@ -37,7 +37,6 @@ class ModelInfo:
     inputs: str  #: human description of required inputs (columns / shape)
     metrics: tuple[str, ...]  #: metric names reported by evaluate()
     dataset: str = ""  #: default demo dataset key
-    spark: bool = False  #: has an engine="spark" implementation
     synthetic: bool = False  #: demo data includes synthetic parts (labelled as such)
     #: classification | regression | forecast | clustering | association | sequence | graph | tagging
     task: str = ""
