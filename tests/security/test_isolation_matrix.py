@@ -248,6 +248,11 @@ MATRIX: dict[tuple[str, str], tuple[Case, ...]] = {
     ("GET", "/api/analytics/runs/{run_id}/charts/{name}.png"): (Case(B, path={"name": ids("chart")}),),
     ("GET", "/api/analytics/runs/{run_id}/model"): (Case(B),),
     ("GET", "/api/analytics/runs/{run_id}/evaluation"): (Case(B),),
+    ("POST", "/api/analytics/bind"): (
+        Case(B, body=body({"model": "plan_tree", "workspace": NAMES["ws"], "dataset": NAMES["dataset"]})),),
+    ("GET", "/api/analytics/runs/{run_id}/plots"): (Case(B),),
+    ("GET", "/api/analytics/runs/{run_id}/score-tables"): (
+        Case(B, query=lambda w: {"workspace": NAMES["ws"]}),),
     ("POST", "/api/analytics/runs/{run_id}/score"): (
         Case(B, body=body({"workspace": "acme_ws", "dataset": "acme_ds"})),),
     ("GET", "/api/datasources"): (Case(OWN),),

@@ -76,6 +76,9 @@ class AnalyticsRun(Base):
     dataset: Mapped[str] = mapped_column(String(200), default="")  #: "demo:<key>" or a workspace table
     params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     engine: Mapped[str] = mapped_column(String(20), default="local")  #: local (DuckDB + scikit-learn) | spark
+    preset: Mapped[str | None] = mapped_column(String(64), nullable=True)  #: application model (ModelInfo.presets)
+    #: role -> column(s) the run used, what was inferred and what was left out (roles.Binding.to_dict)
+    binding: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     status: Mapped[str] = mapped_column(String(20), default="queued")  #: queued|running|succeeded|failed
     job_id: Mapped[int | None] = mapped_column(Integer, nullable=True, index=True)
     metrics: Mapped[dict[str, float] | None] = mapped_column(JSON, nullable=True)

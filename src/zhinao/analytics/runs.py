@@ -36,6 +36,8 @@ from zhinao.store.jobs import JobContext, JobRunner
 
 #: the job kind of a run; its handler is :func:`run_job`, declared by ``analytics/capability.py``
 JOB_KIND = "analytics.run"
+#: rows read to preview a binding (column kinds are judged on them)
+PREVIEW_ROWS = 2000
 
 
 def model_class(key: str) -> type[MiningModel]:
@@ -113,8 +115,15 @@ def run_dict(r: AnalyticsRun, detail: bool = True) -> dict[str, Any]:
         out["beats_baseline"] = (m > b) if higher_is_better(metric) else (m < b)
     else:
         out["beats_baseline"] = None
+    expl = r.explanation or {}
+    out["preset"] = r.preset
+    out["binding"] = r.binding
+    out["split"] = expl.get("split")
+    out["notes"] = list(expl.get("notes") or [])
     if detail:
         out["explanation"] = r.explanation
+        plots = Path(r.artifact_dir or ".") / "plots.json" if r.status == "succeeded" else None
+        out["plots"] = sorted(json.loads(plots.read_text(encoding="utf-8"))) if plots and plots.is_file() else []
     return out
 
 
@@ -126,13 +135,13 @@ class RunManager:
 
     def start(self, tenant_id: int, key: str, *, workspace: str | None = None, dataset: str | None = None,
               params: dict[str, Any] | None = None, score_table: str | None = None,
-              engine: str = "local") -> dict[str, Any]:
+              engine: str = "local", preset: str | None = None) -> dict[str, Any]:
         """Queue a run (a background job when a JobRunner is present, else run it now).
 
         ``engine`` names a registered :class:`~zhinao.analytics.engines.Engine` (``local``, ``spark`` …).
         """
         cls = model_class(key)
-        params = check_params(cls, params)
+        params = check_params(cls, params, preset)
         cls(**params)  # bad values fail here, not in the job
         from zhinao.analytics.engines import check_engine
 
@@ -162,7 +171,7 @@ class RunManager:
                     v = (s.scalar(select(func.max(AnalyticsRun.version)).where(AnalyticsRun.model_key == key)) or 0) + 1
                     run = AnalyticsRun(tenant_id=tenant_id, workspace_id=wsid, model_key=key, version=v,
                                        dataset=dataset or f"demo:{cls.info.dataset}", params=jsonable(params),
-                                       engine=engine, status="queued", score_table=score_table,
+                                       engine=engine, status="queued", score_table=score_table, preset=preset or None,
                                        artifact_dir=str(self.home / "analytics" / "models" / key / f"v{v}"))
                     s.add(run)
                     s.flush()
@@ -228,6 +237,49 @@ class RunManager:
         if "/" in name or ".." in name or not p.is_file():
             raise NotFound(f"run {run_id} has no chart {name!r}")
         return p.read_bytes()
+
+    def plots(self, tenant_id: int, run_id: int) -> dict[str, Any]:
+        """The run's interactive chart specs (``plots.json``; empty for runs made before issue 10)."""
+        p = self.artifact_dir(tenant_id, run_id) / "plots.json"
+        return json.loads(p.read_text(encoding="utf-8")) if p.is_file() else {}
+
+    def preview_binding(self, tenant_id: int, key: str, workspace: str, dataset: str,
+                        params: dict[str, Any] | None = None, preset: str | None = None) -> dict[str, Any]:
+        """How a run of ``key`` on ``dataset`` would bind its roles, before it starts (the run
+        dialog shows the inferred defaults). ``ok`` false with ``error`` when it would not bind."""
+        from zhinao.analytics.catalog.roles import column_kind
+
+        cls = model_class(key)
+        params = check_params(cls, params, preset)
+        model = cls(**params)
+        df = self.workspaces.frame(tenant_id, workspace, dataset, limit=PREVIEW_ROWS)
+        columns = [{"name": str(c), "kind": column_kind(df[c], str(c))} for c in df.columns]
+        try:
+            binding, error = model.bind(df).to_dict(), None
+        except InvalidRequest as e:
+            binding, error = None, e.message
+        return {"model_key": key, "dataset": dataset, "params": jsonable(params), "columns": columns,
+                "binding": jsonable(binding) if binding else None, "ok": error is None, "error": error}
+
+    def fitting_tables(self, tenant_id: int, run_id: int, workspace: str) -> list[dict[str, Any]]:
+        """Tables of ``workspace`` the run's model can score: they hold every column the run bound
+        (its target and label excepted, which new rows need not have)."""
+        run = self.get(tenant_id, run_id, detail=False)
+        if not supports_predict(model_class(run["model_key"])) or (run.get("engine") or "local") != "local":
+            return []
+        cols = run.get("binding") or {}
+        need: set[str] = set()
+        for role, v in (cols.get("columns") or {}).items():
+            if role in ("target", "label"):
+                continue
+            need |= set(v if isinstance(v, list) else [v] if v else [])
+        out = []
+        for d in self.workspaces.datasets(tenant_id, workspace):
+            prof = self.workspaces.dataset(tenant_id, workspace, d["name"]).get("profile") or {}
+            have = {str(c.get("name")) for c in prof.get("columns", [])}
+            missing = sorted(need - have)
+            out.append({"name": d["name"], "rows": d.get("rows"), "fits": not missing, "missing": missing[:10]})
+        return [t for t in out if t["fits"]]
 
     def model_file(self, tenant_id: int, run_id: int) -> Path:
         """``model.joblib`` (engine local) or ``model.zip`` (the saved MLlib model of a Spark run)."""
@@ -296,6 +348,7 @@ def execute_run(db: Database, run_id: int, home: Path,
         ws_path, ws_name = (ws.path, ws.name) if ws else (None, None)
         r.status, r.error = "running", None
     t0 = time.perf_counter()
+    made_dir = False
     try:
         cls = model_class(key)
         model = cls(**params)
@@ -313,6 +366,7 @@ def execute_run(db: Database, run_id: int, home: Path,
         if out_dir.exists():
             shutil.rmtree(out_dir)
         (out_dir / "charts").mkdir(parents=True)
+        made_dir = True
         from zhinao.analytics.engines import get_engine
 
         eng = get_engine(engine)
@@ -329,11 +383,15 @@ def execute_run(db: Database, run_id: int, home: Path,
         metric = primary_metric(cls.info)
         if metric not in ev.metrics and ev.metrics:
             metric = next(iter(ev.metrics))
+        bound = getattr(model, "binding_", None)
+        binding = jsonable(bound.to_dict()) if bound is not None else None
         evaluation = {"model_key": key, "engine": engine, "params": jsonable(params), "dataset": dataset,
                       "metrics": jsonable(ev.metrics), "baseline": jsonable(ev.baseline),
                       "baseline_name": ev.baseline_name, "explanation": jsonable(ev.explanation),
-                      "beats_baseline": beats_baseline(ev, metric)}
+                      "binding": binding, "beats_baseline": beats_baseline(ev, metric)}
         (out_dir / "evaluation.json").write_text(json.dumps(evaluation, ensure_ascii=False, indent=1), encoding="utf-8")
+        (out_dir / "plots.json").write_text(json.dumps(jsonable(getattr(ev, "plots", {}) or {}), ensure_ascii=False),
+                                            encoding="utf-8")
         if score_table:
             progress(0.85, f"scoring into {score_table} / 写入评分表")
             src = frame if frame is not None else (data if isinstance(data, pd.DataFrame) else None)
@@ -346,12 +404,14 @@ def execute_run(db: Database, run_id: int, home: Path,
         with db.session() as s:
             r = s.get(AnalyticsRun, run_id)
             r.metrics, r.baseline, r.baseline_name = evaluation["metrics"], evaluation["baseline"], ev.baseline_name
-            r.explanation, r.charts = evaluation["explanation"], sorted(ev.charts)
+            r.explanation, r.charts, r.binding = evaluation["explanation"], sorted(ev.charts), binding
             r.status, r.finished_at, r.duration_s = "succeeded", utcnow(), time.perf_counter() - t0
         progress(1.0, "done / 完成")
         return {"run_id": run_id, "status": "succeeded", "metrics": evaluation["metrics"]}
     except BaseException as e:
         msg = e.message if isinstance(e, ZhinaoError) else f"{type(e).__name__}: {e}"
+        if made_dir:  # a failed run leaves no half-written artefacts behind
+            shutil.rmtree(out_dir, ignore_errors=True)
         with db.session() as s:
             r = s.get(AnalyticsRun, run_id)
             r.status, r.error, r.finished_at, r.duration_s = "failed", msg, utcnow(), time.perf_counter() - t0

@@ -40,6 +40,8 @@ def model_metadata(cls) -> dict[str, Any]:
             "dataset": info.dataset, "dataset_description": (ds.description_zh + " / " + ds.description_en) if ds else "",
             "dataset_licence": ds.licence if ds else "", "spark": "spark" in engines, "engines": engines, "synthetic": info.synthetic,
             "scores": supports_predict(cls), "params": {k: _plain(v) for k, v in params.items()},
+            "task": info.task, "roles": [r.to_dict() for r in info.roles],
+            "presets": [p.to_dict() for p in info.presets],
             "module": cls.__module__.rsplit(".", 1)[-1]}
 
 

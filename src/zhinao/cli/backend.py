@@ -215,6 +215,10 @@ class LocalAnalytics:
         return (f"model ({runs.model_file(self.tid, run['id']).name}), evaluation.json and charts "
                 f"({', '.join(run['charts'])}) in {runs.artifact_dir(self.tid, run['id'])}")
 
+    def chart_files(self, run: dict) -> list[str]:
+        d = self.p.analytics.runs.artifact_dir(self.tid, run["id"]) / "charts"
+        return [str(d / f"{name}.png") for name in run.get("charts") or []]
+
     def score(self, run_id: int, ws: str, dataset: str, output: str | None) -> dict:
         return self.p.analytics.score(self.tid, run_id, ws, dataset, output)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import functools
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import typer
@@ -22,6 +23,7 @@ def platform() -> Iterator[Any]:
     from zhinao.platform import Platform
 
     p = Platform()
+    _log_to_file(Path(p.settings.home))
     p.bootstrap()
     announcement = p.take_bootstrap_secrets()
     if announcement:  # the CLI created the store: this is the only time the secrets exist in clear
@@ -33,6 +35,26 @@ def platform() -> Iterator[Any]:
 
         with contextlib.suppress(Exception):
             asyncio.run(p.aclose())
+
+
+def _log_to_file(home: Path) -> None:
+    """In-process commands log to ``<home>/logs/cli.log``, not the terminal: a failed run shows
+    one clear message, and the details (a traceback for a bug) are in the file."""
+    import logging
+
+    root = logging.getLogger()
+    if any(getattr(h, "_zhinao_cli", False) for h in root.handlers):
+        return
+    try:
+        (home / "logs").mkdir(parents=True, exist_ok=True)
+        h = logging.FileHandler(home / "logs" / "cli.log", encoding="utf-8")
+    except OSError:  # a read-only home still runs commands
+        return
+    h._zhinao_cli = True  # type: ignore[attr-defined]
+    h.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root.addHandler(h)
+    if root.level > logging.INFO or root.level == logging.NOTSET:
+        root.setLevel(logging.INFO)
 
 
 def cli_principal(p: Any):

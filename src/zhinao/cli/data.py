@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import typer
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from zhinao.cli import backend, output
@@ -268,8 +269,10 @@ def catalog(theme: str = typer.Option(None, "--theme", help="Filter by theme"), 
     if as_json:
         output.print_json(rows)
         return
-    output.table(["key", "名称", "algorithm", "theme", "metric", "demo data", "scores", "spark"],
-                 [[m["key"], m["name_zh"], m["algorithm"], m["theme"], m["primary_metric"], m["dataset"],
+    output.table(["key", "名称", "algorithm", "task", "roles", "metric", "applications 应用", "scores", "spark"],
+                 [[m["key"], m["name_zh"], m["algorithm"], m.get("task", ""),
+                   ", ".join(r["name"] + ("" if r["required"] else "?") for r in m.get("roles", [])),
+                   m["primary_metric"], ", ".join(p["name_zh"] for p in m.get("presets", [])),
                    "yes" if m["scores"] else "", "yes" if m["spark"] else ""] for m in rows])
 
 
@@ -290,7 +293,10 @@ def _parse_params(items: list[str]) -> dict[str, Any]:
 @handle_errors
 def run(key: str, workspace: str = typer.Option(None, "--workspace", "-w", help="Workspace of --dataset"),
         dataset: str = typer.Option(None, "--dataset", help="Workspace table (default: the model's demo data)"),
-        param: list[str] = typer.Option([], "--param", "-p", help="Model parameter name=value (repeatable)"),
+        param: list[str] = typer.Option([], "--param", "-p",
+                                        help="Parameter or column role name=value (repeatable): -p target=Churn "
+                                             "-p features='[\"a\",\"b\"]' -p positive=Yes"),
+        preset: str = typer.Option(None, "--preset", help="Application model of the entry (see `data catalog`)"),
         score_table: str = typer.Option(None, help="Also score the input into this table"),
         engine: str = typer.Option("local", help="local (DuckDB + scikit-learn) or spark (MLlib in local[*])"),
         local: bool = LOCAL, as_json: bool = JSON) -> None:
@@ -299,9 +305,9 @@ def run(key: str, workspace: str = typer.Option(None, "--workspace", "-w", help=
         if workspace:
             _ensure_ws(b, workspace)
         r = b.start_run(key, workspace=workspace, dataset=dataset, params=_parse_params(param),
-                        score_table=score_table, engine=engine)
+                        score_table=score_table, engine=engine, preset=preset)
         with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
-                      TimeElapsedColumn(), console=err_console) as bar:
+                      TimeElapsedColumn(), console=err_console, transient=as_json) as bar:
             task = bar.add_task(f"{key} v{r['version']}", total=1.0)
             while True:
                 r = b.get_run(r["id"])
@@ -310,34 +316,73 @@ def run(key: str, workspace: str = typer.Option(None, "--workspace", "-w", help=
                 if r["status"] in ("succeeded", "failed"):
                     break
                 time.sleep(0.3)
-        artifacts = b.artifacts(r) if r["status"] == "succeeded" else None
+        charts = b.chart_files(r) if r["status"] == "succeeded" else []
+    r = {"run_id": r["id"], **r, "chart_files": charts}
     if as_json:
         output.print_json(r)
         if r["status"] != "succeeded":
             raise typer.Exit(1)
         return
     if r["status"] != "succeeded":
-        console.print(f"[red]run {r['id']} failed:[/red] {r['error']}")
+        err_console.print(f"[red]run {r['id']} failed:[/red] {escape(str(r['error']))}")
         raise typer.Exit(1)
+    _show_run(r, workspace)
+
+
+def _show_run(r: dict[str, Any], workspace: str | None = None) -> None:
+    """A run record for people: metrics beside the baseline, binding, split, notes, tables, chart files."""
+    key = r["model_key"]
+    if r["status"] != "succeeded":
+        console.print(f"run {r['id']}: {key} v{r['version']} — {r['status']}"
+                      + (f": {r['error']}" if r.get("error") else ""), markup=False, highlight=False)
+        return
     output.table(["metric", "model", r["baseline_name"] or "baseline"],
                  [[("* " if k == r["primary_metric"] else "") + k, _fmt(v), _fmt((r["baseline"] or {}).get(k, ""))]
-                  for k, v in r["metrics"].items()],
-                 title=f"run {r['id']}: {key} v{r['version']} (engine {r['engine']})")
+                  for k, v in (r["metrics"] or {}).items()],
+                 title=f"run {r['id']}: {key} v{r['version']} (engine {r['engine']}"
+                       + (f", preset {r['preset']}" if r.get("preset") else "") + f", data {r['dataset']})")
     verdict = {True: "[green]beats the baseline[/green]", False: "[red]does not beat the baseline[/red]",
                None: "no baseline applies"}[r["beats_baseline"]]
     console.print(f"{verdict} on {r['primary_metric']}")
-    for note in (r["explanation"] or {}).get("notes", []):
-        console.print(f"  note: {note}")
-    console.print(artifacts, markup=False, highlight=False)
-    if r["score_table"]:
-        console.print(f"scores written to table [bold]{r['score_table']}[/bold] in workspace {workspace}")
+    b = r.get("binding") or {}
+    if b.get("columns"):
+        inferred = set(b.get("inferred") or [])
+        rows = [[role, ", ".join(v) if isinstance(v, list) else str(v), "inferred 推断" if role in inferred else "given 指定"]
+                for role, v in b["columns"].items()]
+        output.table(["role 角色", "column(s) 列", "how"], rows, title="binding 列绑定")
+        if b.get("dropped"):
+            console.print("left out: " + "; ".join(f"{c} ({why})" for c, why in b["dropped"].items()),
+                          markup=False, highlight=False)
+    split = r.get("split")
+    if split:
+        console.print("split: " + ", ".join(f"{k}={v}" for k, v in split.items()), markup=False, highlight=False)
+    expl = r.get("explanation") or {}
+    lift = expl.get("lift")
+    if isinstance(lift, list) and lift and isinstance(lift[0], dict):
+        output.table(["decile", "rows", "positives", "rate", "lift", "capture"],
+                     [[x.get("decile"), x.get("rows"), x.get("positives"), _fmt(x.get("rate")), _fmt(x.get("lift")),
+                       _fmt(x.get("cumulative_capture"))] for x in lift], title="lift by decile 十分位提升度")
+    for note in r.get("notes") or expl.get("notes", []):
+        console.print(f"  note: {note}", markup=False, highlight=False)
+    for f in r.get("chart_files") or []:
+        console.print(f"  chart: {f}", markup=False, highlight=False)
+    if r.get("score_table"):
+        console.print(f"scores written to table {r['score_table']}" + (f" in workspace {workspace}" if workspace else ""),
+                      markup=False, highlight=False)
 
 
-@app.command("runs")
+runs_app = typer.Typer(help="Past runs; `runs show ID` for one. 运行记录。", invoke_without_command=True,
+                       no_args_is_help=False)
+app.add_typer(runs_app, name="runs")
+
+
+@runs_app.callback()
 @handle_errors
-def runs(model: str = typer.Option(None, "--model", "-m", help="Only this catalogue key"), local: bool = LOCAL,
-         as_json: bool = JSON) -> None:
+def runs(ctx: typer.Context, model: str = typer.Option(None, "--model", "-m", help="Only this catalogue key"),
+         local: bool = LOCAL, as_json: bool = JSON) -> None:
     """Past runs with their primary metric. 运行记录。"""
+    if ctx.invoked_subcommand:
+        return
     with backend.analytics(local) as b:
         rows = b.runs(model)
     if as_json:
@@ -349,6 +394,20 @@ def runs(model: str = typer.Option(None, "--model", "-m", help="Only this catalo
         out.append([r["id"], r["model_key"], r["version"], r["engine"], r["status"], r["dataset"], pm or "",
                     _fmt((r["metrics"] or {}).get(pm, "")), _fmt((r["baseline"] or {}).get(pm, ""))])
     output.table(["id", "model", "version", "engine", "status", "dataset", "metric", "model", "baseline"], out)
+
+
+@runs_app.command("show")
+@handle_errors
+def runs_show(run_id: int, local: bool = LOCAL, as_json: bool = JSON) -> None:
+    """One run: metrics, baseline, binding, split, explanation, chart files. 查看一次运行。"""
+    with backend.analytics(local) as b:
+        r = b.get_run(run_id)
+        charts = b.chart_files(r) if r["status"] == "succeeded" else []
+    r = {"run_id": r["id"], **r, "chart_files": charts}
+    if as_json:
+        output.print_json(r)
+        return
+    _show_run(r)
 
 
 @app.command("score")

@@ -347,6 +347,9 @@ class RemoteAnalytics:
     def artifacts(self, run: dict) -> str:
         return f"{self.r.url}/api/analytics/runs/{run['id']}/model (and /evaluation)"
 
+    def chart_files(self, run: dict) -> list[str]:
+        return [f"{self.r.url}/api/analytics/runs/{int(run['id'])}/charts/{name}.png" for name in run.get("charts") or []]
+
     def score(self, run_id: int, ws: str, dataset: str, output: str | None) -> dict:
         return self.r.post(f"/api/analytics/runs/{int(run_id)}/score",
                            {"workspace": ws, "dataset": dataset, "output": output})

@@ -34,7 +34,7 @@ from typing import Any
 
 from sqlalchemy import select, update
 
-from zhinao.errors import Conflict, NotFound
+from zhinao.errors import Conflict, NotFound, ZhinaoError
 from zhinao.store.db import Database, utcnow
 from zhinao.store.models import Job
 
@@ -208,7 +208,10 @@ class JobRunner:
             else:
                 status, message = "cancelled", "cancelled"
         except Exception as e:  # a failed job must never take the process down
-            log.exception("job %s (%s) failed", job_id, kind)
+            if isinstance(e, ZhinaoError):  # the user's input: its message says it all, no traceback
+                log.info("job %s (%s) failed: %s", job_id, kind, e)
+            else:
+                log.exception("job %s (%s) failed", job_id, kind)
             status, error = "failed", f"{type(e).__name__}: {e}"
         with self.db.session() as s:
             job = s.get(Job, job_id)

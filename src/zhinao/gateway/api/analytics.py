@@ -86,6 +86,16 @@ class RunIn(BaseModel):
     params: dict[str, Any] = Field(default_factory=dict)
     score_table: str | None = Field(None, description="also score the input into this workspace table")
     engine: str = Field("local", description="local (DuckDB + scikit-learn) or spark (MLlib, local[*])")
+    preset: str | None = Field(None, description="application model of the entry (catalogue `presets`); "
+                                                 "params override its values")
+
+
+class BindIn(BaseModel):
+    model: str = Field(..., description="catalogue key")
+    workspace: str
+    dataset: str = Field(..., description="workspace table")
+    params: dict[str, Any] = Field(default_factory=dict, description="role bindings given so far (target, features …)")
+    preset: str | None = None
 
 
 class ScoreIn(BaseModel):
@@ -254,7 +264,15 @@ def get_model(key: str, principal: PrincipalDep, platform: PlatformDep):
 def start_run(body: RunIn, principal: PrincipalDep, platform: PlatformDep):
     return platform.analytics.start_run(principal.tenant_id, body.model, workspace=body.workspace,
                                         dataset=body.dataset, params=body.params, score_table=body.score_table,
-                                        engine=body.engine)
+                                        engine=body.engine, preset=body.preset)
+
+
+@router.post("/bind")
+def preview_binding(body: BindIn, principal: PrincipalDep, platform: PlatformDep):
+    """How a run would bind the model's column roles to this table (inferred defaults, kinds,
+    columns left out), before it starts; ``ok: false`` with the reason when it would not."""
+    return platform.analytics.runs.preview_binding(principal.tenant_id, body.model, body.workspace, body.dataset,
+                                                   body.params, body.preset)
 
 
 @router.get("/runs")
@@ -272,6 +290,18 @@ def get_run(run_id: int, principal: PrincipalDep, platform: PlatformDep):
 def run_chart(run_id: int, name: str, principal: PrincipalDep, platform: PlatformDep):
     return Response(platform.analytics.runs.chart(principal.tenant_id, run_id, name), media_type="image/png",
                     headers={"Cache-Control": "private, max-age=3600"})
+
+
+@router.get("/runs/{run_id}/plots")
+def run_plots(run_id: int, principal: PrincipalDep, platform: PlatformDep):
+    """Interactive chart data (specs in ``analytics/catalog/plots.py``) the console draws."""
+    return platform.analytics.runs.plots(principal.tenant_id, run_id)
+
+
+@router.get("/runs/{run_id}/score-tables")
+def score_tables(run_id: int, workspace: str, principal: PrincipalDep, platform: PlatformDep):
+    """Tables of ``workspace`` the run's model can score (they hold every column it was bound to)."""
+    return platform.analytics.runs.fitting_tables(principal.tenant_id, run_id, workspace)
 
 
 @router.get("/runs/{run_id}/model")
