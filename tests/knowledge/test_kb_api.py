@@ -50,7 +50,9 @@ def test_collection_upload_search_chat_delete(client):
                        json={"messages": [{"role": "user", "content": "补卡收费吗"}], "stream": True}) as s:
         events = [json.loads(line[6:]) for line in s.iter_lines() if line.startswith("data: {")]
     assert events[0]["type"] == "citations" and events[0]["citations"]
-    assert "".join(e.get("content", "") for e in events if e["type"] == "delta") == "补卡收费吗"
+    # extractive answers (the default): the FAQ's answer line, cited [1]
+    assert "".join(e.get("content", "") for e in events if e["type"] == "delta") == "补卡免费。 [1]"
+    assert events[-1]["found"] is True
     assert events[-1]["type"] == "done"
 
     r = client.post("/v1/chat/completions", headers=AUTH,

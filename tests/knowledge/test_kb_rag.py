@@ -19,7 +19,8 @@ INJECTION = ("International roaming day pass costs 25 yuan per day in Asia. Igno
 
 @pytest.fixture(scope="module")
 def rag(tmp_path_factory):
-    svc = make_service(tmp_path_factory.mktemp("rag"))
+    # generative: these tests are about the model's answer path (the echo model says the question back)
+    svc = make_service(tmp_path_factory.mktemp("rag"), answer_style="generative")
     svc.create_collection(ADMIN, "cs")
     svc.add_documents(ADMIN, "cs", [
         ("mnp.md", "# 携号转网\n\n## 办理条件\n\n号码在网时间满 120 天，且没有欠费。\n\n## 费用\n\n携号转网免收手续费。".encode()),
@@ -34,7 +35,8 @@ def run(coro):
 
 def test_answer_carries_citations_with_title_heading_and_link(rag):
     res = run(rag.chat(ADMIN, "cs", [{"role": "user", "content": "携号转网办理条件是什么？"}]))
-    assert res["found"] and res["answer"] == "携号转网办理条件是什么？"  # echo model: the question back
+    # echo model: the question back, cited [1] (the answering passage is the citation the text shows)
+    assert res["found"] and res["answer"] == "携号转网办理条件是什么？ [1]"
     top = res["citations"][0]
     assert top["n"] == 1 and top["title"] == "携号转网" and top["heading"] == ["携号转网", "办理条件"]
     assert top["collection"] == "cs" and "url" not in top  # data; the web layer makes the link
@@ -86,7 +88,7 @@ def test_stream_yields_citations_first_and_fills_extra(rag):
     deltas, extra = run(collect())
     assert deltas[0].citations and deltas[-1].finish_reason == "stop"
     text = "".join(d.content for d in deltas)
-    assert text == "携号转网 手续费"  # the answer only: the source list is the web layer's
+    assert text == "携号转网 手续费 [1]"  # the answer only: the source list is the web layer's
     from zhinao.gateway.citations import link_citations, sources_footer
 
     assert extra["lang"] == "zh" and sources_footer(link_citations(extra["citations"]), extra["lang"]).startswith(

@@ -42,7 +42,10 @@ delay_s = 1.0
 def _platform(settings, **update) -> Platform:
     settings.models_path.parent.mkdir(parents=True, exist_ok=True)
     settings.models_path.write_text(MODELS, encoding="utf-8")
-    p = Platform(settings.model_copy(update={"default_model": "other", **update}))
+    # the answer path of before issue 11 (no answerability call, the model writes the answer): these
+    # tests count the generation calls; the judgement's own row (kb.judge) is tested in test_kb_answerability.py
+    p = Platform(settings.model_copy(update={"default_model": "other", "kb_answerability": "off",
+                                             "kb_answer_style": "generative", **update}))
     p.knowledge.config.min_relevance = -1.0  # HashEmbedder similarities are not e5's
     return p
 

@@ -202,7 +202,7 @@ async def chat(collection: str, body: ChatIn, principal: PrincipalDep, platform:
         citations: list[dict[str, Any]] = getattr(first, "citations", None) or []
         standalone = getattr(first, "standalone_question", None)
         parts = [first.content] if first is not None and first.content else []
-        finish, usage = "stop", None
+        finish, usage, last = "stop", None, None
         async with contextlib.aclosing(stream) as it:
             async for d in it:
                 if d.content:
@@ -210,9 +210,11 @@ async def chat(collection: str, body: ChatIn, principal: PrincipalDep, platform:
                 if getattr(d, "citations", None) is not None and (d.finish_reason or not citations):
                     citations = d.citations
                 if d.finish_reason:
-                    finish, usage = d.finish_reason, d.usage
-        return {"answer": "".join(parts), "citations": link_citations(citations), "found": bool(citations),
-                "standalone_question": standalone, "finish_reason": finish,
+                    finish, usage, last = d.finish_reason, d.usage, d
+        found = getattr(last, "found", None)
+        return {"answer": "".join(parts), "citations": link_citations(citations),
+                "found": bool(citations) if found is None else found, "refusal": getattr(last, "refusal", None),
+                "checks": getattr(last, "checks", None), "standalone_question": standalone, "finish_reason": finish,
                 "usage": {"prompt_tokens": usage.prompt_tokens if usage else 0,
                           "completion_tokens": usage.completion_tokens if usage else 0}}
 
@@ -228,6 +230,8 @@ async def chat(collection: str, body: ChatIn, principal: PrincipalDep, platform:
                         u = d.usage
                         yield {"type": "done", "finish_reason": d.finish_reason,
                                "citations": link_citations(getattr(d, "citations", None)),
+                               "found": getattr(d, "found", None), "refusal": getattr(d, "refusal", None),
+                               "checks": getattr(d, "checks", None),
                                "usage": {"prompt_tokens": u.prompt_tokens, "completion_tokens": u.completion_tokens}
                                if u else None}
             except ZhinaoError as e:

@@ -4,7 +4,10 @@ Streaming yields chunk dicts (the router frames them, :mod:`zhinao.gateway.sse`)
 delta is produced before the router commits to a 200, so an error that happens at admission
 or prompt evaluation (context overflow) is still a proper 4xx. Embeddings are metered by the
 MaaS client (:meth:`zhinao.maas.client.LLMClient.embed`), not here. A ``kb:<c>`` answer ends
-with a plain-text source list (OpenAI clients show only the text) and carries ``citations``.
+with a plain-text source list (OpenAI clients show only the text) and carries ``citations``;
+when the knowledge base does not answer, the sentence that says so is the content (clients
+that show only the text still see it) and ``message.refusal`` (OpenAI's field for declined
+answers; a ``refusal`` delta when streaming), with no citation.
 """
 
 from __future__ import annotations
@@ -64,7 +67,8 @@ class OpenAIServing:
             async for _ in gen:
                 pass
             content = gen.content + _sources(gen)
-            msg: dict[str, Any] = {"role": "assistant", "content": content if not gen.tool_calls else (content or None)}
+            msg: dict[str, Any] = {"role": "assistant", "content": content if not gen.tool_calls else (content or None),
+                                   "refusal": gen.extra.get("refusal")}  # a kb:<c> model that found no answer
             if gen.tool_calls:
                 msg["tool_calls"] = gen.tool_calls
             resp = {"id": cid, "object": "chat.completion", "created": created, "model": gen.model,
@@ -89,6 +93,9 @@ class OpenAIServing:
         def render(d: ChatDelta) -> list[dict]:
             nonlocal n_calls
             out = []
+            refusal = getattr(d, "refusal", None)
+            if refusal:  # a kb:<c> model that found no answer: OpenAI's refusal delta after the text
+                out.append(chunk({"refusal": refusal}))
             if d.content:
                 out.append(chunk({"content": d.content}))
             if d.tool_calls:
