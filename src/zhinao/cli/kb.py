@@ -247,20 +247,33 @@ def demo(collection: str = typer.Option("telecom-demo", "--collection", "-c"), l
 def evaluate(qa: Path = typer.Argument(..., help="JSONL: question, source, gold"), collection: str = COLL,
              modes: str = typer.Option("bm25,dense,hybrid", help="Retrievers, each optionally with a reranker: "
                                        "hybrid+overlap, dense+embedding"), answers: int = typer.Option(0, help="Also answer N "
-             "questions with the model and score citations"),
-             model: str = typer.Option(None, "--model", "-m"), as_json: bool = JSON) -> None:
-    """recall@k, MRR, nDCG@10 per retriever, and citation accuracy (in-process). 评测。"""
-    from zhinao.knowledge.evaluate import evaluate as run_eval, markdown_table
+             "questions with the model: correctness, faithfulness, citations"),
+             model: str = typer.Option(None, "--model", "-m"),
+             unanswerable: Path = typer.Option(None, "--unanswerable", help="JSONL of questions the collection does "
+                                               "not answer (refusal rate) / 知识库无法回答的问题"),
+             models: str = typer.Option(None, "--models", help="Compare the answers of these models "
+                                        "(comma-separated) / 对比多个模型"), as_json: bool = JSON) -> None:
+    """recall@k, MRR, nDCG@10 per retriever; with --answers N or --unanswerable also answer correctness,
+    faithfulness, refusal and answer rates and latency per model (in-process). 评测。"""
+    from zhinao.knowledge.evaluate import evaluate as run_eval, load_qa, markdown_table, spread
 
     backend.refuse_if_served("kb eval")
     with platform() as p:
-        rep = run_eval(p.knowledge, cli_principal(p), collection, qa, modes=tuple(_split(modes) or ()),
-                       answers=answers, model=model)
+        who = cli_principal(p)
+        rep = run_eval(p.knowledge, who, collection, qa, modes=tuple(_split(modes) or ()), answers=0, model=model)
+        if answers or unanswerable:
+            from zhinao.knowledge.answer_eval import evaluate_answers, load_questions
+
+            rep["answer_metrics"] = evaluate_answers(
+                p.knowledge, who, collection, spread(load_qa(qa), answers) if answers else [],
+                load_questions(unanswerable) if unanswerable else [], models=_split(models) or [model])
         if as_json:
             output.print_json(rep)
             return
         console.print(markdown_table(rep), markup=False, highlight=False)
         if "refusal" in rep:
             console.print(f"refusal: {rep['refusal']}")
-        if "answers" in rep:
-            console.print(f"answers: {rep['answers']}")
+        if "answer_metrics" in rep:
+            from zhinao.knowledge.answer_eval import markdown_answers
+
+            console.print(markdown_answers(rep["answer_metrics"]), markup=False, highlight=False)

@@ -602,7 +602,33 @@ class KnowledgeService:
         if self.llm is None:
             raise InvalidRequest("no model client is configured for the knowledge base: it can search, not answer")
         return RagChat(llm=self.llm(principal, CHAT_CAPABILITY), get_collection=self.get_collection,
-                       retrieve=self.retrieve, relevance_threshold=lambda: self.relevance_threshold)
+                       retrieve=self.retrieve, relevance_threshold=lambda: self.relevance_threshold,
+                       passages=self.passage_texts, answerability=self.config.answerability,
+                       answer_style=self.config.answer_style)
+
+    def passage_texts(self, principal: Any, collection: str | int, limit: int = 4000) -> tuple[Any, Callable]:
+        """(revision key, loader of title + heading + text of the passages ``principal`` may read).
+
+        The answerability check calibrates itself per collection from these (cached by the key,
+        so the loader runs once per revision and reader scope).
+        """
+        with self.db.session() as s:
+            coll = self._collection(s, principal, collection)
+            scope = self._scope(s, coll, principal)
+        key = (self.db.url, coll.id, hash(frozenset(scope.active_keys)))
+
+        def load() -> list[str]:
+            rows = self.index.query(scope.collection, "idx >= 0", ["doc_id", "version", "heading", "body"],
+                                    limit=limit)
+            out = []
+            for r in rows:
+                if f"{r['doc_id']}:{r['version']}" in scope.active_keys:
+                    h = Hit.from_entity({**r, "pk": "", "idx": 0}, 0.0)
+                    title = (scope.docs.get(h.doc_id) or {}).get("title", "")
+                    out.append(f"{title}\n{' '.join(h.heading)}\n{h.body}")
+            return out
+
+        return key, load
 
     def chat_stream(self, principal: Any, collection: str | int, messages: Sequence[dict[str, Any]],
                     params: GenerationParams | None = None, *, model: str | None = None,
