@@ -70,6 +70,12 @@ class Settings(BaseSettings):
         512 * 1024 * 1024, description="Largest multipart upload (documents, datasets) accepted (413 above).")
     analytics_max_import_bytes: int = Field(
         512 * 1024 * 1024, description="Largest file an analytics workspace imports (413 above).")
+    analytics_holiday_calendar: str = Field(
+        "auto", pattern=r"^\s*([A-Za-z]{2,3}([-_][A-Za-z0-9]{1,4})?|auto|none)\s*$",
+        description="Holiday calendar of forecasting runs that do not pass -p calendar=…: an ISO country code "
+        "with optional subdivision (CN = mainland China with make-up workdays, IT-MI, US-CA …), 'none', or "
+        "'auto' = CN for tables with Chinese column names (zh locale), a demo dataset's own calendar (Milan: "
+        "IT-MI), else none. The run's notes say which calendar ran and why.")
     # -- the SQL sandbox (zhinao.analytics.sandbox: user and model SQL on workspaces) -------
     sql_timeout_s: float = Field(
         10.0, gt=0, description="Longest one workspace query (user or model SQL) may run; it is interrupted "
