@@ -50,3 +50,4 @@ def test_quote_grows_a_lead_in_into_its_list_and_skips_an_faq_question():
     q = quote(passage, "办理方式：")
     assert "10086" in q and "登录 App" in q and "官网" not in q
     assert quote("问：补卡收费吗？答：补卡免费。", "问：补卡收费吗？") == "补卡免费。"
+    assert quote("挂失后凭身份证补卡。问：补卡要多少钱？答：免费。", "挂失后凭身份证补卡。") == "挂失后凭身份证补卡。"

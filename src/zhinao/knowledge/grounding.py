@@ -177,6 +177,11 @@ def sentences(text: str) -> list[str]:
     return out
 
 
+def _opens_entry(sentence: str) -> bool:
+    """Whether a sentence starts the next FAQ entry (a question line), where a quote must stop."""
+    return sentence.endswith(("?", "？")) or bool(re.match(r"^\s*(?:问|Q)\s*[:：]", sentence))
+
+
 def quote(passage: str, sentence: str, *, max_chars: int = 220) -> str:
     """The answering sentence from ``passage``, grown with what follows while it is a lead-in.
 
@@ -192,7 +197,7 @@ def quote(passage: str, sentence: str, *, max_chars: int = 220) -> str:
         i += 1
     out = [re.sub(r"^\s*(?:答|回答|A)\s*[:：]\s*", "", sents[i])]
     while i + 1 < len(sents) and (out[-1].endswith((":", "：")) or len("".join(out)) < 24) \
-            and len("".join(out)) + len(sents[i + 1]) <= max_chars:
+            and len("".join(out)) + len(sents[i + 1]) <= max_chars and not _opens_entry(sents[i + 1]):
         i += 1
         out.append(sents[i])
     joined = out[0]
