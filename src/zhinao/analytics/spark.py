@@ -75,13 +75,16 @@ def get_spark(master: str = "local[*]", driver_memory: str = "1g", shuffle_parti
     """
     global _SESSION
     with _LOCK:
-        if _SESSION is not None and _SESSION.sparkContext._jsc is not None:
+        if _SESSION is not None and _alive(_SESSION):
             return _SESSION
         try:
             from pyspark.sql import SparkSession
         except ImportError as e:
             raise EngineUnavailable("engine 'spark' needs pyspark: pip install 'zhinao[spark]' "
                                     "(and Java 17)") from e
+        if _SESSION is not None:  # the JVM died (or was stopped): forget it, start a new one
+            _forget(_SESSION)
+            _SESSION = None
         builder = SparkSession.builder
         if java_options:
             builder = builder.config("spark.driver.extraJavaOptions", java_options)
@@ -95,6 +98,11 @@ def get_spark(master: str = "local[*]", driver_memory: str = "1g", shuffle_parti
                     .config("spark.driver.bindAddress", "127.0.0.1")
                     .getOrCreate())
         _SESSION.sparkContext.setLogLevel("ERROR")
+        # iterative learners (GBT) truncate their RDD lineage at checkpoints; without a folder the
+        # lineage of a 100-tree model overflows the JVM's stack and takes the whole JVM down
+        import tempfile
+
+        _SESSION.sparkContext.setCheckpointDir(tempfile.mkdtemp(prefix="zhinao-spark-checkpoints-"))
         if not _ATEXIT:  # stop the JVM before interpreter shutdown closes py4j's log streams
             import atexit
 
@@ -103,11 +111,37 @@ def get_spark(master: str = "local[*]", driver_memory: str = "1g", shuffle_parti
         return _SESSION
 
 
+def _alive(session) -> bool:
+    try:
+        return session.sparkContext._jsc is not None and not session.sparkContext._jsc.sc().isStopped()
+    except Exception:  # py4j cannot reach the JVM  # noqa: BLE001
+        return False
+
+
+def _forget(session) -> None:
+    """Drop pyspark's handles on a dead JVM so the next builder launches a fresh one."""
+    from pyspark import SparkContext
+    from pyspark.sql import SparkSession
+
+    try:
+        session.stop()
+    except Exception:  # noqa: BLE001 - already gone
+        pass
+    SparkContext._active_spark_context = None
+    SparkContext._gateway = None
+    SparkContext._jvm = None
+    SparkSession._instantiatedSession = None
+    SparkSession._activeSession = None
+
+
 def stop_spark() -> None:
     global _SESSION
     with _LOCK:
         if _SESSION is not None:
-            _SESSION.stop()
+            try:
+                _SESSION.stop()
+            except Exception:  # noqa: BLE001 - the JVM is already gone
+                _forget(_SESSION)
             _SESSION = None
 
 
@@ -173,7 +207,7 @@ def fit_spark(algorithm: str, parquet_path: str | Path, target: str | None = Non
         res = _clustering(algo, df, features, params, test_size, seed, save_to=save_to)
     elif algo == "fpgrowth":
         res = _fpgrowth(df, params, test_size, seed, session_column or "transaction_id", item_column,
-                        save_to=save_to)
+                        order_column, save_to=save_to)
     else:
         res = _prefixspan(df, params, test_size, seed, session_column or "session_id", item_column,
                           order_column, save_to=save_to)
@@ -416,7 +450,6 @@ def _reg_metrics(y, p) -> dict[str, float]:
 def _clustering(algo, df, features, params, test_size, seed, save_to=None) -> SparkResult:
     from pyspark.ml import Pipeline
     from pyspark.ml.clustering import GaussianMixture, KMeans
-    from pyspark.ml.evaluation import ClusteringEvaluator
 
     numeric, categorical = _feature_columns(df, None, features)
     if numeric:
@@ -435,17 +468,19 @@ def _clustering(algo, df, features, params, test_size, seed, save_to=None) -> Sp
         from pyspark.ml.stat import Summarizer
         from pyspark.sql import functions as F
 
-        ev = ClusteringEvaluator(featuresCol="features", predictionCol="prediction")
         pred = km.transform(te)
-        sil = float(ev.evaluate(pred)) if te.limit(2).count() > 1 else 0.0
         n_te = max(te.count(), 1)
         # mean squared distance to the nearest centre on the hold-out, model vs k=1 (MLlib
         # refuses k=1, so the single centre is the training mean)
         mean = tr.select(Summarizer.mean(F.col("features")).alias("m")).first()["m"].toArray()
-        metrics = {"holdout_mse": _holdout_mse(pred, km.clusterCenters()) / n_te, "silhouette": sil}
-        baseline = {"holdout_mse": _holdout_mse(te.withColumn("prediction", F.lit(0)), [mean]) / n_te}
-        expl = {"k": k, "cluster_sizes": [int(s) for s in km.summary.clusterSizes]}
-        name = "one cluster (k=1)"
+        sil, null_sil = _silhouettes(pred, n_te, k, seed)
+        metrics = {"silhouette": sil, "holdout_mse": _holdout_mse(pred, km.clusterCenters()) / n_te}
+        baseline = {"silhouette": null_sil,
+                    "holdout_mse": _holdout_mse(te.withColumn("prediction", F.lit(0)), [mean]) / n_te}
+        expl = {"k": k, "cluster_sizes": [int(s) for s in km.summary.clusterSizes],
+                "baselines": {"silhouette": "KMeans on the same columns shuffled independently (no joint structure)",
+                              "holdout_mse": "one centre (k=1): the training mean"}}
+        name = "shuffled columns (silhouette) / one centre (distortion)"
     else:
         from pyspark.mllib.linalg.distributed import RowMatrix
 
@@ -467,6 +502,27 @@ def _clustering(algo, df, features, params, test_size, seed, save_to=None) -> Sp
     expl["numeric"], expl["categorical"] = numeric, categorical
     train.unpersist()
     return SparkResult(algo, metrics, baseline, name, expl)
+
+
+def _silhouettes(pred, n_rows: int, k: int, seed: int, n: int = 2000) -> tuple[float, float]:
+    """Euclidean silhouette of the clustering on a seeded sample of ``n`` hold-out rows (as the
+    embedded clusterers report it), and of KMeans on that sample with every column shuffled
+    independently: what the same k finds when the columns carry no joint structure."""
+    from sklearn.cluster import KMeans as SkKMeans
+    from sklearn.metrics import silhouette_score
+
+    part = pred if n_rows <= n else pred.sample(fraction=min(1.0, 1.2 * n / n_rows), seed=seed)
+    rows = part.select("features", "prediction").limit(n).collect()
+    if len(rows) < 3:
+        return 0.0, 0.0
+    X = np.stack([r["features"].toArray() for r in rows])
+    lab = np.array([r["prediction"] for r in rows])
+    sil = float(silhouette_score(X, lab)) if 1 < len(set(lab)) < len(lab) else 0.0
+    rng = np.random.default_rng(seed)
+    Xn = np.column_stack([rng.permutation(X[:, j]) for j in range(X.shape[1])])
+    null = SkKMeans(n_clusters=max(2, min(k, len(Xn) - 1)), n_init=3, random_state=seed).fit(Xn)
+    null_sil = float(silhouette_score(Xn, null.labels_)) if 1 < len(set(null.labels_)) < len(Xn) else 0.0
+    return sil, null_sil
 
 
 def _mixture_loglik(df, comps) -> float:
@@ -518,17 +574,24 @@ def _need(df, cols: list[str], shape: str) -> None:
                              f"columns: {', '.join(df.columns[:30])}", param=missing[0])
 
 
-def _fpgrowth(df, params, test_size, seed, session, item, save_to=None) -> SparkResult:
-    """FP-Growth on baskets; each hold-out basket with >= 2 items hides one item to recommend back."""
+def _fpgrowth(df, params, test_size, seed, session, item, order=None, save_to=None) -> SparkResult:
+    """FP-Growth on baskets; each hold-out basket with >= 2 items hides one item to recommend back.
+    The hold-out is a seeded random share of baskets, or the latest baskets by ``order``."""
     from pyspark.ml.fpm import FPGrowth
     from pyspark.sql import functions as F
 
-    _need(df, [session, item], "fpgrowth reads a (transaction, item) table")
-    grouped = df.where(F.col(item).isNotNull()).groupBy(session) \
-        .agg(F.array_sort(F.array_distinct(F.collect_list(F.col(item).cast("string")))).alias("items"))
-    baskets = [list(r["items"]) for r in grouped.orderBy(session).collect()]
+    _need(df, [session, item] + ([order] if order else []), "fpgrowth reads a (transaction, item) table")
+    aggs = [F.array_sort(F.array_distinct(F.collect_list(F.col(item).cast("string")))).alias("items")]
+    if order:
+        aggs.append(F.max(order).alias("when"))
+    grouped = df.where(F.col(item).isNotNull()).groupBy(session).agg(*aggs)
+    collected = grouped.orderBy(session).collect()
+    baskets = [list(r["items"]) for r in collected]
     rng = np.random.default_rng(seed)
-    idx = rng.permutation(len(baskets))
+    if order:  # latest first
+        idx = np.argsort(np.array([r["when"] for r in collected]), kind="stable")[::-1]
+    else:
+        idx = rng.permutation(len(baskets))
     n_test = int(round(len(baskets) * test_size))
     train = [baskets[i] for i in idx[n_test:]]
     queries = []
@@ -574,8 +637,8 @@ def _fpgrowth(df, params, test_size, seed, session, item, save_to=None) -> Spark
     top = sorted(rules, key=lambda r: (-r[3], -r[2]))[:10]
     expl = {"n_rules": len(rules), "n_frequent_itemsets": int(fp.freqItemsets.count()),
             "train_baskets": len(train), "holdout_baskets": len(queries),
-            "split": {"method": "seeded random split of baskets; each hold-out basket hides one item",
-                      "test_size": test_size, "seed": seed},
+            "split": {"method": (f"the latest baskets by {order!r}" if order else "seeded random split of baskets")
+                      + "; each hold-out basket hides one item", "test_size": test_size, "seed": seed},
             "top_rules_by_lift": [{"if": sorted(a), "then": [c], "confidence": round(cf, 4), "lift": round(lf, 3)}
                                   for a, c, cf, lf in top]}
     return SparkResult("fpgrowth", metrics, baseline, "most popular items", expl)

@@ -256,36 +256,62 @@ def spark_input(model: MiningModel, tr: Translation, data: Any, table: Any = Non
         return SparkInput(X.reset_index(drop=True), kw, names, notes)
 
     if algo in ("fpgrowth", "prefixspan"):
-        session = cols.get("session") or cols.get("group") or cols.get("id")
-        item = cols.get("item")
-        if not session or not item:
-            raise InvalidRequest(f"{key}: engine 'spark' runs {algo} on a (session, item) table; bind "
-                                 "-p session=COLUMN -p item=COLUMN", param="session" if not session else "item")
-        order = cols.get("time") or cols.get("order")
-        frame = pd.DataFrame({"s__": df[session].map(str).to_numpy(), "i__": df[item].to_numpy()})
-        frame["i__"] = frame["i__"].map(lambda x: None if pd.isna(x) else str(x))
+        return _pattern_input(model, algo, df, b, kw, notes)
+
+    if algo == "linear_regression" and cols.get("time") and cols.get("value"):
+        return _forecast_input(model, df, cols["time"], cols["value"], kw, notes)
+    raise InvalidRequest(f"{key}: the binding ({', '.join(f'{r}={c}' for r, c in cols.items())}) does not give "
+                         f"{algo} what it reads", param="engine")
+
+
+def _pattern_input(model: MiningModel, algo: str, df: pd.DataFrame, b: Any, kw: dict[str, Any],
+                   notes: list[str]) -> SparkInput:
+    """Long ``(session, item[, order])`` rows from a long binding (session + item, ``value`` <= 0
+    rows left out), or from a wide one (``features``: one column per product; each row a basket)."""
+    cols = b.columns
+    session = cols.get("session") or cols.get("group")
+    item = cols.get("item")
+    order = cols.get("time") or cols.get("order")
+    names: dict[str, str]
+    if session and item:
+        d = df
+        if cols.get("value"):
+            v = pd.to_numeric(d[cols["value"]], errors="coerce")
+            d = d[v > 0]
+            notes.append(f"rows with {cols['value']} <= 0 are not in the basket.")
+        frame = pd.DataFrame({"s__": d[session].map(str).to_numpy(),
+                              "i__": d[item].map(lambda x: None if pd.isna(x) else str(x)).to_numpy()})
         names = {"s__": session, "i__": item}
         if order:
-            o = df[order]
+            o = d[order]
             if not pd.api.types.is_numeric_dtype(o):
                 from zhinao.analytics.catalog.protocol import to_datetime
 
                 o = to_datetime(o, order).astype("int64")
             frame["o__"] = o.to_numpy()
             names["o__"] = order
-        params = {"min_support": float(_p(model, ("min_support",), 0.01 if algo == "fpgrowth" else 0.001)),
-                  "k": int(_p(model, ("k", "top_k"), 3))}
-        if algo == "fpgrowth":
-            params["min_confidence"] = float(_p(model, ("min_confidence",), 0.1))
-        else:
-            params.update(max_len=int(_p(model, ("max_len",), 4)), truncate=int(_p(model, ("truncate",), 20)))
-        kw.update(session_column="s__", item_column="i__", order_column="o__" if order else None, params=params)
-        return SparkInput(frame, kw, names, notes)
+    elif algo == "fpgrowth" and cols.get("features"):
+        from zhinao.analytics.catalog.association import wide_baskets  # the same items as the embedded run
 
-    if algo == "linear_regression" and cols.get("time") and cols.get("value"):
-        return _forecast_input(model, df, cols["time"], cols["value"], kw, notes)
-    raise InvalidRequest(f"{key}: the binding ({', '.join(f'{r}={c}' for r, c in cols.items())}) does not give "
-                         f"{algo} what it reads", param="engine")
+        baskets = wide_baskets(df, cols["features"], b.kinds)
+        ids = df[cols["id"]].map(str).tolist() if cols.get("id") else [str(i) for i in range(len(df))]
+        frame = pd.DataFrame([(i, it) for i, bk in zip(ids, baskets) for it in bk], columns=["s__", "i__"])
+        names = {"s__": cols.get("id") or "row", "i__": "item"}
+        notes.append(f"each row's items: the columns {', '.join(cols['features'][:8])}"
+                     f"{' …' if len(cols['features']) > 8 else ''} it has.")
+        order = None
+    else:
+        raise InvalidRequest(f"{model.info.key}: engine 'spark' runs {algo} on a (session, item) table"
+                             + (" or a wide table (features)" if algo == "fpgrowth" else "")
+                             + "; bind -p session=COLUMN -p item=COLUMN", param="session" if not session else "item")
+    params = {"min_support": float(_p(model, ("min_support",), 0.01 if algo == "fpgrowth" else 0.001)),
+              "k": int(_p(model, ("k", "top_k"), 3))}
+    if algo == "fpgrowth":
+        params["min_confidence"] = float(_p(model, ("min_confidence",), 0.1))
+    else:
+        params.update(max_len=int(_p(model, ("max_len",), 4)), truncate=int(_p(model, ("truncate",), 20)))
+    kw.update(session_column="s__", item_column="i__", order_column="o__" if order else None, params=params)
+    return SparkInput(frame, kw, names, notes)
 
 
 def _supervised_params(model: MiningModel, algo: str) -> dict[str, Any]:
@@ -337,7 +363,7 @@ def _forecast_input(model: MiningModel, df: pd.DataFrame, time_col: str, value_c
     notes.append(f"Linear regression of {value_col} ({'log1p scale, ' if positive else ''}summed per {time_col}) on "
                  f"day-of-week{' and hour' if hourly else ''} dummies and same-period lags; no holiday flags. The "
                  "hold-out uses observed lags (one step ahead); baseline: seasonal naive (same time last week).")
-    names = {c: c for c in X.columns} | {"y__": value_col}
+    names = {c: c for c in X.columns} | {"y__": value_col, "t__": time_col}
     return SparkInput(frame.reset_index(drop=True), kw, names, notes)
 
 
@@ -347,7 +373,13 @@ def _rename(v: Any, names: dict[str, str]) -> Any:
     """Safe column names (``c3``, ``c3__oh``) in an explanation back to the user's columns."""
     if isinstance(v, str):
         base, _, rest = v.partition("__")
-        return names[base] + (f" ({rest})" if rest else "") if base in names else v
+        if base in names:
+            return names[base] + (f" ({rest})" if rest else "")
+        if v in names:
+            return names[v]
+        for safe, user in names.items():  # a quoted name inside a sentence (the split's method)
+            v = v.replace(repr(safe), repr(user))
+        return v
     if isinstance(v, list):
         return [_rename(x, names) for x in v]
     if isinstance(v, dict):
