@@ -44,7 +44,7 @@ TASKS = ("classification", "regression", "forecast", "clustering", "association"
 ALIASES = {"id_column": "id", "time_column": "time", "value_column": "value", "text_column": "text",
            "label_column": "label", "target_column": "target", "feature_columns": "features",
            "session_column": "session", "item_column": "item", "source_column": "source",
-           "destination_column": "destination"}
+           "destination_column": "destination", "columns": "features"}
 
 _ID_NAME = re.compile(r"(^|[\s_\-])(id|key|uuid|guid|no|code|number|phone|msisdn|imsi|imei|iccid|account)$|"
                       r"^(id|编号|号码|手机号|电话|账号|客户号|用户号|工号|序号)|(编号|号码|手机号|账号|客户号|用户号|id)$",
