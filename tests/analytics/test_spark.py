@@ -146,3 +146,20 @@ def test_fit_spark_on_parquet_and_its_bad_input(spark, telco_parquet, tmp_path):
     one = export_parquet(pd.DataFrame({"s": range(300), "i": ["a"] * 300}), tmp_path / "one.parquet")
     with pytest.raises(InvalidRequest, match="does 's' group several 'i' rows"):
         fit_spark("fpgrowth", one, session_column="s", item_column="i")
+
+
+def test_a_dead_jvm_is_replaced_on_the_next_run(spark, telco_parquet):
+    """A JVM that died (out of memory, a stack overflow in a long lineage) must not poison every
+    later run of the process: the next get_spark() starts a fresh one. Last in the module: it
+    ends the module's session."""
+    from zhinao.analytics.spark import fit_spark, get_spark
+
+    s = get_spark()
+    try:
+        s.sparkContext._jvm.System.exit(1)
+    except Exception:  # noqa: BLE001 - the call dies with the JVM
+        pass
+    s2 = get_spark(shuffle_partitions=2, java_options="-XX:TieredStopAtLevel=1 -XX:+UseSerialGC")
+    assert s2 is not s and s2.range(5).count() == 5
+    res = fit_spark("logistic_regression", telco_parquet, target="Churn", features=["tenure", "Contract"])
+    assert res.metrics["auc"] > 0.7
