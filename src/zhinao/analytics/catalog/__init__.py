@@ -57,6 +57,7 @@ from zhinao.analytics.catalog import forecasting  # noqa: E402,F401
 from zhinao.analytics.catalog import graph  # noqa: E402,F401
 from zhinao.analytics.catalog import sequence  # noqa: E402,F401
 from zhinao.analytics.catalog import tabular_transformer  # noqa: E402,F401
+from zhinao.analytics.catalog import tabular_nb_knn  # noqa: E402,F401
 from zhinao.analytics.catalog import text  # noqa: E402,F401
 
 __all__ = ["Evaluation", "MiningModel", "ModelInfo", "catalogue", "register", "supports_predict"]

@@ -1,9 +1,15 @@
-"""Text family on THUCNews titles: the talk's 网页内容分类 (naive Bayes) and KNN 内容分类.
+"""Text family: the talk's 网页内容分类 (naive Bayes) and KNN 内容分类, on any table with a text column.
 
-Chinese titles are cut into words with jieba (punctuation and whitespace dropped). The
-hold-out is the data set's own split: train on ``dev`` (10,000 titles), evaluate on
-``test`` (10,000); a table without a ``split`` column gets a stratified 75/25 split. The
-baseline is the majority class (the topics are balanced, so it is chance: 10%).
+Roles ``text`` (the documents; default: the one free-text column) and ``target`` (their
+classes: topics, or two classes such as good/bad reviews written True/False, 好评/差评,
+1/0 — the positive class detected like every classifier's, :func:`roles.positive_class`).
+The demo is THUCNews titles. Chinese text is cut into words with jieba (punctuation and
+whitespace dropped). The hold-out is the table's own split when it has one (a ``split``
+column with ``dev``/``test``: the demo trains on dev, evaluates on test); otherwise a
+stratified 75/25 split. The baseline scores every row with the training class shares
+(majority class; for the balanced demo topics that is chance: 10%). Labels are encoded
+before sklearn sees them, so a boolean target is no different from a text one (it used to
+crash the baseline's metrics: a mix of binary and unknown targets).
 """
 
 from __future__ import annotations
@@ -15,13 +21,16 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, ClassifierMixin
-from sklearn.metrics import accuracy_score, f1_score
+from sklearn.metrics import f1_score
 from sklearn.model_selection import train_test_split
 
 from zhinao.analytics import datasets
 from zhinao.analytics.catalog import charts
 from zhinao.analytics.catalog.base import Evaluation, MiningModel, ModelInfo, register
-from zhinao.analytics.catalog.protocol import require_columns, require_rows, require_target
+from zhinao.analytics.catalog.protocol import require_rows, require_target
+from zhinao.analytics.catalog.roles import Binding, Preset, Role, plain, show
+from zhinao.analytics.catalog.tabular import (class_labels, classifier_metrics, classifier_plots, encode,
+                                              labels_text, operator_tables, score_table)
 from zhinao.errors import InvalidRequest
 
 _DROP = re.compile(r"^[\s\W_]+$", re.UNICODE)
@@ -86,8 +95,20 @@ class CosineKNN(ClassifierMixin, BaseEstimator):
         return self.classes_[self.predict_proba(X).argmax(axis=1)]
 
 
+TEXT_ROLES = (
+    Role("text", kinds=("text", "categorical"), demo="text", infer="kind",
+         help_en="the documents (titles, reviews, page text); default: the one free-text column",
+         help_zh="文本列（标题、评论、网页正文）；默认取唯一一个长文本列"),
+    Role("target", kinds=("categorical", "boolean", "numeric"), demo="label", infer="name",
+         help_en="the class of each document (topics, or two classes such as good/bad; positive detected or "
+                 "set with positive=)",
+         help_zh="每篇文本的类别（主题，或好评/差评等两类；正类自动识别或用 positive= 指定）"),
+)
+
+
 class _TextClassifier(MiningModel):
     info: ClassVar[ModelInfo]
+    supports_predict = True
 
     def load_demo(self) -> pd.DataFrame:
         return datasets.load_thucnews()
@@ -98,115 +119,180 @@ class _TextClassifier(MiningModel):
     def _classifier(self):
         raise NotImplementedError
 
-    def _xy(self, df: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
-        require_columns(df, [self.text_column, self.target], "table")
-        df = df[df[self.text_column].notna() & df[self.target].notna()]
-        require_rows(len(df), 20, self.info.key)
-        require_target(df[self.target], self.target, min_per_class=2)
-        return df[self.text_column].astype(str), df[self.target]
+    # -- binding ----------------------------------------------------------------------------
+    def _prepare(self, df: pd.DataFrame) -> tuple[Binding, pd.DataFrame]:
+        """Bind text and target; the rows with both, checked: ``(binding, rows)``."""
+        if not isinstance(df, pd.DataFrame):
+            raise InvalidRequest(f"{self.info.key}: the input must be a table")
+        df = df.rename(columns=str)
+        b = self.bind(df)
+        text, target = b["text"], b["target"]
+        if text == target:
+            raise InvalidRequest(f"{self.info.key}: text and target are both {text!r}; bind two columns",
+                                 param="text")
+        rows = df[df[text].notna() & df[target].notna()]
+        require_rows(len(rows), 20, self.info.key)
+        require_target(rows[target], target, min_per_class=2)
+        return b, rows
 
-    def fit(self, X: Any, y: Any = None) -> "_TextClassifier":
-        if y is None:
-            X, y = self._xy(X)
+    def _fit_texts(self, texts: Any, y: pd.Series, labels: list[Any], pos: Any) -> "_TextClassifier":
         from sklearn.pipeline import Pipeline
 
-        self.pipeline_ = Pipeline([("vec", self._vectorizer()), ("clf", self._classifier())]).fit(list(X), list(y))
-        self.classes_ = list(self.pipeline_.classes_)
+        codes = encode(y, labels)
+        self.labels_, self.positive_, self.classes_ = list(labels), pos, list(labels)
+        self.pipeline_ = Pipeline([("vec", self._vectorizer()), ("clf", self._classifier())]).fit(
+            [str(t) for t in texts], codes)
         self.vocabulary_size_ = len(self.pipeline_.named_steps["vec"].vocabulary_)
         if self.vocabulary_size_ == 0:
-            raise InvalidRequest(f"column {self.text_column!r} yields no words to learn from")
+            raise InvalidRequest(f"column {self.text_column_!r} yields no words to learn from", param="text")
         return self
 
+    def fit(self, X: Any, y: Any = None) -> "_TextClassifier":
+        """``fit(table)`` binds text and target and fits on every row; ``fit(texts, labels)`` too."""
+        if y is None:
+            b, rows = self._prepare(X)
+            self.text_column_, self.target_ = b["text"], b["target"]
+            texts, yy = rows[b["text"]], rows[b["target"]]
+        else:
+            texts, yy = list(X), pd.Series(list(y))
+            self.text_column_, self.target_ = self.text or "text", self.target or "label"
+        labels, pos = class_labels(yy, self.target_, self.positive)
+        return self._fit_texts(texts, yy, labels, pos)
+
+    def _proba(self, texts: Any) -> np.ndarray:
+        p = self.pipeline_.predict_proba([str(t) for t in texts])
+        seen = list(self.pipeline_.classes_)
+        if len(seen) == len(self.labels_):
+            return p
+        full = np.zeros((p.shape[0], len(self.labels_)))
+        full[:, seen] = p
+        return full
+
     def predict(self, texts: Any) -> np.ndarray:
-        return self.pipeline_.predict(list(texts))
+        return np.asarray([self.labels_[i] for i in self._proba(texts).argmax(axis=1)], dtype=object)
 
     def evaluate(self, data: pd.DataFrame) -> Evaluation:
-        require_columns(data, [self.text_column, self.target], "table")
-        if "split" in data.columns and {"dev", "test"} <= set(data["split"].astype(str)):
-            train, test = data[data["split"] == "dev"], data[data["split"] == "test"]
-            split = {"method": "dataset's own split: train on dev, evaluate on test"}
+        b, rows = self._prepare(data)
+        text, target = b["text"], b["target"]
+        self.text_column_, self.target_ = text, target
+        labels, pos = class_labels(rows[target], target, self.positive)
+        codes_all = encode(rows[target], labels)
+        own = "split" in rows.columns and {"dev", "test"} <= set(rows["split"].astype(str)) and "split" not in (text, target)
+        if own:
+            tr = np.flatnonzero(rows["split"].astype(str).eq("dev").to_numpy())
+            te = np.flatnonzero(rows["split"].astype(str).eq("test").to_numpy())
+            split = {"method": "the table's own split: train on split=dev, evaluate on split=test"}
         else:
-            X, y = self._xy(data)
-            train, test = train_test_split(data.loc[X.index], test_size=0.25, random_state=42, stratify=y)
+            tr, te = train_test_split(np.arange(len(rows)), test_size=0.25, random_state=42, stratify=codes_all)
             split = {"method": "stratified random hold-out", "test_size": 0.25, "random_state": 42}
-        X_tr, y_tr = self._xy(train)
-        X_te, y_te = self._xy(test)
-        self.fit(X_tr, y_tr)
-        pred = self.predict(X_te)
-        majority = y_tr.value_counts().idxmax()
-        bpred = np.full(len(y_te), majority, dtype=object)
-        metrics = {"macro_f1": float(f1_score(y_te, pred, average="macro", zero_division=0)),
-                   "accuracy": float(accuracy_score(y_te, pred))}
-        baseline = {"macro_f1": float(f1_score(y_te, bpred, average="macro", zero_division=0)),
-                    "accuracy": float(accuracy_score(y_te, bpred))}
-        per_class = f1_score(y_te, pred, labels=self.classes_, average=None, zero_division=0)
+        if len(set(codes_all[tr].tolist())) < 2 or len(te) == 0:
+            raise InvalidRequest(f"{self.info.key}: the training part has one class of {target!r}; "
+                                 f"give more rows of each class", param="target")
+        X_tr, X_te = rows[text].iloc[tr], rows[text].iloc[te]
+        self._fit_texts(X_tr, rows[target].iloc[tr], labels, pos)
+        c_tr, c_te = codes_all[tr], codes_all[te]
+        proba = self._proba(X_te)
+        prior = np.bincount(c_tr, minlength=len(labels)) / len(c_tr)
+        base = np.tile(prior, (len(te), 1))
+        metrics = classifier_metrics(c_te, proba, len(labels))
+        baseline = classifier_metrics(c_te, base, len(labels))
+        pred = proba.argmax(axis=1)
         explanation = self._explain()
-        explanation["per_class_f1"] = {str(c): float(v) for c, v in zip(self.classes_, per_class)}
-        explanation["split"] = {**split, "train_rows": len(X_tr), "test_rows": len(X_te)}
-        explanation["errors"] = [{"text": t, "actual": str(a), "predicted": str(p)}
-                                 for t, a, p in zip(X_te, y_te, pred) if a != p][:10]
-        explanation.setdefault("notes", []).append(
-            f"Tokenised with jieba; vocabulary of {self.vocabulary_size_} words. Baseline predicts "
-            f"the majority class of the training part ({majority!r}).")
-        display = self._display_names(data)
-        cs = {"confusion": charts.confusion_chart(y_te, pred, self.classes_, [display.get(c, str(c)) for c in self.classes_]),
-              "per_class_f1": charts.bar_chart([display.get(c, str(c)) for c in self.classes_], per_class,
-                                               "各类 F1 Per-class F1", top=len(self.classes_)),
-              "vs_baseline": charts.metric_comparison_chart(metrics, baseline, self.info.name_zh, "majority class")}
-        return Evaluation(metrics=metrics, baseline=baseline, baseline_name="majority class",
-                          explanation=explanation, charts=cs)
+        per_class = f1_score(c_te, pred, labels=list(range(len(labels))), average=None, zero_division=0)
+        explanation["per_class_f1"] = {str(c): float(v) for c, v in zip(labels, per_class)}
+        explanation["split"] = {**split, "train_rows": int(len(tr)), "test_rows": int(len(te))}
+        explanation["target"] = {"column": target, "classes": [plain(v) for v in labels],
+                                 "positive": plain(pos) if pos is not None else None}
+        explanation["errors"] = [{"text": str(t), "actual": str(labels[a]), "predicted": str(labels[p])}
+                                 for t, a, p in zip(X_te, c_te, pred) if a != p][:10]
+        majority = labels[int(np.argmax(prior))]
+        tables = None
+        if len(labels) == 2:
+            tables = operator_tables(c_te, proba[:, 1])
+            explanation.update(tables)
+        what = (f"{target}={show(pos)} (the other class: {show(labels[0])})" if pos is not None
+                else f"{target} ({len(labels)} classes: {labels_text(labels[:10])})")
+        explanation.setdefault("notes", []).insert(0, (
+            f"Predict {what} from the words of {text}, tokenised with jieba; vocabulary of "
+            f"{self.vocabulary_size_} words. {split['method'].capitalize()}: {len(tr)} training and {len(te)} "
+            f"evaluation rows. Baseline: the training class shares as scores (majority {show(majority)})."))
+        display = self._display_names(rows, target)
+        shown = [display.get(c, str(c)) for c in labels]
+        keys = self.info.metrics
+        cs = {"confusion": charts.confusion_chart([shown[i] for i in c_te], [shown[i] for i in pred], shown),
+              "per_class_f1": charts.bar_chart(shown, per_class, "各类 F1 Per-class F1", top=len(labels)),
+              "vs_baseline": charts.metric_comparison_chart({k: metrics[k] for k in keys},
+                                                            {k: baseline[k] for k in keys}, self.info.name_zh,
+                                                            "majority class")}
+        if len(labels) == 2:
+            cs["roc"] = charts.roc_chart(c_te, proba[:, 1], f"ROC — {self.info.name_zh}", baseline_scores=base[:, 1])
+        pl = classifier_plots(c_te, proba, base, shown, {k: metrics[k] for k in keys}, {k: baseline[k] for k in keys},
+                              "majority class", self.info.name_zh, tables)
+        return Evaluation(metrics=metrics, baseline=baseline, baseline_name="majority class (training class shares)",
+                          explanation=explanation, charts=cs, plots=pl)
 
-    def _display_names(self, data: pd.DataFrame) -> dict[Any, str]:
-        if "label_zh" in data.columns and self.target != "label_zh":
-            pairs = data[[self.target, "label_zh"]].drop_duplicates()
-            return {r[0]: f"{r[1]} {r[0]}" for r in pairs.itertuples(index=False)}
+    @staticmethod
+    def _display_names(data: pd.DataFrame, target: str) -> dict[Any, str]:
+        """Demo topics carry a Chinese name in ``label_zh``: show both where the table has it."""
+        if "label_zh" in data.columns and target != "label_zh":
+            pairs = data[[target, "label_zh"]].drop_duplicates(subset=[target])
+            return {plain(r[0]): f"{r[1]} {r[0]}" for r in pairs.itertuples(index=False)}
         return {}
 
     def _explain(self) -> dict[str, Any]:
         return {}
 
-    supports_predict = True
-
     def predict_table(self, df: pd.DataFrame) -> pd.DataFrame:
-        """Predicted topic and its probability for every text in ``text_column``."""
+        """Every input column + ``score`` (probability of the positive / predicted class) + ``prediction``."""
         if not hasattr(self, "pipeline_"):
             raise InvalidRequest(f"model {self.info.key!r} is not fitted; run it before scoring")
-        require_columns(df, [self.text_column], "table")
-        texts = df[self.text_column].fillna("").astype(str)
-        proba = self.pipeline_.predict_proba(list(texts))
-        out = pd.DataFrame({self.text_column: texts.to_numpy(),
-                            "predicted": [self.classes_[i] for i in proba.argmax(axis=1)],
-                            "probability": proba.max(axis=1)})
-        if self.target in df.columns:
-            out["actual"] = df[self.target].to_numpy()
-        return out
+        if not isinstance(df, pd.DataFrame):
+            raise InvalidRequest(f"model {self.info.key!r} scores a table")
+        df = df.rename(columns=str)
+        if self.text_column_ not in df.columns:
+            raise InvalidRequest(f"the table lacks the text column {self.text_column_!r} the model was trained on; "
+                                 f"columns: {', '.join(map(str, df.columns[:30]))}", param=self.text_column_)
+        proba = self._proba(df[self.text_column_].fillna("").astype(str))
+        return score_table(df, proba, self.labels_, None)
 
 
-def _info(key: str, name_zh: str, name_en: str, algorithm: str) -> ModelInfo:
+def _info(key: str, name_zh: str, name_en: str, algorithm: str, presets: tuple[Preset, ...]) -> ModelInfo:
     return ModelInfo(key=key, name_zh=name_zh, name_en=name_en, algorithm=algorithm, theme="text",
-                     application_zh="按主题自动归类网页/资讯内容，用于内容运营与用户兴趣画像",
-                     application_en="Classify web/news content by topic for content operations and interest profiles",
-                     inputs="one row per document: a text column (Chinese) and a label column",
-                     metrics=("macro_f1", "accuracy"), dataset="thucnews")
+                     application_zh="按主题自动归类网页/资讯内容，用于内容运营与用户兴趣画像；也可对评论、工单等任意文本分类",
+                     application_en="Classify web/news content by topic for content operations and interest "
+                                    "profiles; any text column (reviews, tickets) with its classes",
+                     inputs="one row per document: a text column (Chinese) and a class column",
+                     metrics=("macro_f1", "accuracy"), dataset="thucnews", task="classification",
+                     roles=TEXT_ROLES, presets=presets)
+
+
+WEB_CONTENT = Preset("web_content", "网页内容分类", "Web content classification", dataset="thucnews",
+                     note_en="Topics of pages or news titles (the demo: THUCNews, 10 topics).",
+                     note_zh="网页或资讯标题的主题分类（演示数据：THUCNews 十类主题）。")
+REVIEWS = Preset("review_sentiment", "评论与投诉文本分类", "Review and complaint text classification",
+                 note_en="Bind text= to the review/ticket column and target= to its class (good/bad, 1/0, "
+                         "complaint type).",
+                 note_zh="将 text 绑定到评论/工单文本列，target 绑定到类别列（好评/差评、1/0、投诉类型）。")
 
 
 @register
 class NaiveBayesText(_TextClassifier):
     info = _info("text_naive_bayes", "网页内容分类（朴素贝叶斯）", "Web content classification (naive Bayes)",
-                 "multinomial naive Bayes")
+                 "multinomial naive Bayes", (WEB_CONTENT, REVIEWS))
 
-    def __init__(self, text_column: str = "text", target: str = "label", alpha: float = 0.3, min_df: int = 1):
-        self.text_column, self.target, self.alpha, self.min_df = text_column, target, alpha, min_df
+    def __init__(self, text: Any = None, target: Any = None, positive: Any = None, alpha: float = 0.3,
+                 min_df: int = 1):
+        self.text, self.target, self.positive, self.alpha, self.min_df = text, target, positive, alpha, min_df
 
     def _vectorizer(self):
         from sklearn.feature_extraction.text import CountVectorizer
 
-        return CountVectorizer(tokenizer=jieba_tokens, token_pattern=None, lowercase=False, min_df=self.min_df)
+        return CountVectorizer(tokenizer=jieba_tokens, token_pattern=None, lowercase=False, min_df=int(self.min_df))
 
     def _classifier(self):
         from sklearn.naive_bayes import MultinomialNB
 
-        return MultinomialNB(alpha=self.alpha)
+        return MultinomialNB(alpha=float(self.alpha))
 
     def _explain(self) -> dict[str, Any]:
         """Top words per class: highest log P(word|class) - mean over classes (distinctive, not just frequent)."""
@@ -214,17 +300,21 @@ class NaiveBayesText(_TextClassifier):
         vocab = np.array(self.pipeline_.named_steps["vec"].get_feature_names_out())
         lp = nb.feature_log_prob_
         lift = lp - lp.mean(axis=0, keepdims=True)
-        return {"top_words": {str(c): vocab[np.argsort(-lift[i])[:12]].tolist() for i, c in enumerate(self.classes_)},
+        return {"top_words": {str(self.labels_[c]): vocab[np.argsort(-lift[i])[:12]].tolist()
+                              for i, c in enumerate(nb.classes_)},
                 "notes": ["Top words are those whose probability in a class most exceeds their average over classes."]}
 
 
 @register
 class KNNText(_TextClassifier):
     info = _info("text_knn", "内容分类（K 近邻）", "Content classification (k-nearest neighbours)",
-                 "k-nearest neighbours (cosine, TF-IDF)")
+                 "k-nearest neighbours (cosine, TF-IDF)",
+                 (Preset("content", "内容分类", "Content classification", dataset="thucnews",
+                         note_en="Topics of titles by their most similar labelled titles.",
+                         note_zh="按最相似的已标注标题判断主题。"), REVIEWS))
 
-    def __init__(self, text_column: str = "text", target: str = "label", n_neighbors: int = 15):
-        self.text_column, self.target, self.n_neighbors = text_column, target, n_neighbors
+    def __init__(self, text: Any = None, target: Any = None, positive: Any = None, n_neighbors: int = 15):
+        self.text, self.target, self.positive, self.n_neighbors = text, target, positive, n_neighbors
 
     def _vectorizer(self):
         from sklearn.feature_extraction.text import TfidfVectorizer
@@ -232,25 +322,23 @@ class KNNText(_TextClassifier):
         return TfidfVectorizer(tokenizer=jieba_tokens, token_pattern=None, lowercase=False, sublinear_tf=True)
 
     def _classifier(self):
-        return CosineKNN(n_neighbors=self.n_neighbors)
+        return CosineKNN(n_neighbors=int(self.n_neighbors))
 
-    def fit(self, X: Any, y: Any = None) -> "KNNText":
-        if y is None:
-            X, y = self._xy(X)
-        super().fit(X, y)
-        self.train_texts_ = [str(t) for t in X]  # to show the neighbours behind a prediction
+    def _fit_texts(self, texts, y, labels, pos):
+        super()._fit_texts(texts, y, labels, pos)
+        self.train_texts_ = [str(t) for t in texts]  # to show the neighbours behind a prediction
         return self
 
     def _explain(self) -> dict[str, Any]:
-        return {"notes": [f"Each title takes the similarity-weighted vote of its {self.n_neighbors} most similar "
-                          "training titles (cosine on TF-IDF of jieba words); see neighbours in 'examples'."]}
+        return {"notes": [f"Each text takes the similarity-weighted vote of its {self.n_neighbors} most similar "
+                          "training texts (cosine on TF-IDF of jieba words); see neighbours in 'examples'."]}
 
     def neighbours(self, text: str, k: int = 3) -> list[dict[str, Any]]:
-        """The training titles closest to ``text`` (why KNN chose its label)."""
+        """The training texts closest to ``text`` (why KNN chose its label)."""
         vec, knn = self.pipeline_.named_steps["vec"], self.pipeline_.named_steps["clf"]
         sim, idx = knn.kneighbors(vec.transform([text]), n_neighbors=k)
-        return [{"text": self.train_texts_[i], "label": str(knn.classes_[knn.y_[i]]), "similarity": float(sv)}
-                for sv, i in zip(sim[0], idx[0])]
+        return [{"text": self.train_texts_[i], "label": str(self.labels_[int(knn.classes_[knn.y_[i]])]),
+                 "similarity": float(sv)} for sv, i in zip(sim[0], idx[0])]
 
     def evaluate(self, data: pd.DataFrame) -> Evaluation:
         ev = super().evaluate(data)
