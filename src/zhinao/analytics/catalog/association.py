@@ -314,6 +314,13 @@ class _BasketRecommender(MiningModel):
         self.fit(train)
         fit_s = time.perf_counter() - t0
         k = int(self.k)
+        self._memo: dict | None = {}
+        try:
+            return self._evaluated(baskets, train, queries, order, about, fit_s, k)
+        finally:
+            self._memo = None
+
+    def _evaluated(self, baskets, train, queries, order, about, fit_s: float, k: int) -> Evaluation:
         metrics = hit_rate(self.recommend, queries, k)
         baseline = hit_rate(self.popular, queries, k)
         if k != 3:  # the catalogue's primary metric is always there
@@ -503,7 +510,13 @@ class AprioriCrossSell(_BasketRecommender):
                                     self.rules_["confidence"], self.rules_["lift"]):
             self.by_consequent_.setdefault(next(iter(c)), []).append((frozenset(a), float(conf), float(lift)))
 
-    def recommend_scored(self, visible: Sequence[str], k: int) -> list[tuple[str, float, str]]:
+    def _ranked(self, visible: Sequence[str]) -> list[tuple[str, float, str]]:
+        """Every item a rule recommends for ``visible``, best first (memoised during evaluate:
+        the hit-rate curve asks for several k of the same basket)."""
+        memo = getattr(self, "_memo", None)
+        key = tuple(visible)
+        if memo is not None and key in memo:
+            return memo[key]
         have = set(visible)
         scored = []
         for item, rules in self.by_consequent_.items():
@@ -513,9 +526,13 @@ class AprioriCrossSell(_BasketRecommender):
             if best is not None:
                 scored.append((best[0], best[1], item, " + ".join(sorted(best[2]))))
         scored.sort(key=lambda r: (-r[0], -r[1], r[2]))
-        recs = [(item, conf, f"{a} → {item} (confidence {conf:.2f}, lift {lift:.2f})")
-                for conf, lift, item, a in scored[:k]]
-        return self._fill(visible, recs, k)
+        out = [(item, conf, f"{a} → {item} (confidence {conf:.2f}, lift {lift:.2f})") for conf, lift, item, a in scored]
+        if memo is not None:
+            memo[key] = out
+        return out
+
+    def recommend_scored(self, visible: Sequence[str], k: int) -> list[tuple[str, float, str]]:
+        return self._fill(visible, self._ranked(visible)[:k], k)
 
     def _explain(self) -> dict[str, Any]:
         top = self.rules_.sort_values("lift", ascending=False).head(15)

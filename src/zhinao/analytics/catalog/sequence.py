@@ -155,6 +155,10 @@ class NextContentPrefixSpan(MiningModel):
             if len(p) >= 2 and p[:-1] in self.support_:
                 rules[p[:-1]].append((c / self.support_[p[:-1]], c, p[-1]))
         self.rules_ = {a: sorted(v, key=lambda r: (-r[0], -r[1], str(r[2]))) for a, v in rules.items()}
+        by_last: dict[Any, list] = defaultdict(list)  # a rule applies only when it ends with the latest item
+        for a, v in self.rules_.items():
+            by_last[a[-1]].append((a, v))
+        self.rules_by_last_ = dict(by_last)
         counts = Counter(i for s in seqs for i in s)
         self.popularity_ = [i for i, _ in counts.most_common()]
         self.popularity_share_ = {i: c / max(sum(counts.values()), 1) for i, c in counts.items()}
@@ -164,17 +168,24 @@ class NextContentPrefixSpan(MiningModel):
         """``(item, confidence, pattern)``: the best rule per item; popular items fill the rest."""
         k = int(k or self.k)
         tail = list(prefix)[-int(self.context):]
-        scores: dict[Any, tuple[int, float, tuple]] = {}
-        if tail:
-            for a, rules in self.rules_.items():
-                # the antecedent must end with the latest item and occur in the recent context
-                if a[-1] != tail[-1] or not _is_subsequence(a[:-1], tail[:-1]):
-                    continue
-                for conf, _, item in rules:
-                    key = (len(a), conf, a)
-                    if item not in scores or key[:2] > scores[item][:2]:
-                        scores[item] = key
-        ranked = sorted(scores.items(), key=lambda kv: (-kv[1][0], -kv[1][1], str(kv[0])))[:k]
+        memo = getattr(self, "_memo", None)  # evaluate asks for several k of the same session
+        if memo is not None and tuple(tail) in memo:
+            ranked_all = memo[tuple(tail)]
+        else:
+            scores: dict[Any, tuple[int, float, tuple]] = {}
+            if tail:
+                for a, rules in self.rules_by_last_.get(tail[-1], ()):
+                    # the antecedent must end with the latest item and occur in the recent context
+                    if not _is_subsequence(a[:-1], tail[:-1]):
+                        continue
+                    for conf, _, item in rules:
+                        key = (len(a), conf, a)
+                        if item not in scores or key[:2] > scores[item][:2]:
+                            scores[item] = key
+            ranked_all = sorted(scores.items(), key=lambda kv: (-kv[1][0], -kv[1][1], str(kv[0])))
+            if memo is not None:
+                memo[tuple(tail)] = ranked_all
+        ranked = ranked_all[:k]
         out = [(i, float(v[1]), " → ".join(map(str, v[2])) + f" → {i}") for i, v in ranked]
         have = {i for i, _, _ in out}
         return out + [(i, float(self.popularity_share_.get(i, 0.0)), "popular 热门")
@@ -228,6 +239,13 @@ class NextContentPrefixSpan(MiningModel):
         t0 = time.perf_counter()
         self.fit(train)
         fit_s = time.perf_counter() - t0
+        self._memo: dict | None = {}
+        try:
+            return self._evaluated(seqs, all_seqs, train, test, about, names, fit_s)
+        finally:
+            self._memo = None
+
+    def _evaluated(self, seqs, all_seqs, train, test, about, names, fit_s: float) -> Evaluation:
         k = int(self.k)
 
         def evaluate_with(rec, kk: int) -> dict[str, float]:
