@@ -227,10 +227,20 @@ def ask(question: str, collection: str = COLL,
         return
     console.print(res["answer"], markup=False, highlight=False)
     for c in res["citations"]:
-        mark = "*" if c.get("cited") else " "
-        page = f", p.{c['page']}" if c.get("page") else ""
-        where = c.get("url") or f"passage {c.get('passage_id', '')}"  # links come from the server's web layer
-        console.print(f" {mark}[{c['n']}] {c['title']}{page} — {where}", markup=False, highlight=False)
+        console.print(citation_lines(c), markup=False, highlight=False)
+
+
+def citation_lines(c: dict) -> str:
+    """One citation as people can use it: section heading (not only the file's title), page, link,
+    and the cited sentence on the next line (``*``: the answer cites it)."""
+    mark = "*" if c.get("cited") else " "
+    heading = [h for h in (c.get("heading") or []) if h and h != c.get("title")]
+    where_in = " > ".join(heading)
+    page = f", p.{c['page']}" if c.get("page") else ""
+    link = c.get("url") or f"passage {c.get('passage_id', '')}"  # links come from the server's web layer
+    line = f" {mark}[{c['n']}] {c.get('title', '')}{' > ' + where_in if where_in else ''}{page} — {link}"
+    sentence = (c.get("sentence") or "").strip()
+    return line + (f"\n      “{sentence}”" if sentence else "")
 
 
 @app.command("demo")
@@ -271,6 +281,12 @@ def evaluate(qa: Path = typer.Argument(..., help="JSONL: question, source, gold"
             output.print_json(rep)
             return
         console.print(markdown_table(rep), markup=False, highlight=False)
+        if "fusion" in rep:
+            f = rep["fusion"]
+            console.print(f"hybrid = {f['label']} (chosen on {f['probes']} probe questions of the collection; "
+                          f"probe MRR {f['probe_mrr']})" if f.get("probes") else
+                          "hybrid = equal-weight RRF (collection not tuned yet: `zhinao kb reindex`)",
+                          markup=False, highlight=False)
         if "refusal" in rep:
             console.print(f"refusal: {rep['refusal']}")
         if "answer_metrics" in rep:

@@ -2,7 +2,9 @@
 
 A QA line is ``{"question", "source", "gold"}``: the passage that answers is the one
 from document ``source`` whose text contains the verbatim ``gold`` snippet, so the
-labels survive any change of chunking. Metrics: recall@k (the gold passage is in the
+labels survive any change of chunking. An optional ``heading`` (a section title, or a list
+of them) also requires the passage's section to be that one: in a FAQ where two sections
+share a sentence, the question names which it means. Metrics: recall@k (the gold passage is in the
 top k), MRR@10, nDCG@10 (binary gains) and, when answers are generated, citation
 accuracy (the answer cites a passage that contains the gold snippet).
 """
@@ -46,7 +48,13 @@ def _relevant(hit: Any, qa: dict[str, Any]) -> bool:
     src = qa.get("source")
     body = hit["text"] if isinstance(hit, dict) else hit.body
     hsrc = hit.get("source") if isinstance(hit, dict) else hit.doc.get("source")
-    return qa["gold"] in body and (not src or hsrc == src or str(hsrc).endswith("/" + src))
+    if not (qa["gold"] in body and (not src or hsrc == src or str(hsrc).endswith("/" + src))):
+        return False
+    want = qa.get("heading")
+    if not want:
+        return True
+    heading = (hit.get("heading") if isinstance(hit, dict) else hit.heading) or []
+    return bool(heading) and heading[-1] in ([want] if isinstance(want, str) else list(want))
 
 
 def retrieval_metrics(rels: list[list[bool]], ks: tuple[int, ...] = (1, 3, 5, 10)) -> dict[str, float]:
@@ -78,6 +86,9 @@ def evaluate(service: Any, principal: Any, collection: str, qa: list[dict[str, A
     """
     rows = load_qa(qa) if not isinstance(qa, list) else qa
     report: dict[str, Any] = {"collection": collection, "questions": len(rows), "modes": {}}
+    if hasattr(service, "fusion_profile"):  # what "hybrid" is for this collection (chosen on its probes)
+        prof = service.fusion_profile(principal, collection)
+        report["fusion"] = {k: prof.get(k) for k in ("label", "dense", "bm25", "rerank", "probes", "probe_mrr")}
     for mode in modes:
         rels, lat = [], []
         for r in rows:

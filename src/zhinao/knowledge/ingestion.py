@@ -145,10 +145,11 @@ class Ingestor:
 
     def __init__(self, *, db: "Database", index: "MilvusIndex", embedder: "Embedder | Callable[[], Embedder]",
                  config: "KBConfig", blobs: BlobStore, settings: Any,
-                 delete_document: Callable[[int, int], None]):
+                 delete_document: Callable[[int, int], None], after_job: Callable[[int], Any] | None = None):
         self.db, self.index, self.cfg, self.blobs = db, index, config, blobs
         self._embedder = embedder
         self.delete_document = delete_document
+        self.after_job = after_job  # e.g. re-choosing the collection's fusion weights (service.retune)
         self.archive = ArchiveLimits.from_settings(settings)
         self.parse_limits = ParseLimits.from_settings(settings)
 
@@ -191,6 +192,12 @@ class Ingestor:
         with collection_lock(cid):
             self.sweep(cid, name)
         self.index.flush(name)
+        if self.after_job is not None and any(r.get("status") in ("added", "replaced", "reindexed", "deleted")
+                                              for r in results):
+            try:
+                self.after_job(cid)
+            except Exception:  # noqa: BLE001  (the documents are indexed; a stale fusion choice is not fatal)
+                log.warning("after-job step for collection %s failed", cid, exc_info=True)
         counts: dict[str, int] = {}
         for r in results:
             counts[r["status"]] = counts.get(r["status"], 0) + 1

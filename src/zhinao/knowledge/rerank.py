@@ -66,7 +66,12 @@ class EmbeddingReranker(Reranker):
 
 
 class OverlapReranker(Reranker):
-    """Blend cosine with the share of query terms (jieba, two characters or more) the passage contains."""
+    """Blend cosine with the share of query terms (jieba, two characters or more) the passage contains.
+
+    The passage is its heading path and its body: an exact-title question ("流量比较划算的套餐")
+    names the heading, often not the body (issue 11: scoring the body only dropped such
+    passages out of the top 10).
+    """
 
     name = "overlap"
 
@@ -79,7 +84,7 @@ class OverlapReranker(Reranker):
 
         def score(pos_hit: tuple[int, Hit]) -> float:
             pos, h = pos_hit
-            body = h.body.lower()
+            body = (" > ".join(h.heading) + "\n" + h.body).lower() if h.heading else h.body.lower()
             cover = sum(1 for t in terms if t in body) / len(terms)
             return 0.5 * cover + 0.5 * (h.relevance or 0.0) + 0.1 / (1 + pos)
 

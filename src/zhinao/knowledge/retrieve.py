@@ -8,7 +8,8 @@ whose ``doc_id:version`` is in ``scope.active_keys``.
 
 Backends register by entry point (group ``zhinao.retrievers`` in ``pyproject.toml``),
 built-ins exactly like extensions; ``ZHINAO_KB_RETRIEVER`` picks one (default ``milvus``:
-dense, BM25 and hybrid RRF search inside Milvus). Rerankers live in :mod:`.rerank`.
+dense and BM25 search inside Milvus, hybrid as weighted RRF of the two with weights chosen per
+collection, :mod:`.fusion`). Rerankers live in :mod:`.rerank`.
 """
 
 from __future__ import annotations
@@ -44,6 +45,9 @@ class Scope:
     #: False when the reader sees every active document: then the collection holds little else
     #: (versions being replaced, for seconds) and a post-filter is cheaper than a long ``in`` list
     restricted: bool = True
+    #: how ``hybrid`` fuses dense and BM25 for this collection (a :class:`~zhinao.knowledge.fusion.FusionProfile`
+    #: chosen on the collection's own probes); None: equal-weight RRF
+    fusion: Any = None
 
     @property
     def prefiltered(self) -> bool:
@@ -110,7 +114,12 @@ def _with_relevance(hits: list[Hit], qvec: list[float]) -> list[Hit]:
 
 
 class MilvusRetriever(Retriever):
-    """Dense (inner product of unit vectors), BM25 (jieba) and hybrid RRF search inside Milvus."""
+    """Dense (inner product of unit vectors) and BM25 (jieba) search inside Milvus; hybrid fuses them.
+
+    ``hybrid`` runs both searches and fuses them by weighted RRF with the collection's
+    :class:`~zhinao.knowledge.fusion.FusionProfile` (``scope.fusion``), re-ordering the fused
+    pool with the overlap reranker where the profile says it helps.
+    """
 
     name = "milvus"
     modes = ("hybrid", "dense", "bm25")
@@ -134,10 +143,22 @@ class MilvusRetriever(Retriever):
             return _with_relevance(hits, self._qvec(query)) if hits else hits
         q = self._qvec(query)
         if mode == "dense":
-            hits = self.index.dense(scope.collection, q, n, expr)
-        else:
-            hits = self.index.hybrid(scope.collection, q, query, n, expr, rrf_k=self.rrf_k)
-        return _with_relevance(scope.admit(hits), q)[:k]
+            return _with_relevance(scope.admit(self.index.dense(scope.collection, q, n, expr)), q)[:k]
+        return self._hybrid(query, q, scope, k, expr)
+
+    def _hybrid(self, query: str, q: list[float], scope: Scope, k: int, expr: str) -> list[Hit]:
+        from zhinao.knowledge.fusion import DEFAULT, fuse
+        from zhinao.knowledge.rerank import OverlapReranker
+
+        prof = scope.fusion or DEFAULT
+        pool = max(k, int(getattr(self.config, "rerank_candidates", 20) or 20)) if prof.rerank != "none" else k
+        depth = self._over(max(pool * 2, 20), scope)  # each list deeper than the fused cut
+        dense = scope.admit(self.index.dense(scope.collection, q, depth, expr)) if prof.dense > 0 else []
+        bm25 = scope.admit(self.index.bm25(scope.collection, query, depth, expr)) if prof.bm25 > 0 else []
+        hits = _with_relevance(fuse(dense, bm25, prof.dense, prof.bm25, self.rrf_k), q)
+        if prof.rerank == "overlap":
+            hits = OverlapReranker().rerank(query, hits[:pool])
+        return hits[:k]
 
     @staticmethod
     def _over(k: int, scope: Scope) -> int:

@@ -28,6 +28,7 @@ from sqlalchemy import func, select
 
 from zhinao.errors import Conflict, InvalidRequest, NotFound, PayloadTooLarge, PermissionDenied, ZhinaoError
 from zhinao.knowledge.config import KBConfig, from_settings
+from zhinao.knowledge.fusion import FusionProfile, FusionStore
 from zhinao.knowledge.index import Hit, MilvusIndex
 from zhinao.knowledge.ingest import doc_type_of, supported_extensions
 from zhinao.knowledge.ingestion import INGEST_JOB, BlobStore, Ingestor, _date, collection_lock, sha256
@@ -106,8 +107,10 @@ class KnowledgeService:
         self.index = MilvusIndex(self.config.milvus_path(home), self.config.milvus_token,
                                  prefix=self.config.milvus_prefix)
         self._scopes = ScopeCache(self.db.url)
+        self.fusion = FusionStore(home / "kb" / "fusion")
         self.ingestor = Ingestor(db=db, index=self.index, embedder=lambda: self.embedder, config=self.config,
-                                 blobs=self.blobs, settings=settings, delete_document=self.delete_document_now)
+                                 blobs=self.blobs, settings=settings, delete_document=self.delete_document_now,
+                                 after_job=self.retune)
         self.register_jobs(jobs)
         self._sync_stop = threading.Event()
         self._sync_thread: threading.Thread | None = None
@@ -257,6 +260,7 @@ class KnowledgeService:
             with self.db.session() as s:
                 coll = s.get(KBCollection, cid)
                 self.index.drop(cid)
+                self.fusion.drop(self.index.name(cid))
                 if coll is not None:
                     s.delete(coll)
         finally:
@@ -548,8 +552,49 @@ class KnowledgeService:
         allowed = self._allowed_tags(s, coll, principal)
         rows = self._scopes.rows(s, coll.id)  # cached until the collection's revision moves on
         keys, docs, restricted = rows.select(allowed, tags, doc_types, _date(date_from), _date(date_to))
-        return Scope(collection=self.index.ensure(coll.id, coll.dim), active_keys=keys, docs=docs,
-                     restricted=restricted)
+        name = self.index.ensure(coll.id, coll.dim)
+        return Scope(collection=name, active_keys=keys, docs=docs, restricted=restricted,
+                     fusion=self.fusion.get(name))
+
+    # -- fusion tuning (knowledge/fusion.py, knowledge/probes.py) ---------------------------
+    def retune(self, cid: int) -> FusionProfile | None:
+        """Choose collection ``cid``'s hybrid fusion on its own probe questions and keep it.
+
+        Runs at the end of every ingestion job (so after ``kb reindex`` too); bounded by
+        ``kb_fusion_probes``. A collection too small to tell the candidates apart keeps
+        plain RRF (its profile is removed).
+        """
+        from zhinao.knowledge.probes import tune
+
+        with self.db.session() as s:
+            coll = s.get(KBCollection, cid)
+            if coll is None:
+                return None
+            keys = self._scopes.rows(s, cid).all_keys
+            name = self.index.ensure(cid, coll.dim)
+        prof = tune(self.index, self.embedder, name, keys, n=self.config.fusion_probes, rrf_k=self.config.rrf_k,
+                    rerank_pool=self.config.rerank_candidates) if keys else None
+        if prof is None:
+            self.fusion.drop(name)
+        else:
+            self.fusion.put(name, prof)
+            log.info("collection %s: hybrid fusion %s (probe MRR %.3f on %d probes)", cid, prof.label,
+                     prof.probe_mrr or 0.0, prof.probes)
+        return prof
+
+    def tune_fusion(self, principal: Any, collection: str | int) -> dict[str, Any]:
+        """Re-choose a collection's fusion now (writers; ``kb eval`` and tools): the profile as data."""
+        with self.db.session() as s:
+            cid = self._collection(s, principal, collection, write=True).id
+        prof = self.retune(cid)
+        return (prof or FusionProfile()).as_dict()
+
+    def fusion_profile(self, principal: Any, collection: str | int) -> dict[str, Any]:
+        """How ``hybrid`` fuses for this collection now (the untuned default when never tuned)."""
+        with self.db.session() as s:
+            coll = self._collection(s, principal, collection)
+            name = self.index.name(coll.id)
+        return (self.fusion.get(name) or FusionProfile()).as_dict()
 
     def retrieve(self, principal: Any, collection: str | int, query: str, *, k: int | None = None,
                  mode: str | None = None, rerank_with: str | None = None, **filters: Any) -> list[Hit]:
@@ -643,8 +688,11 @@ class KnowledgeService:
         refusal is an error before anything is streamed. ``record_turn``: log the answer as a
         turn (off when the caller logs the conversation's own turn).
         """
-        return self._rag(principal).stream(principal, collection, messages, params or GenerationParams(),
-                                            model=model, extra=extra, record_turn=record_turn)
+        from zhinao.knowledge.citing import annotate_stream
+
+        stream = self._rag(principal).stream(principal, collection, messages, params or GenerationParams(),
+                                             model=model, extra=extra, record_turn=record_turn)
+        return annotate_stream(stream, _last_user(messages), lambda cs: self._bodies(principal, collection, cs))
 
     def model_route(self, principal: Any, model: str, messages: Sequence[dict[str, Any]],
                     params: GenerationParams, extra: dict[str, Any]) -> AsyncIterator[ChatDelta]:
@@ -654,8 +702,23 @@ class KnowledgeService:
 
     async def chat(self, principal: Any, collection: str | int, messages: Sequence[dict[str, Any]],
                    params: GenerationParams | None = None, *, model: str | None = None) -> dict[str, Any]:
-        return await self._rag(principal).answer(principal, collection, messages, params or GenerationParams(),
-                                                 model=model)
+        from zhinao.knowledge.citing import annotate
+
+        res = await self._rag(principal).answer(principal, collection, messages, params or GenerationParams(),
+                                                model=model)
+        cites = res.get("citations") or []
+        annotate(cites, res.get("answer") or "", _last_user(messages), self._bodies(principal, collection, cites))
+        return res
+
+    def _bodies(self, principal: Any, collection: str | int, citations: list[dict[str, Any]]) -> dict[str, str]:
+        """The full texts of the cited passages (a citation carries a 300-character snippet)."""
+        pks = [str(c["passage_id"]) for c in citations if c.get("passage_id")]
+        if not pks:
+            return {}
+        with self.db.session() as s:
+            coll = self._collection(s, principal, collection)
+            name = self.index.ensure(coll.id, coll.dim)
+        return {r["pk"]: r.get("body") or "" for r in self.index.get(name, pks)}
 
     # -- scheduled sync --------------------------------------------------------------------
     def start_scheduled_sync(self, interval_s: float | None = None) -> None:
@@ -695,6 +758,14 @@ class KnowledgeService:
     def close(self) -> None:
         self._sync_stop.set()
         self.index.close()
+
+
+def _last_user(messages: Sequence[dict[str, Any]]) -> str:
+    for m in reversed(list(messages)):
+        if m.get("role") == "user":
+            c = m.get("content")
+            return c if isinstance(c, str) else " ".join(p.get("text", "") for p in c or [] if isinstance(p, dict))
+    return ""
 
 
 def doc_dict(d: KBDocument) -> dict[str, Any]:

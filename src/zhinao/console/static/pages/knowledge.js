@@ -188,13 +188,25 @@
         body: h("div", {}, (p.heading || []).length ? h("div", { class: "muted" }, p.heading.join(" > ")) : null,
           h("p", { style: { whiteSpace: "pre-wrap" } }, p.text)) })).catch((e) => ctx.showError(e));
     }
+    // a citation: document title, its section (heading path) and page, then the passage
+    // around the cited sentence with that sentence in <mark> (text nodes only, no HTML)
+    function citedExcerpt(c) {
+      const text = c.excerpt || (c.snippet || "").slice(0, 160);
+      const s = c.sentence || "";
+      const at = s ? text.indexOf(s) : -1;
+      if (at < 0) return h("div", { class: "muted", style: { fontSize: "12px" } }, text);
+      return h("div", { class: "muted", style: { fontSize: "12px" }, "data-testid": "kb-cite-excerpt" },
+        text.slice(0, at), h("mark", { title: t("引用的句子", "Cited sentence") }, s), text.slice(at + s.length));
+    }
     function renderCites(list) {
       Z.clear(cites);
       for (const c of list || []) {
+        const section = (c.heading || []).filter((x) => x && x !== c.title).join(" > ");
         cites.append(h("li", { value: c.n, style: { fontWeight: c.cited ? "600" : "normal" } },
-          h("a", { href: "#", onclick: (e) => { e.preventDefault(); showPassage(c); } },
-            `${c.title}${c.page ? " · p." + c.page : ""}${(c.heading || []).length ? " · " + c.heading.join(" > ") : ""}`),
-          h("div", { class: "muted", style: { fontSize: "12px" } }, (c.snippet || "").slice(0, 160))));
+          h("a", { href: "#", onclick: (e) => { e.preventDefault(); showPassage(c); } }, c.title),
+          section ? h("span", { class: "kb-cite-section", "data-testid": "kb-cite-section" }, " · " + section) : "",
+          c.page ? h("span", { "data-testid": "kb-cite-page" }, t(` · 第 ${c.page} 页`, ` · p. ${c.page}`)) : "",
+          citedExcerpt(c)));
       }
     }
     const askBtn = h("button", { class: "btn primary", "data-testid": "kb-ask", onclick: async () => {
