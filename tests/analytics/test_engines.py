@@ -198,6 +198,22 @@ def test_spark_input_for_baskets_uses_the_bound_session_and_item():
     assert spec.frame["s__"].nunique() == len(baskets)
 
 
+def test_spark_input_for_sessions_orders_by_the_bound_time():
+    from zhinao.analytics.spark_runs import spark_input, translation_for
+
+    seqs = datasets.load_msnbc(limit=300)
+    rows = [(f"u{i}", pd.Timestamp("2026-03-01") + pd.Timedelta(minutes=j), seqs.categories.get(x, str(x)))
+            for i, s in enumerate(seqs.sequences) for j, x in enumerate(s)]
+    long = pd.DataFrame(rows, columns=["访问编号", "访问时间", "频道"]).sample(frac=1, random_state=0)
+    cls = catalogue()["next_content_prefixspan"]
+    m = cls(session="访问编号", item="频道", time="访问时间")
+    spec = spark_input(m, translation_for(cls), long)
+    assert spec.names == {"s__": "访问编号", "i__": "频道", "o__": "访问时间"}
+    assert spec.kwargs["order_column"] == "o__" and spec.frame["o__"].dtype == "int64"
+    first = spec.frame[spec.frame["s__"] == "u0"].sort_values("o__")["i__"].tolist()
+    assert first == [seqs.categories.get(x, str(x)) for x in seqs.sequences[0]]
+
+
 def test_a_binding_that_does_not_fit_the_algorithm_is_a_clear_error():
     from zhinao.analytics.spark_runs import spark_input, translation_for
 
