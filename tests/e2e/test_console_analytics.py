@@ -34,16 +34,20 @@ def test_analytics_demo_profile_describe_run_and_score(admin_page, live_server):
     page.click("[data-testid=tab-catalogue]")
     page.click("[data-testid=run-churn_logistic]")
     modal = page.locator("[data-testid=run-modal]")
-    modal.locator("select").select_option("telco")
-    modal.locator("input").fill("risk_ui")
-    modal.locator("button.primary").click()
-    page.wait_for_selector("[data-testid=run-status]:has-text('succeeded')", timeout=120_000)
+    modal.locator("[data-testid=run-dataset]").select_option("telco")
+    modal.locator("[data-testid=run-score-table]").fill("risk_ui")
+    modal.locator("[data-testid=run-start]").click()
+    page.wait_for_selector("[data-testid=run-status][data-status=succeeded]", timeout=120_000)
     assert page.locator("[data-testid=beats-baseline]").inner_text() == "优于基线"
     assert page.locator("[data-testid=run-metrics] tr").count() >= 6  # header + 5 metrics
-    img = page.locator("[data-testid=run-charts] img").first
-    page.wait_for_function("el => el.src.startsWith('data:image/png')", arg=img.element_handle())
+    page.wait_for_selector("[data-testid=run-charts] .echart canvas")  # interactive (ECharts); PNGs are exports
+    assert page.locator("[data-testid=export-png]").count() >= 1
     runs = live_server.api("GET", "/api/analytics/runs", token=token).json()
     assert runs[0]["model_key"] == "churn_logistic" and runs[0]["status"] == "succeeded"
     assert runs[0]["score_table"] == "risk_ui"
     risk = live_server.api("GET", "/api/analytics/workspaces/demo/datasets/risk_ui/rows?limit=3", token=token).json()
-    assert risk["columns"][:3] == ["risk_rank", "customerID", "churn_probability"]
+    # issue 10: the scored table keeps every input column and adds the positive-class score and the prediction
+    telco_cols = [c["name"] for c in ds["profile"]["columns"]]
+    assert risk["columns"][:len(telco_cols)] == telco_cols and {"score", "prediction"} <= set(risk["columns"])
+    at = risk["columns"].index("score")
+    assert risk["rows"] and all(0 <= row[at] <= 1 for row in risk["rows"])

@@ -60,7 +60,7 @@
   }
   const base = (lang) => ({
     animationDuration: 300,
-    grid: { left: 12, right: 24, top: 36, bottom: 36, containLabel: true },
+    grid: { left: 12, right: 24, top: 56, bottom: 36, containLabel: true },  // legend on top, y-axis name under it
     legend: { type: "scroll", top: 4 },
     toolbox: { right: 4, top: 0, feature: { saveAsImage: { title: tr(lang, "保存图片", "Save image"), pixelRatio: 2 } } },
   });
@@ -80,7 +80,7 @@
       tooltip: itemTooltip((p) => `${p.marker}${esc(p.seriesName)}<br>${esc(pick(spec.x_label, lang) || "x")}: ${esc(num(p.value[0]))}`
         + `<br>${esc(pick(spec.y_label, lang) || "y")}: ${esc(num(p.value[1]))}`),
       xAxis: Object.assign({ type: "value", name: pick(spec.x_label, lang), nameLocation: "middle", nameGap: 24 }, bounded),
-      yAxis: Object.assign({ type: "value", name: pick(spec.y_label, lang), nameLocation: "middle", nameGap: 40 }, bounded),
+      yAxis: Object.assign({ type: "value", name: pick(spec.y_label, lang), nameTextStyle: { align: "left" } }, bounded),
       dataZoom: [{ type: "inside", xAxisIndex: 0 }, { type: "inside", yAxisIndex: 0 }],
       series,
     });
@@ -113,7 +113,7 @@
       ],
       series: [
         { type: "bar", name: tr(lang, "提升度", "lift"), data: spec.lift || [],
-          markLine: { silent: true, symbol: "none", lineStyle: { type: "dashed", color: "#9aa5b4" }, label: { formatter: tr(lang, "随机 = 1", "random = 1") }, data: [{ yAxis: 1 }] } },
+          markLine: { silent: true, symbol: "none", lineStyle: { type: "dashed", color: "#9aa5b4" }, label: { formatter: tr(lang, "随机 = 1", "random = 1"), position: "insideEndTop" }, data: [{ yAxis: 1 }] } },
         { type: "line", name: tr(lang, "累计覆盖率", "cumulative capture"), yAxisIndex: 1, data: spec.capture || [], smooth: false },
       ],
     });
@@ -164,7 +164,7 @@
     return Object.assign(base(lang), {
       tooltip: itemTooltip((p) => `${p.marker}${esc(p.seriesName)}<br>${esc(num(p.value[0]))}, ${esc(num(p.value[1]))}`),
       xAxis: { type: "value", scale: true, name: pick(spec.x_label, lang), nameLocation: "middle", nameGap: 24 },
-      yAxis: { type: "value", scale: true, name: pick(spec.y_label, lang), nameLocation: "middle", nameGap: 40 },
+      yAxis: { type: "value", scale: true, name: pick(spec.y_label, lang), nameTextStyle: { align: "left" } },
       dataZoom: [{ type: "inside", xAxisIndex: 0 }, { type: "inside", yAxisIndex: 0 }],
       series: (spec.series || []).map((s) => ({ type: "scatter", name: pick(s.name, lang), symbolSize: 6, data: s.points || [], emphasis: { focus: "series" } })),
     });
@@ -209,7 +209,8 @@
     const t = mk("table", { className: "tbl plot-table" });
     t.dataset.testid = "plot-table";
     const tr_ = mk("tr");
-    for (const c of spec.columns || []) tr_.appendChild(mk("th", {}, pick(c, lang)));
+    const first = (spec.rows || [])[0] || [];
+    (spec.columns || []).forEach((c, i) => tr_.appendChild(mk("th", { className: typeof first[i] === "number" ? "num" : "" }, pick(c, lang))));
     t.appendChild(mk("thead")).appendChild(tr_);
     const tb = t.appendChild(mk("tbody"));
     for (const row of spec.rows || []) {
@@ -222,6 +223,13 @@
     const wrap = mk("div", { className: "plot-table-wrap" });
     wrap.appendChild(t);
     return wrap;
+  }
+
+  /** Room for every bar of a long horizontal bar chart (20 features need more than 320 px). */
+  function heightOf(spec) {
+    if (spec.type === "bar" && spec.horizontal) return Math.max(HEIGHT, 90 + 20 * (spec.categories || []).length);
+    if (spec.type === "graph") return Math.max(HEIGHT, 420);
+    return HEIGHT;
   }
 
   /** Draw `spec` into `box` (an element already in the page). Returns a dispose function. */
@@ -241,13 +249,14 @@
     el.className = "echart";
     el.dataset.testid = "echart";
     el.dataset.type = spec.type;
-    el.style.height = HEIGHT + "px";
+    const height = heightOf(spec);
+    el.style.height = height + "px";
     box.appendChild(el);
     const chart = window.echarts.init(el, null, { renderer: "canvas", locale: lang === "en" ? "EN" : "ZH",
-      width: el.clientWidth || 480, height: HEIGHT });
+      width: el.clientWidth || 480, height });
     chart.setOption(opt);
     let ro = null;
-    if (window.ResizeObserver) { ro = new ResizeObserver(() => { if (!chart.isDisposed()) chart.resize({ width: el.clientWidth || 480, height: HEIGHT }); }); ro.observe(el); }
+    if (window.ResizeObserver) { ro = new ResizeObserver(() => { if (!chart.isDisposed()) chart.resize({ width: el.clientWidth || 480, height }); }); ro.observe(el); }
     return () => { if (ro) ro.disconnect(); if (!chart.isDisposed()) chart.dispose(); };
   }
 

@@ -3,8 +3,13 @@
  * explanations, charts, model download and scoring into workspace tables.
  *
  * Routes: #/analytics/datasets[/<ws>/<table>], #/analytics/catalogue, #/analytics/runs[/<id>].
- * Charts and downloads need the Bearer token, so they are fetched and shown as data:/blob: URLs
- * (the console's CSP allows data: images).
+ * The run dialog binds the model's column roles (target, features, time …) to the chosen table:
+ * POST /api/analytics/bind shows the inferred defaults and any error before the run starts;
+ * only roles the user changes are sent, the rest stay inferred on the server (as on the CLI),
+ * so the run record's binding says which were inferred.
+ * A run's figures are drawn in the browser with ECharts from its plot specs (charts.js, loaded on
+ * first use); the PNG charts stay as "export PNG" downloads for reports. Downloads need the
+ * Bearer token, so they are fetched as blobs.
  */
 (function () {
   "use strict";
@@ -22,12 +27,6 @@
     const a = ctx.h("a", { href: url, download: filename });
     document.body.appendChild(a); a.click(); a.remove();
     setTimeout(() => URL.revokeObjectURL(url), 5000);
-  }
-  function pngImage(ctx, path, alt) {
-    const img = ctx.h("img", { alt, class: "chart-img", style: { maxWidth: "100%", border: "1px solid #e3e8ef", borderRadius: "6px" } });
-    fetchBlob(ctx, path).then((b) => new Promise((res) => { const r = new FileReader(); r.onload = () => res(r.result); r.readAsDataURL(b); }))
-      .then((src) => { img.src = src; }).catch((e) => ctx.showError(e));
-    return img;
   }
   function bars(ctx, counts) {  // a tiny histogram out of divs
     const max = Math.max(1, ...counts);
@@ -97,7 +96,7 @@
         ctx.toast(t("字段说明已保存", "Descriptions saved"), "ok");
       } catch (e) { ctx.showError(e); }
     } }, t("保存字段说明", "Save descriptions"));
-    el.append(
+    el.append(...[  // no "null" text for a missing description or warnings
       h("div", { class: "toolbar" },
         h("a", { class: "btn", href: "#/analytics/datasets" }, "← ", t("数据集", "Datasets")),
         h("strong", { "data-testid": "ds-name" }, `${ws} / ${name}`), h("span", { class: "muted" }, `${fmt(ds.rows)} ${t("行", "rows")}`),
@@ -118,7 +117,7 @@
         { label: t("分布", "Distribution"), render: summary },
         { label: t("说明（供分析助手阅读）", "Description (read by the agent)"), render: (c) => (inputs[c.name] = h("input", { value: desc[c.name] || "", "data-col": c.name, style: { width: "100%", minWidth: "240px" } })) },
       ], p.columns, { testid: "profile" }), save),
-      ctx.card(t("样例数据", "Sample rows"), ctx.table(Object.keys(p.sample[0] || {}).map((k) => ({ label: k, render: (r) => fmt(r[k]) })), p.sample)));
+      ctx.card(t("样例数据", "Sample rows"), ctx.table(Object.keys(p.sample[0] || {}).map((k) => ({ label: k, render: (r) => fmt(r[k]) })), p.sample))].filter(Boolean));
   }
 
   async function glossaryCard(ctx, ws) {
@@ -145,16 +144,227 @@
     return ctx.card(t("业务术语表", "Business glossary"), body);
   }
 
-  // ------------------------------------------------------------------ catalogue
+  // ------------------------------------------------------------------ words (zh / en)
+  // Values the server sends as English identifiers, shown in the console's language.
+  const WORDS = {
+    status: { queued: ["排队中", "queued"], running: ["运行中", "running"], succeeded: ["成功", "succeeded"], failed: ["失败", "failed"] },
+    task: { classification: ["分类", "classification"], regression: ["回归", "regression"], forecast: ["预测", "forecast"],
+      clustering: ["聚类", "clustering"], association: ["关联分析", "association"], sequence: ["序列挖掘", "sequence"],
+      graph: ["社交网络（图）", "graph"], tagging: ["序列标注", "tagging"] },
+    theme: { classification: ["分类", "classification"], forecasting: ["预测", "forecasting"], clustering: ["聚类", "clustering"],
+      association: ["关联分析", "association"], sequence: ["序列分析", "sequence"], graph: ["社交网络", "graph"], text: ["文本", "text"],
+      regression: ["回归", "regression"] },
+    kind: { numeric: ["数值", "numeric"], boolean: ["二值", "boolean"], categorical: ["类别", "categorical"], datetime: ["日期时间", "datetime"],
+      text: ["文本", "text"], id: ["标识", "id"], empty: ["空", "empty"], any: ["任意", "any"] },
+    role: { target: ["目标列", "target"], features: ["特征列", "features"], id: ["标识列", "id"], time: ["时间列", "time"],
+      value: ["数值列", "value"], group: ["分组列", "group"], session: ["会话列", "session"], item: ["项目列", "item"],
+      source: ["起点列", "source"], destination: ["终点列", "destination"], text: ["文本列", "text"], label: ["标签列", "label"],
+      weight: ["权重列", "weight"], user: ["用户列", "user"], tokens: ["词元列", "tokens"], tags: ["标注列", "tags"] },
+    engine: { local: ["本机", "local"], spark: ["Spark", "Spark"] },
+    // explanation keys -> headings of their tables
+    expl: { coefficients: ["系数", "Coefficients"], importances: ["特征重要性", "Feature importances"],
+      feature_importances: ["特征重要性", "Feature importances"], importance: ["特征重要性", "Feature importance"],
+      lift: ["提升度与覆盖率（按十分位）", "Lift and capture by decile"], lift_table: ["提升度与覆盖率（按十分位）", "Lift and capture by decile"],
+      thresholds: ["阈值表", "Thresholds"], threshold_table: ["阈值表", "Thresholds"], threshold: ["阈值", "Threshold"],
+      rules: ["规则", "Rules"], top_rules: ["主要规则", "Top rules"], profiles: ["分群画像", "Segment profiles"],
+      segment_profiles: ["分群画像", "Segment profiles"], segments: ["分群", "Segments"], clusters: ["簇", "Clusters"],
+      centroids: ["簇中心", "Centroids"], features: ["使用的特征", "Features used"], per_class_f1: ["各类别 F1", "F1 by class"],
+      errors: ["错分样例", "Misclassified examples"], examples: ["样例", "Examples"], confusion_matrix: ["混淆矩阵", "Confusion matrix"],
+      positive: ["正类", "Positive class"], communities: ["社区", "Communities"], centrality: ["中心性", "Centrality"],
+      top_patterns: ["高频模式", "Top patterns"], patterns: ["模式", "Patterns"], order: ["阶数", "Order"], holidays: ["节假日", "Holidays"],
+      calendar: ["节假日日历", "Holiday calendar"], summary: ["概要", "Summary"], baseline: ["基线", "Baseline"],
+      lift_by_decile: ["提升度与覆盖率（按十分位）", "Lift and capture by decile"], target: ["目标列", "Target"],
+      intercept: ["截距", "Intercept"], fitted_on: ["训练数据", "Fitted on"], odds_ratios: ["优势比", "Odds ratios"],
+      tree: ["决策树", "Tree"], transitions: ["转移", "Transitions"], recommendations: ["推荐", "Recommendations"] },
+  };
+  const word = (t, group, v) => { const w = WORDS[group] && WORDS[group][v]; return w ? t(w[0], w[1]) : (v ?? "—"); };
+  // Algorithm names are English in the catalogue; phrase by phrase into Chinese.
+  const ALGO_ZH = [
+    [/logistic regression/gi, "逻辑回归"], [/linear regression/gi, "线性回归"], [/decision tree/gi, "决策树"],
+    [/gradient[- ]boost(ed|ing)( decision)? trees?/gi, "梯度提升树"], [/gradient boosting/gi, "梯度提升"], [/random forest/gi, "随机森林"],
+    [/multi-?layer perceptron/gi, "多层感知机"], [/neural network/gi, "神经网络"], [/support vector machine/gi, "支持向量机"],
+    [/RBF kernel/g, "RBF 核"], [/linear kernel/gi, "线性核"], [/(multinomial|gaussian|categorical|mixed) naive Bayes/gi, "$1 朴素贝叶斯"],
+    [/naive Bayes/gi, "朴素贝叶斯"], [/k-?nearest neighbou?rs?/gi, "K 近邻"], [/\bKMeans\b/g, "K 均值（KMeans）"], [/\bKModes\b/g, "K 众数（KModes）"],
+    [/Gaussian mixture/gi, "高斯混合"], [/regression with ARIMA errors/gi, "带 ARIMA 误差的回归"], [/order chosen by AIC/gi, "按 AIC 选阶"],
+    [/Louvain community detection/gi, "Louvain 社区发现"], [/PageRank centrality/gi, "PageRank 中心性"],
+    [/hidden Markov model/gi, "隐马尔可夫模型"], [/Viterbi/g, "维特比"], [/Apriori association rules/gi, "Apriori 关联规则"],
+    [/item-item collaborative filtering/gi, "物品协同过滤"], [/collaborative filtering/gi, "协同过滤"], [/association rules/gi, "关联规则"],
+    [/sequential pattern mining/gi, "序列模式挖掘"], [/for tables/gi, "表格数据"], [/\btabular\b/gi, "表格"],
+    [/multinomial/gi, "多项式"], [/gaussian/gi, "高斯"], [/categorical/gi, "类别型"], [/mixed/gi, "混合型"],
+  ];
+  function algorithm(t, s) {
+    if (!s || t("zh", "en") === "en") return s || "—";
+    let out = String(s);
+    for (const [re, zh] of ALGO_ZH) out = out.replace(re, zh);
+    return out.replace(/\s*\(/g, "（").replace(/\)/g, "）").replace(/, /g, "，").replace(/ \+ /g, " + ");
+  }
+  function dropReason(t, r) {
+    if (t("zh", "en") === "en") return r;
+    const known = { "entirely empty": "全为空", "identifier (one value per row)": "标识列（每行一个值）", constant: "常量" };
+    if (known[r]) return known[r];
+    const m = /^(\w+) column \(this role takes (.+)\)$/.exec(r || "");
+    return m ? `${word(t, "kind", m[1])}列（此角色需要 ${m[2].split(" or ").map((k) => word(t, "kind", k)).join(" 或 ")}）` : r;
+  }
+  const statusBadge = (ctx, s, testid) => ctx.h("span", { class: "badge " + (s === "succeeded" ? "ok" : s === "failed" ? "bad" : ""),
+    "data-testid": testid, "data-status": s }, word(ctx.t, "status", s));
+
+  // the chart code (charts.js + vendored ECharts) is loaded on first use only
+  let chartsLoading = null;
+  function loadCharts() {
+    if (window.ZhinaoCharts && window.echarts) return Promise.resolve(window.ZhinaoCharts);
+    if (!chartsLoading) {
+      chartsLoading = new Promise((resolve, reject) => {
+        const done = () => window.ZhinaoCharts.load().then(() => resolve(window.ZhinaoCharts), reject);
+        if (window.ZhinaoCharts) return done();
+        const s = document.createElement("script");
+        s.src = "/static/charts.js"; s.onload = done;
+        s.onerror = () => { chartsLoading = null; reject(new Error("failed to load /static/charts.js")); };
+        document.head.appendChild(s);
+      });
+    }
+    return chartsLoading;
+  }
+
+  // ------------------------------------------------------------------ catalogue and the run dialog
+  /** The role editor of the run dialog: one control per role, filled from POST /bind. */
+  function roleEditor(ctx, m) {
+    const { h, t } = ctx;
+    const touched = {};  // role -> what the user chose (sent as a binding); untouched roles stay inferred
+    const box = h("div", { class: "roles", "data-testid": "run-roles" });
+    const err = h("div", { class: "inline-error", "data-testid": "bind-error", role: "alert" });
+    const kindTag = (k) => h("span", { class: "kind kind-" + k }, word(t, "kind", k));
+    let onChange = () => {};
+    function draw(res) {
+      ctx.clear(box);
+      const cols = (res && res.columns) || [];
+      const b = (res && res.binding) || { columns: {}, inferred: [], dropped: {}, kinds: {} };
+      err.textContent = res && res.error ? res.error : "";
+      err.style.display = res && res.error ? "" : "none";
+      for (const role of m.roles || []) {
+        const value = touched[role.name] !== undefined ? touched[role.name] : b.columns[role.name];
+        const inferred = touched[role.name] === undefined && (b.inferred || []).includes(role.name);
+        // what bind() accepts for the role (roles.py check), and what "all usable" takes (its "rest" rule)
+        const K = role.kinds, has = (k) => K.includes(k);
+        const usable = (c) => has("any") || has(c.kind) || (c.kind === "boolean" && has("categorical"));
+        const fits = (c) => usable(c) || (c.kind === "id" && (has("categorical") || has("text") || has("id")))
+          || (["numeric", "boolean"].includes(c.kind) && has("categorical")) || (c.kind === "categorical" && has("text"))
+          || (c.kind === "boolean" && has("numeric"));
+        const ordered = [...cols.filter(fits), ...cols.filter((c) => !fits(c))];
+        let control;
+        if (role.many) {
+          const chosen = new Set(Array.isArray(value) ? value : value ? [value] : []);
+          const checks = ordered.map((c) => h("label", { class: "col-check" + (fits(c) ? "" : " off") },
+            h("input", { type: "checkbox", value: c.name, checked: chosen.has(c.name), "data-col": c.name, onchange: () => {
+              touched[role.name] = checks.map((l) => l.querySelector("input")).filter((i) => i.checked).map((i) => i.value);
+              onChange();
+            } }), h("span", { class: "mono" }, c.name), kindTag(c.kind),
+            b.dropped && b.dropped[c.name] && !chosen.has(c.name) ? h("span", { class: "muted small" }, dropReason(t, b.dropped[c.name])) : null));
+          control = h("div", {},
+            h("div", { class: "row small-gap" },
+              h("button", { type: "button", class: "btn small", onclick: () => { touched[role.name] = ordered.filter(usable).map((c) => c.name); onChange(); } }, t("全选可用列", "All usable")),
+              h("button", { type: "button", class: "btn small", onclick: () => { touched[role.name] = []; onChange(); } }, t("清空", "None")),
+              h("button", { type: "button", class: "btn small", "data-testid": "reset-" + role.name, onclick: () => { delete touched[role.name]; onChange(); } }, t("恢复自动推断", "Infer again")),
+              h("span", { class: "muted" }, t(`已选 ${chosen.size} 列`, `${chosen.size} chosen`))),
+            h("div", { class: "cols-box", "data-testid": "role-" + role.name }, checks));
+        } else {
+          const sel = h("select", { "data-testid": "role-" + role.name, onchange: () => {
+            if (sel.value === "") delete touched[role.name]; else touched[role.name] = sel.value;
+            onChange();
+          } },
+          h("option", { value: "" }, role.required && !role.infer && !role.demo ? t("— 请选择 —", "— choose —") : t("（自动推断）", "(infer)")),
+          ordered.map((c) => h("option", { value: c.name, selected: c.name === value }, `${c.name} · ${word(t, "kind", c.kind)}${fits(c) ? "" : " ✗"}`)));
+          if (value && !cols.some((c) => c.name === value)) sel.appendChild(h("option", { value, selected: true }, value));
+          control = sel;
+        }
+        box.append(h("div", { class: "role-row", "data-role": role.name },
+          h("div", { class: "role-name" }, h("strong", {}, word(t, "role", role.name)), h("span", { class: "mono muted" }, role.name),
+            role.required ? h("span", { class: "req", title: t("必需", "required") }, "*") : null,
+            inferred ? h("span", { class: "badge blue", "data-testid": "inferred-" + role.name }, t("自动推断", "inferred")) : null,
+            h("div", { class: "muted small" }, t(role.help_zh || role.help_en, role.help_en || role.help_zh)),
+            h("div", { class: "muted small" }, t("可用类型：", "Kinds: ") + role.kinds.map((k) => word(t, "kind", k)).join(" / "))),
+          h("div", { class: "role-control" }, control)));
+      }
+      const dropped = Object.entries(b.dropped || {});
+      if (dropped.length) {
+        box.append(h("div", { class: "muted small", "data-testid": "bind-dropped" }, t("未使用的列：", "Columns left out: "),
+          dropped.map(([c, r]) => `${c}（${dropReason(t, r)}）`).join(t("；", "; "))));
+      }
+    }
+    return { box, err, draw, touched, set onChange(fn) { onChange = fn; } };
+  }
+
   async function catalogueTab(el, ctx, ws) {
     const { h, t, api } = ctx;
     const models = await api("/api/analytics/catalogue");
     const tables = ws ? await api(`/api/analytics/workspaces/${encodeURIComponent(ws)}/datasets`).catch(() => []) : [];
     const start = async (m) => {
-      const ds = h("select", {}, h("option", { value: "" }, t(`示例数据：${m.dataset}`, `Demo data: ${m.dataset}`)),
+      const roleNames = new Set((m.roles || []).map((r) => r.name));
+      const presets = m.presets || [];
+      const ds = h("select", { "data-testid": "run-dataset" }, h("option", { value: "" }, t(`示例数据：${m.dataset}`, `Demo data: ${m.dataset}`)),
         tables.map((d) => h("option", { value: d.name }, `${ws} / ${d.name}`)));
-      const score = h("input", { placeholder: t("评分结果表名（可选）", "Score table (optional)"), disabled: !m.scores || !ws });
-      const params = h("textarea", { rows: 3, class: "mono" }, JSON.stringify(m.params));
+      const presetSel = h("select", { "data-testid": "run-preset", disabled: !presets.length },
+        presets.length ? presets.map((p) => h("option", { value: p.key }, t(p.name_zh, p.name_en))) : h("option", { value: "" }, "—"));
+      const presetNote = h("div", { class: "muted small", "data-testid": "preset-note" });
+      const score = h("input", { placeholder: t("评分结果表名（可选）", "Score table (optional)"), disabled: !m.scores || !ws, "data-testid": "run-score-table" });
+      const positive = "positive" in (m.params || {}) ? h("input", { placeholder: t("例如 是 / True / 流失（默认自动识别）", "e.g. Yes / True / 流失 (detected by default)"), "data-testid": "run-positive" }) : null;
+      const params = h("textarea", { rows: 3, class: "mono", "data-testid": "run-params" });
+      const bindState = h("span", { class: "muted small", "data-testid": "bind-status" });
+      const editor = roleEditor(ctx, m);
+      const otherParams = () => {
+        const p = presets.find((x) => x.key === presetSel.value);
+        const out = {};
+        for (const [k, v] of Object.entries(Object.assign({}, m.params || {}, p ? p.params : {}))) {
+          if (!roleNames.has(k) && k !== "positive" && k !== "preset") out[k] = v;
+        }
+        return out;
+      };
+      const showPreset = () => {
+        const p = presets.find((x) => x.key === presetSel.value);
+        presetNote.textContent = p ? t(p.note_zh || p.note_en, p.note_en || p.note_zh) : "";
+        params.value = JSON.stringify(otherParams());
+      };
+      const readParams = () => {
+        let p;
+        try { p = JSON.parse(params.value || "{}"); } catch (e) { throw new Error(t("参数不是合法 JSON", "Parameters are not valid JSON")); }
+        if (!p || typeof p !== "object" || Array.isArray(p)) throw new Error(t("参数须为 JSON 对象", "Parameters must be a JSON object"));
+        Object.assign(p, editor.touched);
+        if (positive && positive.value.trim()) p.positive = positive.value.trim();
+        return p;
+      };
+      let seq = 0, timer = null;
+      const rebind = async () => {
+        const mine = ++seq;
+        if (!ds.value) {  // demo data: the roles' demo columns, nothing to ask the server
+          const cols = [];
+          const binding = { columns: {}, inferred: [], dropped: {}, kinds: {} };
+          for (const r of m.roles || []) if (r.demo) { binding.columns[r.name] = r.demo; binding.inferred.push(r.name); }
+          for (const r of m.roles || []) for (const c of [].concat(r.demo || [])) if (!cols.some((x) => x.name === c)) cols.push({ name: c, kind: r.kinds[0] });
+          bindState.textContent = t("示例数据使用其默认列", "Demo data runs with its own columns");
+          editor.draw({ columns: cols, binding, error: null });
+          return;
+        }
+        let body;
+        try { body = { model: m.key, workspace: ws, dataset: ds.value, params: readParams(), preset: presetSel.value || null }; }
+        catch (e) { editor.draw({ columns: [], binding: null, error: e.message }); return; }
+        bindState.textContent = t("正在识别列…", "Binding columns…");
+        try {
+          const res = await api("/api/analytics/bind", { method: "POST", body: ctx.compact(body) });
+          if (mine !== seq) return;
+          bindState.textContent = res.ok ? t("列绑定可用", "Binding is valid") : t("列绑定有误", "Binding has a problem");
+          bindState.dataset.ok = String(!!res.ok);
+          editor.draw(res);
+        } catch (e) {
+          if (mine !== seq) return;
+          bindState.textContent = ""; bindState.dataset.ok = "false";
+          editor.draw({ columns: [], binding: null, error: e.message });
+        }
+      };
+      const later = () => { clearTimeout(timer); timer = setTimeout(() => rebind().catch(ctx.showError), 250); };
+      editor.onChange = later;
+      ds.addEventListener("change", () => { for (const k of Object.keys(editor.touched)) delete editor.touched[k]; later(); });
+      presetSel.addEventListener("change", () => { showPreset(); later(); });
+      params.addEventListener("change", later);
+      if (positive) positive.addEventListener("change", later);
       // engine: local (DuckDB + scikit-learn) unless this toggle asks for Spark (MLlib, local[*])
       let spark = false;
       const engineLabel = () => spark ? t("引擎：Spark（MLlib，local[*]）", "Engine: Spark (MLlib, local[*])")
@@ -162,27 +372,36 @@
       const onSpark = h("button", { type: "button", class: "btn small", "aria-pressed": "false", "data-testid": "run-on-spark",
         onclick: () => { spark = !spark; onSpark.setAttribute("aria-pressed", String(spark)); onSpark.textContent = engineLabel(); } },
         engineLabel());
+      showPreset();
       ctx.modal({
         title: t("运行 ", "Run ") + t(m.name_zh, m.name_en), testid: "run-modal",
         body: h("div", { class: "form-grid" },
-          h("label", { class: "field wide" }, t("数据", "Data"), ds),
-          h("label", { class: "field wide" }, t("参数（JSON）", "Parameters (JSON)"), params),
+          h("label", { class: "field" }, t("数据", "Data"), ds),
+          h("label", { class: "field" }, t("应用模型（预设）", "Application model (preset)"), presetSel),
+          h("div", { class: "wide" }, presetNote),
+          h("div", { class: "field wide" }, h("div", { class: "row" }, h("span", {}, t("列角色", "Column roles")), bindState), editor.err, editor.box),
+          positive ? h("label", { class: "field wide" }, t("正类取值（可选）", "Positive class (optional)"), positive) : null,
+          h("label", { class: "field wide" }, t("其他参数（JSON）", "Other parameters (JSON)"), params),
           m.spark ? h("div", { class: "field wide" }, onSpark) : null,
           h("label", { class: "field wide" }, t("评分写入表", "Score into table"), score)),
-        actions: [{ label: t("开始运行", "Start"), primary: true, onClick: async () => {
+        actions: [{ label: t("开始运行", "Start"), primary: true, testid: "run-start", onClick: async () => {
           let p;
-          try { p = JSON.parse(params.value || "{}"); } catch (e) { ctx.toast(t("参数不是合法 JSON", "Parameters are not valid JSON"), "error"); return false; }
-          const body = ctx.compact({ model: m.key, params: p, workspace: ds.value || score.value ? ws : null, dataset: ds.value || null, score_table: score.value || null, engine: spark ? "spark" : "local" });
+          try { p = readParams(); } catch (e) { ctx.toast(e.message, "error"); return false; }
+          const body = ctx.compact({ model: m.key, params: p, workspace: ds.value || score.value ? ws : null, dataset: ds.value || null,
+            score_table: score.value || null, engine: spark ? "spark" : "local", preset: presetSel.value || null });
           const run = await api("/api/analytics/runs", { method: "POST", body });
           ctx.navigate("analytics", "runs", String(run.id));
         } }],
       });
+      await rebind();
     };
     el.append(ctx.card(t("挖掘模型目录（对应报告中的基于挖掘的模型表）", "Mining-model catalogue (the talk's table of mining models)"), ctx.table([
       { label: t("模型", "Model"), render: (m) => h("div", {}, h("strong", {}, t(m.name_zh, m.name_en)), h("div", { class: "muted mono" }, m.key)) },
-      { label: t("算法", "Algorithm"), key: "algorithm" },
-      { label: t("主题", "Theme"), key: "theme" },
-      { label: t("应用", "Application"), render: (m) => t(m.application_zh, m.application_en) },
+      { label: t("算法", "Algorithm"), render: (m) => h("span", { "data-testid": "algorithm" }, algorithm(t, m.algorithm)) },
+      { label: t("任务", "Task"), render: (m) => h("span", { "data-testid": "task" }, word(t, "task", m.task)) },
+      { label: t("主题", "Theme"), render: (m) => word(t, "theme", m.theme) },
+      { label: t("应用", "Application"), render: (m) => h("div", {}, t(m.application_zh, m.application_en),
+        (m.presets || []).length > 1 ? h("div", { class: "chips" }, m.presets.map((p) => h("span", { class: "chip" }, t(p.name_zh, p.name_en)))) : null) },
       { label: t("主指标", "Metric"), key: "primary_metric" },
       { label: "Spark", render: (m) => m.spark ? "✓" : "" },
       { label: t("示例数据", "Demo data"), render: (m) => h("span", { title: m.dataset_licence }, m.dataset + (m.synthetic ? t("（含合成数据）", " (partly synthetic)") : "")) },
@@ -201,6 +420,78 @@
     ], rows, { testid: "run-metrics" });
   }
 
+  /** A cell value: numbers formatted, short lists joined, anything nested as compact text. */
+  function cell(v) {
+    if (v === null || v === undefined) return "—";
+    if (typeof v === "number" || typeof v === "string") return fmt(v);
+    if (typeof v === "boolean") return String(v);
+    if (Array.isArray(v) && v.every((x) => x === null || typeof x !== "object")) return v.map((x) => fmt(x)).join(", ");
+    if (typeof v === "object" && !Array.isArray(v) && Object.values(v).every((x) => x === null || typeof x !== "object")) {
+      return Object.entries(v).map(([k, x]) => `${k}: ${fmt(x)}`).join(", ");
+    }
+    return JSON.stringify(v);
+  }
+  const MAX_ROWS = 50;
+  /** One explanation value as a table (or a line), whatever its shape; null when there is nothing. */
+  function valueTable(ctx, v) {
+    const { h, t } = ctx;
+    const more = (n) => n > MAX_ROWS ? h("div", { class: "muted small" }, t(`共 ${n} 行，显示前 ${MAX_ROWS} 行`, `${n} rows, first ${MAX_ROWS} shown`)) : null;
+    const isObj = (x) => x && typeof x === "object" && !Array.isArray(x);
+    if (Array.isArray(v)) {
+      if (!v.length) return h("div", { class: "muted" }, "—");
+      if (v.every(isObj)) {
+        const keys = [...new Set(v.flatMap((x) => Object.keys(x)))].slice(0, 14);
+        return h("div", { class: "expl-table" }, ctx.table(keys.map((k) => ({ label: k, render: (r) => cell(r[k]), num: typeof v[0][k] === "number" })),
+          v.slice(0, MAX_ROWS)), more(v.length));
+      }
+      if (v.every(Array.isArray)) return h("div", { class: "expl-table" }, ctx.table(v[0].map((_, i) => ({ label: "#" + (i + 1), render: (r) => cell(r[i]) })), v.slice(0, MAX_ROWS)), more(v.length));
+      return h("div", {}, cell(v));
+    }
+    if (isObj(v)) {
+      const entries = Object.entries(v);
+      if (!entries.length) return h("div", { class: "muted" }, "—");
+      if (entries.every(([, x]) => isObj(x))) {  // {segment: {col: value}} -> one row per outer key
+        const keys = [...new Set(entries.flatMap(([, x]) => Object.keys(x)))].slice(0, 14);
+        return h("div", { class: "expl-table" }, ctx.table([{ label: "", render: (r) => h("strong", {}, r[0]) },
+          ...keys.map((k) => ({ label: k, render: (r) => cell(r[1][k]), num: typeof entries[0][1][k] === "number" }))], entries.slice(0, MAX_ROWS)), more(entries.length));
+      }
+      return h("div", { class: "expl-table" }, ctx.table([{ label: t("项", "Name"), render: (r) => h("span", { class: "mono" }, r[0]) },
+        { label: t("值", "Value"), render: (r) => cell(r[1]), num: false }], entries.slice(0, MAX_ROWS)), more(entries.length));
+    }
+    return h("div", {}, cell(v));
+  }
+  /** The explanation as tables: scalars together in a summary, every structured value its own table. */
+  function explanationCards(ctx, ex) {
+    const { t } = ctx;
+    const skip = new Set(["notes", "split"]);
+    const summary = {};
+    const out = [];
+    for (const [k, v] of Object.entries(ex || {})) {
+      if (skip.has(k)) continue;
+      if (v === null || typeof v !== "object" || (Array.isArray(v) && v.length <= 12 && v.every((x) => x === null || typeof x !== "object"))) { summary[k] = v; continue; }
+      const w = WORDS.expl[k];
+      out.push(ctx.h("div", { class: "expl", "data-testid": "expl-" + k }, ctx.h("h4", {}, w ? t(w[0], w[1]) : k.replace(/_/g, " ")), valueTable(ctx, v)));
+    }
+    if (Object.keys(summary).length) {
+      const named = Object.fromEntries(Object.entries(summary).map(([k, v]) => [WORDS.expl[k] ? t(WORDS.expl[k][0], WORDS.expl[k][1]) : k, v]));
+      out.unshift(ctx.h("div", { class: "expl", "data-testid": "expl-summary" }, ctx.h("h4", {}, t("概要", "Summary")), valueTable(ctx, named)));
+    }
+    return out;
+  }
+  function bindingTable(ctx, binding) {
+    const { h, t } = ctx;
+    const b = binding || {};
+    const rows = Object.entries(b.columns || {}).map(([role, cols]) => ({ id: role, role, cols: [].concat(cols ?? []) }));
+    const dropped = Object.entries(b.dropped || {});
+    return h("div", {}, ctx.table([
+      { label: t("角色", "Role"), render: (r) => h("span", {}, word(t, "role", r.role), " ", h("span", { class: "mono muted" }, r.role)) },
+      { label: t("列", "Columns"), render: (r) => h("span", { class: "mono" }, r.cols.length ? r.cols.map((c) => `${c}（${word(t, "kind", (b.kinds || {})[c])}）`).join(t("、", ", ")) : "—") },
+      { label: t("来源", "From"), render: (r) => (b.inferred || []).includes(r.role) ? h("span", { class: "badge blue" }, t("自动推断", "inferred")) : h("span", { class: "badge" }, t("指定", "given")) },
+    ], rows, { testid: "run-binding", empty: t("此运行没有记录列绑定", "This run recorded no binding") }),
+    dropped.length ? h("div", { class: "muted small", style: { padding: "8px 14px" } }, t("未使用的列：", "Columns left out: "),
+      dropped.map(([c, r]) => `${c}（${dropReason(t, r)}）`).join(t("；", "; "))) : null);
+  }
+
   async function runsTab(el, ctx, ws, id) {
     const { h, t, api } = ctx;
     if (id) return runDetail(el, ctx, ws, Number(id));
@@ -209,8 +500,8 @@
       { label: "#", render: (r) => h("a", { href: "#/analytics/runs/" + r.id, "data-testid": "run-link" }, String(r.id)) },
       { label: t("模型", "Model"), render: (r) => `${r.model_key} v${r.version}` },
       { label: t("数据", "Data"), key: "dataset" },
-      { label: t("引擎", "Engine"), key: "engine" },
-      { label: t("状态", "Status"), render: (r) => h("span", { class: "badge " + (r.status === "succeeded" ? "ok" : r.status === "failed" ? "bad" : "") }, r.status) },
+      { label: t("引擎", "Engine"), render: (r) => word(t, "engine", r.engine || "local") },
+      { label: t("状态", "Status"), render: (r) => statusBadge(ctx, r.status) },
       { label: t("主指标", "Metric"), render: (r) => r.metrics ? `${r.primary_metric} ${fmt(r.metrics[r.primary_metric])}` : "—" },
       { label: t("基线", "Baseline"), render: (r) => r.baseline && r.baseline[r.primary_metric] !== undefined ? fmt(r.baseline[r.primary_metric]) : "—" },
       { label: t("时间", "Time"), render: (r) => ctx.fmtTime(r.created_at) },
@@ -222,12 +513,17 @@
     const body = h("div", { "data-testid": "run-detail" });
     el.append(h("div", { class: "toolbar" }, h("a", { class: "btn", href: "#/analytics/runs" }, "← ", t("运行记录", "Runs"))), body);
     let timer = null;
+    let gone = false;
+    const disposers = [];
     const load = async () => {
       const r = await api("/api/analytics/runs/" + id);
+      if (gone) return;
       ctx.clear(body);
       const head = h("div", { class: "row", style: { gap: "10px", alignItems: "center" } },
-        h("strong", {}, `#${r.id} ${r.model_key} v${r.version}`), h("span", { class: "muted" }, r.dataset), h("span", { class: "badge", "data-testid": "run-engine" }, r.engine || "local"),
-        h("span", { class: "badge " + (r.status === "succeeded" ? "ok" : r.status === "failed" ? "bad" : ""), "data-testid": "run-status" }, r.status));
+        h("strong", {}, `#${r.id} ${r.model_key} v${r.version}`), h("span", { class: "muted" }, r.dataset),
+        h("span", { class: "badge", "data-testid": "run-engine", "data-engine": r.engine || "local" }, word(t, "engine", r.engine || "local")),
+        r.preset ? h("span", { class: "badge blue", "data-testid": "run-preset" }, r.preset) : null,
+        statusBadge(ctx, r.status, "run-status"));
       body.append(head);
       if (r.status === "queued" || r.status === "running") {
         const pct = Math.round(100 * (r.progress || 0));
@@ -241,33 +537,49 @@
       const verdict = r.beats_baseline === true ? h("span", { class: "badge ok", "data-testid": "beats-baseline" }, t("优于基线", "Beats the baseline"))
         : r.beats_baseline === false ? h("span", { class: "badge bad", "data-testid": "beats-baseline" }, t("未优于基线", "Does not beat the baseline")) : null;
       const ex = r.explanation || {};
-      const notes = (ex.notes || []).map((n) => h("li", {}, n));
-      const detail = Object.assign({}, ex); delete detail.notes;
-      const pre = h("pre", { class: "mono", style: { maxHeight: "360px", overflow: "auto", fontSize: "12px", whiteSpace: "pre-wrap" } }, JSON.stringify(detail, null, 1));
-      const tables = ws ? await api(`/api/analytics/workspaces/${encodeURIComponent(ws)}/datasets`).catch(() => []) : [];
-      const scoreSel = h("select", { "data-testid": "score-dataset" }, tables.map((d) => h("option", { value: d.name }, d.name)));
-      const scoreBtn = h("button", { class: "btn primary", "data-testid": "score-run", disabled: !tables.length, onclick: async () => {
+      const notes = (r.notes && r.notes.length ? r.notes : ex.notes || []).map((n) => h("li", {}, n));
+      const split = r.split || ex.split;
+      const fitting = ws ? await api(`/api/analytics/runs/${id}/score-tables?workspace=${encodeURIComponent(ws)}`).catch(() => []) : [];
+      const scoreSel = h("select", { "data-testid": "score-dataset" }, fitting.map((d) => h("option", { value: d.name }, d.rows !== undefined && d.rows !== null ? `${d.name}（${fmt(d.rows)} ${t("行", "rows")}）` : d.name)));
+      const scoreBtn = h("button", { class: "btn primary", "data-testid": "score-run", disabled: !fitting.length, onclick: async () => {
         try {
           const ds = await api(`/api/analytics/runs/${id}/score`, { method: "POST", body: { workspace: ws, dataset: scoreSel.value } });
           ctx.toast(t(`已写入评分表 ${ds.name}`, `Scored into ${ds.name}`), "ok");
           ctx.navigate("analytics", "datasets", ws, ds.name);
         } catch (e) { ctx.showError(e); }
       } }, t("评分", "Score"));
-      body.append(
+      const charts = h("div", { class: "chart-grid", "data-testid": "run-charts" });
+      const pngs = (r.charts || []).map((c) => h("button", { class: "btn small", "data-testid": "export-png", "data-chart": c,
+        onclick: () => download(ctx, `/api/analytics/runs/${id}/charts/${encodeURIComponent(c)}.png`, `run-${id}-${c}.png`).catch(ctx.showError) },
+      ctx.icon("download", 13), c + ".png"));
+      body.append(...[  // DOM append() would print a null as "null"
         h("div", { class: "row", style: { gap: "8px", margin: "10px 0" } }, verdict, h("span", { class: "spacer" }),
           h("button", { class: "btn", "data-testid": "download-model", onclick: () => download(ctx, `/api/analytics/runs/${id}/model`, `${r.model_key}-v${r.version}${r.engine === "spark" ? ".zip" : ".joblib"}`).catch(ctx.showError) }, ctx.icon("download", 14), t("下载模型", "Model")),
           h("button", { class: "btn", onclick: () => download(ctx, `/api/analytics/runs/${id}/evaluation`, `run-${id}-evaluation.json`).catch(ctx.showError) }, ctx.icon("download", 14), t("评估报告", "Evaluation"))),
         ctx.card(t("留出集指标与基线对比", "Hold-out metrics against the baseline"), metricsTable(ctx, r)),
-        notes.length ? ctx.card(t("说明", "Notes"), h("ul", {}, notes)) : null,
+        split ? ctx.card(t("留出集划分", "Hold-out split"), h("div", { "data-testid": "run-split" }, valueTable(ctx, split))) : null,
+        ctx.card(t("列绑定", "Column binding"), bindingTable(ctx, r.binding)),
+        notes.length ? ctx.card(t("说明", "Notes"), h("ul", { "data-testid": "run-notes" }, notes)) : null,
         r.score_table ? h("p", {}, t("评分结果表：", "Scores table: "), h("a", { href: `#/analytics/datasets/${encodeURIComponent(ws || "demo")}/${encodeURIComponent(r.score_table)}` }, r.score_table)) : null,
-        ctx.card(t("图表", "Charts"), h("div", { style: { display: "grid", gridTemplateColumns: "repeat(auto-fill, minmax(320px, 1fr))", gap: "12px" }, "data-testid": "run-charts" },
-          (r.charts || []).map((c) => h("figure", {}, pngImage(ctx, `/api/analytics/runs/${id}/charts/${encodeURIComponent(c)}.png`, c), h("figcaption", { class: "muted" }, c))))),
-        ctx.card(t("模型解释", "Explanation"), pre),
+        ctx.card(t("交互图表", "Interactive charts"), charts,
+          pngs.length ? h("div", { class: "row small-gap", "data-testid": "png-exports" }, h("span", { class: "muted small" }, t("导出 PNG（用于报告）：", "Export PNG (for reports):")), pngs) : null),
+        ctx.card(t("模型解释", "Explanation"), h("div", { "data-testid": "run-explanation" }, explanationCards(ctx, ex))),
         ctx.card(t("用此模型评分工作区数据", "Score a workspace table with this model"),
-          ws ? h("div", { class: "row", style: { gap: "8px" } }, scoreSel, scoreBtn) : h("div", { class: "muted" }, t("请先选择工作区", "Choose a workspace first"))));
+          !ws ? h("div", { class: "muted" }, t("请先选择工作区", "Choose a workspace first"))
+            : fitting.length ? h("div", { class: "row", style: { gap: "8px" } }, scoreSel, scoreBtn)
+              : h("div", { class: "muted", "data-testid": "score-none" }, t(`工作区 ${ws} 中没有包含此模型所需各列的表`, `No table of workspace ${ws} has every column this model needs`)))].filter(Boolean));
+      if (!(r.plots || []).length) { charts.append(h("div", { class: "muted" }, t("此运行没有交互图表", "This run has no interactive charts"))); return; }
+      const [C, specs] = await Promise.all([loadCharts(), api(`/api/analytics/runs/${id}/plots`)]);
+      if (gone) return;
+      for (const [name, spec] of Object.entries(specs || {})) {
+        const fig = h("figure", { class: "plot" + (spec.type === "table" ? " wide" : ""), "data-plot": name, "data-type": spec.type },
+          h("figcaption", {}, C.pick(spec.title || name, ctx.lang), spec.sampled ? h("span", { class: "muted small" }, t("（抽样显示）", " (sampled)")) : null));
+        charts.append(fig);
+        try { disposers.push(C.render(fig, spec, ctx.lang)); } catch (e) { fig.append(h("div", { class: "muted" }, e.message)); }
+      }
     };
     await load();
-    return () => { if (timer) clearTimeout(timer); };
+    return () => { gone = true; if (timer) clearTimeout(timer); for (const d of disposers.splice(0)) d(); };
   }
 
   // ------------------------------------------------------------------ page

@@ -6,26 +6,17 @@ chromium against a real ``zhinao serve``. The checks read the option ECharts hol
 axes, data sizes) and the pixels of its canvas, so a renderer that draws nothing, drops a series
 or mixes up axes fails. Tooltips must escape server text; labels follow the zh/en switch.
 
-The browser fixtures are those of tests/e2e/conftest.py (loaded below under their own name).
+Fixtures (``live_server``, ``admin_page``) from tests/e2e/conftest.py.
 """
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from zhinao.analytics.catalog import plots, roles
-
-_spec = importlib.util.spec_from_file_location("zhinao_e2e_fixtures", Path(__file__).parents[1] / "e2e" / "conftest.py")
-_e2e = importlib.util.module_from_spec(_spec)
-sys.modules[_spec.name] = _e2e  # dataclasses look their module up there
-_spec.loader.exec_module(_e2e)
-live_server, browser, page, admin_page = _e2e.live_server, _e2e.browser, _e2e.page, _e2e.admin_page
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
