@@ -157,3 +157,14 @@ def test_bad_inputs():
     # labels are optional now: the karate edge table alone is judged by modularity
     ev = CommunityCircles().evaluate(datasets.load_karate())
     assert ev.metrics["modularity"] > ev.baseline["modularity"] and "nmi" not in ev.metrics
+
+
+def test_weighted_null_keeps_each_node_s_strength():
+    df = _two_villages()
+    g = to_graph(df, "主叫", "被叫", "通话次数")
+    h, method = rewired(g, seed=2)
+    assert "configuration model" in method and set(h.nodes()) == set(g.nodes())
+    s_g, s_h = dict(g.degree(weight="weight")), dict(h.degree(weight="weight"))
+    lost = sum(s_g.values()) - sum(s_h.values())  # only the self-pairs are dropped
+    assert 0 <= lost < 0.05 * sum(s_g.values())
+    assert max(abs(s_g[n] - s_h[n]) for n in g) <= 0.1 * max(s_g.values())

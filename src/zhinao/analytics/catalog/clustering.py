@@ -32,8 +32,8 @@ import pandas as pd
 from zhinao.analytics import datasets
 from zhinao.analytics.catalog import charts, plots
 from zhinao.analytics.catalog.base import Evaluation, MiningModel, ModelInfo, register
-from zhinao.analytics.catalog.clusterkit import (LabelView, check_not_empty, numeric_frame, pca_scatter, split,
-                                                 with_columns)
+from zhinao.analytics.catalog.clusterkit import (LabelView, check_not_empty, drop_redundant, numeric_frame,
+                                                 pca_scatter, split, with_columns)
 from zhinao.analytics.catalog.protocol import require_columns, require_rows, to_numeric
 from zhinao.analytics.catalog.roles import Preset, Role, column_kind
 from zhinao.errors import InvalidRequest
@@ -216,6 +216,8 @@ class SimFarmKMeans(MiningModel):
             b.columns["features"] = list(TELCO_COLUMNS)
             b.dropped = {}
             b.kinds = {c: column_kind(df[c], c) for c in b.used()}
+        else:
+            drop_redundant(b, df, given)
         self.mode_ = mode
         return b
 

@@ -80,6 +80,26 @@ def drop_few_levels(b: Binding, df: pd.DataFrame, given: bool, role: str = "feat
         b.kinds = {c: k for c, k in b.kinds.items() if c in b.used()}
 
 
+def drop_redundant(b: Binding, df: pd.DataFrame, given: bool, role: str = "features", r_max: float = 0.98) -> None:
+    """Inferred features that (almost) duplicate an earlier one -- a charge that is minutes times a
+    rate -- are left out: they count the same thing twice in KMeans and make EM's covariance
+    singular (components collapse onto the line and the hold-out likelihood falls apart)."""
+    cols = list(b.columns.get(role) or [])
+    if given or len(cols) < 2:
+        return
+    F = pd.DataFrame({c: as_number(df[c], c) for c in cols})
+    corr = F.corr(min_periods=10).abs()
+    keep: list[str] = []
+    for c in cols:
+        dup = next((k for k in keep if np.isfinite(corr.at[c, k]) and corr.at[c, k] > r_max), None)
+        if dup is None:
+            keep.append(c)
+        else:
+            b.dropped[c] = f"duplicates {dup!r} (|r| = {corr.at[c, dup]:.3f}); bind it in '{role}' to use it"
+    b.columns[role] = keep
+    b.kinds = {c: k for c, k in b.kinds.items() if c in b.used()}
+
+
 def split(n: int, test_size: float, seed: int, strata: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Seeded train/hold-out row positions, stratified on ``strata`` when it has two full classes."""
     from sklearn.model_selection import train_test_split
@@ -200,5 +220,5 @@ def kind_of(df: pd.DataFrame, c: str) -> str:
     return column_kind(df[c], c)
 
 
-__all__ = ["FEW_LEVELS", "LabelView", "as_number", "check_not_empty", "drop_few_levels", "kind_of", "mode_profile",
+__all__ = ["FEW_LEVELS", "LabelView", "as_number", "check_not_empty", "drop_few_levels", "drop_redundant", "kind_of", "mode_profile",
            "numeric_frame", "pca_scatter", "split", "with_columns"]

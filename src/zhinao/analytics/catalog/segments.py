@@ -24,8 +24,8 @@ import pandas as pd
 from zhinao.analytics import datasets
 from zhinao.analytics.catalog import charts, plots
 from zhinao.analytics.catalog.base import Evaluation, MiningModel, ModelInfo, register
-from zhinao.analytics.catalog.clusterkit import (LabelView, check_not_empty, drop_few_levels, mode_profile,
-                                                 numeric_frame, pca_scatter, split, with_columns)
+from zhinao.analytics.catalog.clusterkit import (LabelView, check_not_empty, drop_few_levels, drop_redundant,
+                                                 mode_profile, numeric_frame, pca_scatter, split, with_columns)
 from zhinao.analytics.catalog.protocol import require_rows
 from zhinao.analytics.catalog.roles import Preset, Role, show
 from zhinao.errors import InvalidRequest
@@ -269,7 +269,9 @@ class GaussianMixtureSegments(MiningModel):
     def _bind(self, df: Any):
         _not_a_table(self.info.key, df)
         b = self.bind(df)
-        drop_few_levels(b, df, given=self.features not in (None, [], ()))
+        given = self.features not in (None, [], ())
+        drop_few_levels(b, df, given)
+        drop_redundant(b, df, given)
         return b
 
     def _raw(self, df: pd.DataFrame) -> pd.DataFrame:
