@@ -439,10 +439,16 @@ def _clf_metrics(y, p, score, n_classes) -> dict[str, float]:
 
 
 def _reg_metrics(y, p) -> dict[str, float]:
+    """Errors on the value scale; MAPE over non-zero actuals and symmetric MAPE in % (as the
+    embedded forecasts report them)."""
     err = p - y
     ss = float(np.sum((y - y.mean()) ** 2)) or 1.0
+    nz = np.abs(y) > 1e-9
+    denom = np.abs(y) + np.abs(p)
     return {"rmse": float(np.sqrt(np.mean(err ** 2))), "mae": float(np.mean(np.abs(err))),
-            "r2": float(1 - np.sum(err ** 2) / ss)}
+            "r2": float(1 - np.sum(err ** 2) / ss),
+            "mape": float(100 * np.mean(np.abs(err[nz]) / np.abs(y[nz]))) if nz.any() else float("nan"),
+            "smape": float(100 * np.mean(np.where(denom > 0, 2 * np.abs(err) / np.where(denom > 0, denom, 1), 0.0)))}
 
 
 # -- clustering -------------------------------------------------------------------------

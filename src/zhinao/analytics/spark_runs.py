@@ -259,6 +259,21 @@ def spark_input(model: MiningModel, tr: Translation, data: Any, table: Any = Non
         return _pattern_input(model, algo, df, b, kw, notes)
 
     if algo == "linear_regression" and cols.get("time") and cols.get("value"):
+        group = cols.get("group")
+        if group and getattr(model, "per_group", False):
+            raise InvalidRequest(f"{key}: engine 'spark' forecasts one series (the total, or one group with "
+                                 "group_value=…); per_group runs on engine 'local'", param="per_group")
+        gv = getattr(model, "group_value", None)
+        if gv is not None:
+            if not group:
+                raise InvalidRequest("group_value needs a group column: bind it with -p group=COLUMN", param="group")
+            keep = df[group].map(str) == str(gv)
+            if not keep.any():
+                raise InvalidRequest(f"{key}: no row of {group!r} is {gv!r}", param="group_value")
+            df = df[keep]
+            notes.append(f"the series of {group} = {gv}.")
+        elif group:
+            notes.append(f"the total over {group}.")
         return _forecast_input(model, df, cols["time"], cols["value"], kw, notes)
     raise InvalidRequest(f"{key}: the binding ({', '.join(f'{r}={c}' for r, c in cols.items())}) does not give "
                          f"{algo} what it reads", param="engine")
