@@ -52,7 +52,7 @@ def reviews_bool(n: int = 3000) -> pd.DataFrame:
 
 def shopping_categories(n: int = 3000) -> pd.DataFrame:
     s = _shared("zh-review-sentiment/online_shopping_10_cats_part1.csv")
-    s = s.groupby("category", group_keys=False).apply(lambda g: g.sample(min(len(g), 400), random_state=4))
+    s = s.sample(frac=1.0, random_state=4).groupby("category").head(400)  # up to 400 per category
     s = s.sample(min(n, len(s)), random_state=4).reset_index(drop=True)
     return pd.DataFrame({"评价内容": s["text"].astype(str), "品类": s["category"]})
 

@@ -203,7 +203,8 @@ class _TextClassifier(MiningModel):
         explanation["split"] = {**split, "train_rows": int(len(tr)), "test_rows": int(len(te))}
         explanation["target"] = {"column": target, "classes": [plain(v) for v in labels],
                                  "positive": plain(pos) if pos is not None else None}
-        explanation["errors"] = [{"text": str(t), "actual": str(labels[a]), "predicted": str(labels[p])}
+        # keys that name no column: "text"/"label" are the demo's column names
+        explanation["errors"] = [{"document": str(t), "actual": str(labels[a]), "predicted": str(labels[p])}
                                  for t, a, p in zip(X_te, c_te, pred) if a != p][:10]
         majority = labels[int(np.argmax(prior))]
         tables = None
@@ -330,18 +331,19 @@ class KNNText(_TextClassifier):
         return self
 
     def _explain(self) -> dict[str, Any]:
-        return {"notes": [f"Each text takes the similarity-weighted vote of its {self.n_neighbors} most similar "
-                          "training texts (cosine on TF-IDF of jieba words); see neighbours in 'examples'."]}
+        return {"notes": [f"Each document takes the similarity-weighted vote of its {self.n_neighbors} most similar "
+                          "training documents (cosine on TF-IDF of jieba words); see neighbours in 'examples'."]}
 
     def neighbours(self, text: str, k: int = 3) -> list[dict[str, Any]]:
         """The training texts closest to ``text`` (why KNN chose its label)."""
         vec, knn = self.pipeline_.named_steps["vec"], self.pipeline_.named_steps["clf"]
         sim, idx = knn.kneighbors(vec.transform([text]), n_neighbors=k)
-        return [{"text": self.train_texts_[i], "label": str(self.labels_[int(knn.classes_[knn.y_[i]])]),
+        return [{"document": self.train_texts_[i], "class": str(self.labels_[int(knn.classes_[knn.y_[i]])]),
                  "similarity": float(sv)} for sv, i in zip(sim[0], idx[0])]
 
     def evaluate(self, data: pd.DataFrame) -> Evaluation:
         ev = super().evaluate(data)
-        ev.explanation["examples"] = [{"text": e["text"], "predicted": e["predicted"],
-                                       "neighbours": self.neighbours(e["text"])} for e in ev.explanation["errors"][:3]]
+        ev.explanation["examples"] = [{"document": e["document"], "predicted": e["predicted"],
+                                       "neighbours": self.neighbours(e["document"])}
+                                      for e in ev.explanation["errors"][:3]]
         return ev
