@@ -158,3 +158,22 @@ def test_sequence_table_and_bad_inputs():
 
 def test_jieba_reference_drops_spaces():
     assert "".join(jieba_words("中国 移动")) == "中国移动"
+
+
+@pytest.mark.slow
+def test_prefixspan_on_one_row_per_session_with_the_sequence_in_a_column():
+    s = datasets.load_msnbc(limit=53_000)
+    df = pd.DataFrame({"会话编号": [f"V{i}" for i in range(3000)],
+                       "访问路径": [" → ".join(s.categories[c] for c in q) for q in s.sequences[50_000:53_000]]})
+    m = NextContentPrefixSpan(session="会话编号", sequence="访问路径")
+    ev = m.evaluate(df)
+    assert m.binding_.columns == {"sequence": "访问路径", "session": "会话编号"}
+    assert "one per row of '访问路径'" in ev.explanation["notes"][0]
+    assert m.sequences(df)[0][0] == [s.categories[c] for c in s.sequences[50_000]]
+    assert ev.metrics["hit@3"] > ev.baseline["hit@3"]
+    out = m.predict_table(df.head(5))
+    assert out["会话编号"].iloc[0] == "V0"
+    with pytest.raises(InvalidRequest, match="holds one item"):
+        NextContentPrefixSpan(sequence="访问路径").evaluate(df.assign(访问路径="news"))
+    with pytest.raises(InvalidRequest, match="leave item and time unbound"):
+        NextContentPrefixSpan(sequence="访问路径", item="会话编号").evaluate(df)

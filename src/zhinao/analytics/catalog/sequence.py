@@ -13,7 +13,9 @@ popular items.
 
 from __future__ import annotations
 
+import dataclasses
 import math
+import re
 import time
 from collections import Counter, defaultdict
 from typing import Any, ClassVar, Sequence
@@ -27,7 +29,7 @@ from zhinao.analytics.catalog.base import Evaluation, MiningModel, ModelInfo, re
 from zhinao.analytics.catalog.hmm import (HmmWordTagger, jieba_words, max_match, spans, tag_scheme,  # noqa: F401
                                           units, word_prf)
 from zhinao.analytics.catalog.protocol import require_rows, to_datetime, to_numeric
-from zhinao.analytics.catalog.roles import Binding, Preset, Role, _columns_text, plain
+from zhinao.analytics.catalog.roles import Binding, Preset, Role, _columns_text, bind, plain
 from zhinao.errors import InvalidRequest
 
 # -- sequential patterns ----------------------------------------------------------------
@@ -47,7 +49,12 @@ ROLES = (
     Role("time", kinds=("datetime", "numeric"), required=False, demo="position",
          help_en="optional: a timestamp or position number that orders a session's rows (table order otherwise)",
          help_zh="可选：会话内排序用的时间或序号（否则按表中顺序）"),
+    Role("sequence", kinds=("text", "categorical"), required=False,
+         help_en="instead of item: one row per session, its items in order in one column (separated by spaces, "
+                 "commas, ';' or '→')",
+         help_zh="代替 item：每行一个会话，其内容按顺序写在一列中（以空格、逗号、分号或 → 分隔）"),
 )
+_SEP = re.compile(r"\s*(?:→|->|>|,|，|;|；|\|)\s*|\s+")
 
 
 def _key(v: Any) -> Any:
@@ -91,11 +98,12 @@ class NextContentPrefixSpan(MiningModel):
         ))
 
     def __init__(self, session: str | None = None, item: str | None = None, time: str | None = None,
-                 min_support: float = 0.001, max_len: int = 4, context: int = 4, k: int = 3,
+                 sequence: str | None = None, min_support: float = 0.001, max_len: int = 4, context: int = 4, k: int = 3,
                  max_sessions: int = 50_000, truncate: int = 20, test_size: float = 0.2, seed: int = 0):
         self.session = session
         self.item = item
         self.time = time
+        self.sequence = sequence
         self.min_support = min_support
         self.max_len = max_len
         self.context = context
@@ -111,10 +119,37 @@ class NextContentPrefixSpan(MiningModel):
     def from_frame(self, df: pd.DataFrame) -> pd.DataFrame:
         return df
 
+    def bind(self, df: pd.DataFrame) -> Binding:
+        """Long shape (session + item, optional time) or, with ``sequence`` given, one row per session."""
+        if self.sequence is None:
+            roles = [r for r in self.info.roles if r.name != "sequence"]
+            self.binding_ = bind(roles, df, {r.name: getattr(self, r.name) for r in roles}, model_key=self.info.key)
+            return self.binding_
+        if self.item is not None or self.time is not None:
+            raise InvalidRequest(f"{self.info.key}: with sequence (one row per session) leave item and time unbound",
+                                 param="sequence")
+        roles = {r.name: r for r in self.info.roles}
+        use = [dataclasses.replace(roles["sequence"], required=True), dataclasses.replace(roles["session"], required=False)]
+        self.binding_ = bind(use, df, {"sequence": self.sequence, "session": self.session}, model_key=self.info.key)
+        return self.binding_
+
     def sequences(self, df: pd.DataFrame, binding: Binding | None = None) -> tuple[list[list[Any]], list[Any], dict]:
         """``(sequences, session ids, about)`` of a table, through the role binding."""
         df = df.rename(columns=str)
         b = binding or self.bind(df)
+        if "sequence" in b.columns:
+            q, s = b["sequence"], b.get("session")
+            for c in (q, s):
+                if c is not None and c not in df.columns:
+                    raise InvalidRequest(f"{self.info.key}: the table lacks column {c!r}, which the model was "
+                                         f"fitted with; columns: {_columns_text(df)}", param=c)
+            d = df[df[q].notna()]
+            seqs = [[x for x in _SEP.split(str(v).strip()) if x] for v in d[q].tolist()]
+            keep = [n for n, x in enumerate(seqs) if x]
+            ids = d[s].map(plain).tolist() if s else list(range(1, len(d) + 1))
+            about = {"rows": len(df), "rows_used": len(keep), "session": s or "row", "item": None, "time": None,
+                     "sequence": q}
+            return [seqs[n] for n in keep], [ids[n] for n in keep], about
         s, i, t = b["session"], b["item"], b.get("time")
         for c in (s, i, t):
             if c is not None and c not in df.columns:
@@ -223,7 +258,8 @@ class NextContentPrefixSpan(MiningModel):
         seqs = all_seqs[: int(self.max_sessions)]
         require_rows(len(seqs), 100, self.info.key)
         if max(map(len, seqs)) < 2:
-            what = (f"column {about['session']!r} (role session) has one item per session"
+            what = (f"every row of {about['sequence']!r} (role sequence) holds one item" if about.get("sequence") else
+                    f"column {about['session']!r} (role session) has one item per session"
                     if "session" in about else "every session has one item")
             raise InvalidRequest(f"{self.info.key}: {what}: nothing to sequence. Bind session to the column that "
                                  "groups several steps into one session (a user, visit or dialogue id) and item to "
@@ -269,7 +305,12 @@ class NextContentPrefixSpan(MiningModel):
         label = lambda i: names.get(i, str(i))  # noqa: E731
         top = sorted(((c, p) for p, c in self.support_.items() if len(p) >= 2), reverse=True)[:15]
         pct = int(round(100 * float(self.test_size)))
-        if "session" in about:
+        if about.get("sequence"):
+            used = (f"all {len(seqs):,} sessions" if len(seqs) == len(all_seqs) else
+                    f"the first {len(seqs):,} of {len(all_seqs):,} sessions in table order (max_sessions)")
+            source = (f"Sessions: {used}, one per row of {about['sequence']!r} (items in the order written)"
+                      + (f", ids from {about['session']!r}" if about["session"] != "row" else ""))
+        elif "session" in about:
             order = f"ordered by {about['time']!r}" if about.get("time") else "in table order"
             used = (f"all {len(seqs):,} sessions" if len(seqs) == len(all_seqs) else
                     f"the first {len(seqs):,} of {len(all_seqs):,} sessions in table order (max_sessions)")
