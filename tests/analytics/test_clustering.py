@@ -206,3 +206,13 @@ def test_bad_inputs():
     m = SimFarmKMeans(n_clusters=4).fit(df.drop(columns=["空列"]))
     with pytest.raises(InvalidRequest, match="lacks feature"):
         m.predict_table(pd.DataFrame({"其他": [1, 2, 3]}))
+
+
+def test_inferred_duplicate_columns_are_left_out_with_the_reason():
+    df = telco_zh()
+    df["年消费"] = df["月消费"] * 12  # the same figure twice (a charge that is a rate times a constant)
+    m = GaussianMixtureSegments(max_components=2)
+    m.fit(df)
+    assert "年消费" not in m.binding_["features"] and "duplicates '月消费'" in m.binding_.dropped["年消费"]
+    m = GaussianMixtureSegments(max_components=2, features=["月消费", "年消费"]).fit(df)  # bound: kept
+    assert m.binding_["features"] == ["月消费", "年消费"]

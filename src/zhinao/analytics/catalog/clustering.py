@@ -199,13 +199,15 @@ class SimFarmKMeans(MiningModel):
 
     # -- binding: the Telco usage profile (demo) or the user's columns -------------------------
 
-    def _bind(self, df: pd.DataFrame):
+    def bind(self, df: pd.DataFrame):
+        """The roles, plus this family's rule: the Telco usage profile on the demo's columns, else the
+        user's columns without near-duplicates -- every engine (local, Spark) sees this binding."""
         if not isinstance(df, pd.DataFrame):
             raise InvalidRequest(f"{self.info.key} takes a table, got {type(df).__name__}")
         if self.usage_profile not in PROFILES:
             raise InvalidRequest(f"usage_profile must be one of {', '.join(PROFILES)}, got {self.usage_profile!r}",
                                  param="usage_profile")
-        b = self.bind(df)
+        b = super().bind(df)
         given = self.features not in (None, [], ())
         telco_ok = all(c in df.columns for c in TELCO_COLUMNS)
         if self.usage_profile == "telco":
@@ -231,7 +233,7 @@ class SimFarmKMeans(MiningModel):
         return self.scaler_.transform(F.fillna(self.medians_).to_numpy(dtype=float))
 
     def fit(self, X: Any, y: Any = None) -> "SimFarmKMeans":
-        self._bind(X)
+        self.bind(X)
         return self._fit_bound(X)
 
     def _fit_bound(self, X: pd.DataFrame) -> "SimFarmKMeans":
@@ -291,7 +293,7 @@ class SimFarmKMeans(MiningModel):
     def evaluate(self, data: pd.DataFrame) -> Evaluation:
         from sklearn.cluster import KMeans
 
-        b = self._bind(data)
+        b = self.bind(data)
         require_rows(len(data), max(50, 5 * int(self.n_clusters)), self.info.key)
         lv = LabelView(data, b.get("label"), self.positive)
         seed = int(self.seed)

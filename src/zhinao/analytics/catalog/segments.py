@@ -266,9 +266,11 @@ class GaussianMixtureSegments(MiningModel):
     def load_demo(self) -> pd.DataFrame:
         return datasets.load_telco()
 
-    def _bind(self, df: Any):
+    def bind(self, df: Any):
+        """The roles, plus this family's rule: inferred codes (<= 5 values) and near-duplicate columns
+        are left out -- every engine (local, Spark) sees this binding."""
         _not_a_table(self.info.key, df)
-        b = self.bind(df)
+        b = super().bind(df)
         given = self.features not in (None, [], ())
         drop_few_levels(b, df, given)
         drop_redundant(b, df, given)
@@ -285,7 +287,7 @@ class GaussianMixtureSegments(MiningModel):
         return F.to_numpy(dtype=float)
 
     def fit(self, X: Any, y: Any = None) -> "GaussianMixtureSegments":
-        self._bind(X)
+        self.bind(X)
         return self._fit_bound(X)
 
     def _fit_bound(self, X: pd.DataFrame) -> "GaussianMixtureSegments":
@@ -327,7 +329,7 @@ class GaussianMixtureSegments(MiningModel):
     def evaluate(self, data: pd.DataFrame) -> Evaluation:
         from sklearn.mixture import GaussianMixture
 
-        b = self._bind(data)
+        b = self.bind(data)
         lv = LabelView(data, b.get("label"), self.positive)
         seed = int(self.seed)
         require_rows(len(data), 72, self.info.key)  # 50 training rows at a 30 % hold-out
