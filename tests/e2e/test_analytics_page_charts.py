@@ -50,6 +50,12 @@ def _specs() -> dict[str, dict]:
         "clusters": plots.scatter({"群 0": rng.normal(0, 1, (80, 2)).tolist(), "群 1": rng.normal(3, 1, (60, 2)).tolist()},
                                   "客户分群 Segments", "主成分1 PC1", "主成分2 PC2"),
         "graph": plots.graph(nodes, links, "社交网络 Social network"),
+        # a line over time, written by hand as the forecasting family does: x are timestamps
+        "residuals": {"type": "line", "title": "留出期误差 Hold-out errors", "x_label": "时间", "y_label": "话务量",
+                      "series": [{"name": "模型 model", "points": [[d, float(e)] for d, e in zip(days, pred - actual)]},
+                                 {"name": "基线 baseline", "dashed": True, "points": [[d, 1.0] for d in days]}]},
+        "special_days": plots.table(["date 日期", "weekday 星期"], [["2024-02-10", "Sat"], ["2024-02-18", "Sun"]],
+                                    "节假日与调休 Special days"),
         "thresholds": plots.table(["threshold", "precision", "recall", "f1"],
                                   [[r["threshold"], r["precision"], r["recall"], r["f1"]] for r in roles.threshold_table(y, scores)],
                                   "阈值表 Thresholds"),
@@ -88,6 +94,7 @@ INK = """(name) => {
 
 def _open(admin_page, live_server):
     pg = admin_page
+    pg.set_default_timeout(60_000)  # a busy CI machine: the first page load also starts the analytics service
     pg.goto(live_server.base_url + "/#/analytics")
     pg.wait_for_selector("[data-testid=tab-catalogue]")
     pg.add_script_tag(url="/static/charts.js")
@@ -127,10 +134,15 @@ def test_every_plot_type_draws_with_its_data(admin_page, live_server):
     gr = got["graph"]["series"][0]
     assert gr["type"] == "graph" and gr["n"] == 34 and gr["links"] == 78 and gr["categories"] == 2
 
+    res = got["residuals"]
+    assert res["xAxis"][0]["type"] == "category" and res["xAxis"][0]["n"] == 28  # timestamps on a category axis
+    assert [s["n"] for s in res["series"]] == [28, 28] and [s["name"] for s in res["series"]] == ["模型", "基线"]
+    assert "<th>日期</th>" in got["special_days"]["table"] and "2024-02-18" in got["special_days"]["table"]
+
     table = got["thresholds"]["table"]
     assert table and table.count("<tr>") == 1 + len(specs["thresholds"]["rows"]) and "precision" in table
     pg.wait_for_timeout(300)
-    for name in ("roc", "lift", "importance", "forecast", "clusters", "graph"):
+    for name in ("roc", "lift", "importance", "forecast", "clusters", "graph", "residuals"):
         assert pg.evaluate(INK, name) > 0.01, f"{name}: the canvas is blank"
 
 
@@ -139,6 +151,10 @@ def test_tooltips_escape_server_text_and_labels_follow_the_language(admin_page, 
     pg = _open(admin_page, live_server)
     got = pg.evaluate(DRAW, [{"roc": specs["roc"]}, "en"])
     assert got["roc"]["xAxis"][0]["name"] == "False positive rate"
+    assert pg.evaluate("""() => ['ROC — 核心客户离网预警（逻辑回归）', '交往圈：PageRank 最高的节点 Circles: top nodes by PageRank',
+      'ARIMA(2, 0, 0) 参数 parameters (AIC -3327.1)', 'weekday 星期'].map((s) => [ZhinaoCharts.pick(s, 'zh'), ZhinaoCharts.pick(s, 'en')])""") == [
+        ["ROC — 核心客户离网预警（逻辑回归）"] * 2, ["交往圈：PageRank 最高的节点", "Circles: top nodes by PageRank"],
+        ["ARIMA(2, 0, 0) 参数", "ARIMA(2, 0, 0) parameters (AIC -3327.1)"], ["星期", "weekday"]]
     tip = pg.evaluate("""async (spec) => {
       await window.ZhinaoCharts.load();
       const o = window.ZhinaoCharts.option(spec, 'zh');

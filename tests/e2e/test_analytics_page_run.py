@@ -51,6 +51,7 @@ def _upload(live_server, token, path: Path, name: str) -> None:
 
 def test_run_dialog_binds_a_user_table_runs_and_draws(admin_page, live_server, tmp_path):
     page = admin_page
+    page.set_default_timeout(60_000)  # a busy CI machine: binding and the first run take longer there
     token = page.console_token
     r = live_server.api("POST", "/api/analytics/workspaces", token=token, json={"name": WS})
     assert r.status_code in (201, 409), r.text

@@ -20,13 +20,20 @@
   const esc = (s) => String(s ?? "").replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;")
     .replace(/"/g, "&quot;").replace(/'/g, "&#39;");
 
-  /** Spec labels are written "中文 English" ("假阳性率 False positive rate"): show the half of the
-   *  console's language. A label with Latin letters in its Chinese half stays whole. */
+  /** Spec labels are written "中文 English" ("假阳性率 False positive rate", "交往圈：PageRank 最高的节点
+   *  Circles: top nodes by PageRank") or "english 中文" ("weekday 星期"): show the half of the
+   *  console's language. A leading Latin prefix ("ARIMA(2, 0, 0) 参数 parameters") stays in both. */
   function pick(s, lang) {
     if (s === null || s === undefined) return "";
-    const m = /^([^A-Za-z]*[\u3400-\u9fff][^A-Za-z]*?)\s+([A-Za-z].*)$/.exec(String(s));
-    if (!m) return String(s);
-    return lang === "en" ? m[2] : m[1];
+    s = String(s);
+    let m = /^(.*[\u3400-\u9fff][）)」】]?)\s+([A-Za-z][^\u3400-\u9fff]*)$/.exec(s);
+    if (m) {
+      const pre = /^[^\u3400-\u9fff]*/.exec(m[1])[0];
+      return lang === "en" ? (/\s$/.test(pre) ? pre : "") + m[2] : m[1];
+    }
+    m = /^([A-Za-z][\w ().,%/-]*?)\s+([\u3400-\u9fff][^A-Za-z]*)$/.exec(s);  // plain words only: "ROC — 离网预警" stays whole
+    if (m) return lang === "en" ? m[1] : m[2];
+    return s;
   }
   function num(v, digits) {
     if (v === null || v === undefined || v === "") return "—";
@@ -61,16 +68,29 @@
   const base = (lang) => ({
     animationDuration: 300,
     grid: { left: 12, right: 24, top: 56, bottom: 36, containLabel: true },  // legend on top, y-axis name under it
-    legend: { type: "scroll", top: 4 },
+    legend: { type: "scroll", top: 4, left: 8, right: 40 },  // right: room for the save-image button
     toolbox: { right: 4, top: 0, feature: { saveAsImage: { title: tr(lang, "保存图片", "Save image"), pixelRatio: 2 } } },
   });
 
   // -------------------------------------------------------------- one builder per spec type
   function line(spec, lang) {
+    // x may be numbers (ROC, k) or labels such as timestamps (residuals over time): a category axis then
+    const cats = [];
+    const seen = new Set();
+    for (const s of spec.series || []) for (const p of s.points || []) if (typeof p[0] === "string" && !seen.has(p[0])) { seen.add(p[0]); cats.push(p[0]); }
     const series = (spec.series || []).map((s) => ({
-      type: "line", name: pick(s.name, lang), showSymbol: false, data: (s.points || []).map((p) => [p[0], p[1]]),
+      type: "line", name: pick(s.name, lang), showSymbol: false, data: (s.points || []).map((p) => [cats.length ? String(p[0]) : p[0], p[1]]),
       lineStyle: s.dashed ? { type: "dashed" } : undefined, emphasis: { focus: "series" },
     }));
+    if (cats.length) {
+      return Object.assign(base(lang), {
+        tooltip: axisTooltip(lang),
+        xAxis: { type: "category", data: cats, boundaryGap: false, name: pick(spec.x_label, lang), nameLocation: "middle", nameGap: 24 },
+        yAxis: { type: "value", scale: true, name: pick(spec.y_label, lang), nameTextStyle: { align: "left" } },
+        dataZoom: [{ type: "inside" }],
+        series,
+      });
+    }
     if (spec.diagonal) {
       series.push({ type: "line", name: tr(lang, "随机", "random"), data: [[0, 0], [1, 1]], showSymbol: false, silent: true,
         lineStyle: { type: "dotted", color: "#9aa5b4" }, itemStyle: { color: "#9aa5b4" } });
@@ -180,7 +200,7 @@
       tooltip: itemTooltip((p) => (p.dataType === "edge"
         ? `${esc(p.data.source)} — ${esc(p.data.target)}${p.data.value !== undefined ? ": " + esc(num(p.data.value)) : ""}`
         : `${p.marker}${esc(p.data.name)}<br>${esc(tr(lang, "分组", "group"))}: ${esc(p.data.group)}<br>${esc(tr(lang, "权重", "value"))}: ${esc(num(p.data.value))}`)),
-      legend: { type: "scroll", top: 4, data: groups.length > 1 ? groups : [] },
+      legend: { type: "scroll", top: 4, left: 8, right: 40, data: groups.length > 1 ? groups : [] },
       series: [{
         type: "graph", layout: "force", roam: true, draggable: true,
         categories: groups.map((g) => ({ name: g })),
@@ -210,7 +230,7 @@
     t.dataset.testid = "plot-table";
     const tr_ = mk("tr");
     const first = (spec.rows || [])[0] || [];
-    (spec.columns || []).forEach((c, i) => tr_.appendChild(mk("th", { className: typeof first[i] === "number" ? "num" : "" }, pick(c, lang))));
+    (spec.columns || []).forEach((c, i) => tr_.appendChild(mk("th", typeof first[i] === "number" ? { className: "num" } : {}, pick(c, lang))));
     t.appendChild(mk("thead")).appendChild(tr_);
     const tb = t.appendChild(mk("tbody"));
     for (const row of spec.rows || []) {

@@ -159,7 +159,8 @@
     role: { target: ["目标列", "target"], features: ["特征列", "features"], id: ["标识列", "id"], time: ["时间列", "time"],
       value: ["数值列", "value"], group: ["分组列", "group"], session: ["会话列", "session"], item: ["项目列", "item"],
       source: ["起点列", "source"], destination: ["终点列", "destination"], text: ["文本列", "text"], label: ["标签列", "label"],
-      weight: ["权重列", "weight"], user: ["用户列", "user"], tokens: ["词元列", "tokens"], tags: ["标注列", "tags"] },
+      weight: ["权重列", "weight"], user: ["用户列", "user"], tokens: ["词元列", "tokens"], token: ["词元列", "token"],
+      tags: ["标注列", "tags"], sentence: ["句子列", "sentence"], network: ["网络列", "network"] },
     engine: { local: ["本机", "local"], spark: ["Spark", "Spark"] },
     // explanation keys -> headings of their tables
     expl: { coefficients: ["系数", "Coefficients"], importances: ["特征重要性", "Feature importances"],
@@ -175,7 +176,15 @@
       calendar: ["节假日日历", "Holiday calendar"], summary: ["概要", "Summary"], baseline: ["基线", "Baseline"],
       lift_by_decile: ["提升度与覆盖率（按十分位）", "Lift and capture by decile"], target: ["目标列", "Target"],
       intercept: ["截距", "Intercept"], fitted_on: ["训练数据", "Fitted on"], odds_ratios: ["优势比", "Odds ratios"],
-      tree: ["决策树", "Tree"], transitions: ["转移", "Transitions"], recommendations: ["推荐", "Recommendations"] },
+      tree: ["决策树", "Tree"], largest_communities: ["最大的社区", "Largest communities"], top_pagerank: ["PageRank 最高的节点", "Top PageRank"],
+      coefficients_log_scale: ["系数（对数尺度）", "Coefficients (log scale)"], lag_coefficients: ["滞后项系数", "Lag coefficients"],
+      series: ["序列", "Series"], special_days: ["节假日与调休", "Special days"], cluster_profiles: ["簇画像", "Cluster profiles"],
+      top_rules_by_lift: ["提升度最高的规则", "Top rules by lift"], hit_rate_by_k: ["前 k 项命中率", "Hit rate by k"], hit_by_k: ["前 k 项命中率", "Hit rate by k"],
+      repeat_last_item_baseline: ["基线：重复上一项", "Baseline: repeat the last item"], example: ["样例", "Example"],
+      transition_probs: ["状态转移概率", "Transition probabilities"], feature_importance: ["特征重要性", "Feature importance"],
+      bic_by_k: ["各簇数的 BIC", "BIC by k"], aic_grid: ["AIC 定阶", "AIC order search"], arima_params: ["ARIMA 参数", "ARIMA parameters"],
+      max_match_with_training_vocab: ["基线：按训练词表最大匹配", "Baseline: max match with the training vocabulary"],
+      new_words_not_in_jieba_dictionary: ["jieba 词典之外的新词", "New words not in the jieba dictionary"], transitions: ["转移", "Transitions"], recommendations: ["推荐", "Recommendations"] },
   };
   const word = (t, group, v) => { const w = WORDS[group] && WORDS[group][v]; return w ? t(w[0], w[1]) : (v ?? "—"); };
   // Algorithm names are English in the catalogue; phrase by phrase into Chinese.
@@ -461,9 +470,9 @@
     return h("div", {}, cell(v));
   }
   /** The explanation as tables: scalars together in a summary, every structured value its own table. */
-  function explanationCards(ctx, ex) {
+  function explanationCards(ctx, ex, shown) {
     const { t } = ctx;
-    const skip = new Set(["notes", "split"]);
+    const skip = new Set(["notes", "split", ...(shown || [])]);  // those have cards of their own
     const summary = {};
     const out = [];
     for (const [k, v] of Object.entries(ex || {})) {
@@ -563,7 +572,7 @@
         r.score_table ? h("p", {}, t("评分结果表：", "Scores table: "), h("a", { href: `#/analytics/datasets/${encodeURIComponent(ws || "demo")}/${encodeURIComponent(r.score_table)}` }, r.score_table)) : null,
         ctx.card(t("交互图表", "Interactive charts"), charts,
           pngs.length ? h("div", { class: "row small-gap", "data-testid": "png-exports" }, h("span", { class: "muted small" }, t("导出 PNG（用于报告）：", "Export PNG (for reports):")), pngs) : null),
-        ctx.card(t("模型解释", "Explanation"), h("div", { "data-testid": "run-explanation" }, explanationCards(ctx, ex))),
+        ctx.card(t("模型解释", "Explanation"), h("div", { "data-testid": "run-explanation" }, explanationCards(ctx, ex, r.binding ? ["binding"] : []))),
         ctx.card(t("用此模型评分工作区数据", "Score a workspace table with this model"),
           !ws ? h("div", { class: "muted" }, t("请先选择工作区", "Choose a workspace first"))
             : fitting.length ? h("div", { class: "row", style: { gap: "8px" } }, scoreSel, scoreBtn)
