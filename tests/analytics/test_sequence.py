@@ -177,3 +177,27 @@ def test_prefixspan_on_one_row_per_session_with_the_sequence_in_a_column():
         NextContentPrefixSpan(sequence="访问路径").evaluate(df.assign(访问路径="news"))
     with pytest.raises(InvalidRequest, match="leave item and time unbound"):
         NextContentPrefixSpan(sequence="访问路径", item="会话编号").evaluate(df)
+
+
+def _hotel_reviews(n: int = 1500) -> pd.DataFrame:
+    from pathlib import Path
+
+    for root in (Path(__file__).resolve().parents[3] / "shared" / "data", Path("/work/shared/data")):
+        p = root / "zh-review-sentiment" / "chnsenticorp_htl.csv"
+        if p.exists():
+            df = pd.read_csv(p).sample(n, random_state=5).reset_index(drop=True)
+            return df.rename(columns={"text": "评价内容", "label": "情感"})
+    pytest.skip("zh-review-sentiment is not in ../shared/data")
+
+
+@pytest.mark.slow
+def test_hmm_infers_the_text_column_of_a_review_table_and_says_what_is_evaluated():
+    df = _hotel_reviews()
+    m = HmmWordTagger()
+    ev = m.evaluate(df)
+    assert m.binding_.columns == {"text": "评价内容"} and m.binding_.inferred == ["text"]
+    assert ev.explanation["split"]["protocol"] == "random 50/50 split of the rows (seeded)"
+    assert "'评价内容'" in ev.explanation["evaluated"] and "jieba" in ev.explanation["evaluated"]
+    assert ev.metrics["word_f1"] > ev.baseline["word_f1"] + 0.2
+    out = m.predict_table(df.head(10))
+    assert list(out.columns[: len(df.columns)]) == list(df.columns) and out["words"].str.len().gt(0).all()
