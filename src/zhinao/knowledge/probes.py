@@ -1,14 +1,22 @@
 """Probe questions a collection generates from its own passages, and the fusion choice they make.
 
 No benchmark and no hand-written questions: a collection is its own test. From a bounded,
-seeded sample of its passages come two kinds of probe, each with the passage(s) it came
-from as gold:
+seeded sample of its passages come probes, each with the passage(s) it came from as gold:
 
 * **title** probes — a section heading as the whole question (people type "流量比较划算的套餐");
-  gold: every passage of that section;
-* **sentence** probes — a sentence of the passage, "paraphrase-lite": stop words gone,
-  about a third of its content terms dropped, the rest reordered (a question shares
-  some words with its answer, rarely all, rarely in order); gold: the passages holding it.
+  gold: every passage of that section. Headings are where a collection says, in its
+  authors' words, what a passage is about: the closest thing to a question it holds.
+  They are the probes whenever a collection has at least :data:`MIN_TITLES` distinct ones.
+* **sentence** probes — for collections without enough headings: an informative sentence
+  of a passage (no link, not boilerplate every passage shares), "paraphrase-lite": stop
+  words gone, about 30% of its content terms dropped, order kept; gold: the passages holding it.
+
+Why titles first, measured (docs/benchmarks.md, issue 11): sentence probes share the
+passage's exact words, so they over-reward BM25. On the China Mobile FAQ they chose
+BM25-only (probe MRR 0.97) while paraphrased questions there favour dense (MRR 0.99 vs
+0.90); dropping more terms, reordering or adding a distractor term did not change that.
+Title probes chose dense-leaning fusion there and BM25 + reranker on the demo corpus, the
+right way round on both.
 
 :func:`tune` runs every probe once through dense and once through BM25 search (the two
 real searches, not a model of them), then scores each of
@@ -38,6 +46,11 @@ MIN_CHUNKS = 4
 DEPTH = 30
 _STOP = set(STOP_WORDS) | set(PUNCTUATION)
 _CJK = re.compile(r"[\u3400-\u9fff]")
+_URL = re.compile(r"https?://|www\.|\w+\.(?:com|cn|html?)\b", re.I)
+#: share of a sentence's content terms a sentence probe keeps, and whether it reorders them
+KEEP, REORDER = 0.7, False
+#: below this many title probes, sentence probes fill up to ``n``
+MIN_TITLES = 12
 
 
 @dataclass
@@ -62,18 +75,29 @@ def _join(terms: list[str]) -> str:
     return out
 
 
-def paraphrase_lite(sentence: str, rng: random.Random, keep: float = 0.65) -> str | None:
-    """``sentence`` as a question might hold it: content terms only, some dropped, reordered."""
+def paraphrase_lite(sentence: str, rng: random.Random, keep: float = KEEP, reorder: bool = REORDER) -> str | None:
+    """``sentence`` as a question might hold it: content terms only, some dropped (optionally reordered)."""
     terms = list(dict.fromkeys(_terms(sentence)))
     if len(terms) < 3:
         return None
     n = max(2, round(len(terms) * keep))
     kept = sorted(rng.sample(range(len(terms)), n))
     picked = [terms[i] for i in kept]
-    if len(picked) > 2:  # move one run of terms to the front: same words, another order
+    if reorder and len(picked) > 2:  # move one run of terms to the front: same words, another order
         cut = rng.randrange(1, len(picked))
         picked = picked[cut:] + picked[:cut]
     return _join(picked)
+
+
+def _informative(sent: str, df: dict[str, int], n_chunks: int) -> bool:
+    """A sentence a question could be about: no link, mostly words that are not everywhere."""
+    if _URL.search(sent):
+        return False
+    terms = _terms(sent)
+    if len(terms) < 4:
+        return False
+    rare = sum(1 for t in terms if df.get(t, 0) <= max(2, n_chunks // 10))
+    return rare / len(terms) >= 0.3
 
 
 def make_probes(chunks: list[dict[str, Any]], *, n: int = 60, seed: str = "") -> list[Probe]:
@@ -91,14 +115,20 @@ def make_probes(chunks: list[dict[str, Any]], *, n: int = 60, seed: str = "") ->
               if head and count[head[-1]] == 1 and len(_terms(head[-1])) >= 1 and len(head[-1]) >= 2
               and (len(head) > 1 or len(by_section) > 1)]
     rng.shuffle(titles)
-    probes = [Probe(t, frozenset(pks), "title") for t, pks in titles[:n // 3]]
+    probes = [Probe(t, frozenset(pks), "title") for t, pks in titles[:n]]
+    if len(probes) >= MIN_TITLES:
+        return probes
+    df: dict[str, int] = {}
+    for c in chunks:
+        for t in set(_terms(c["body"])):
+            df[t] = df.get(t, 0) + 1
     order = list(range(len(chunks)))
     rng.shuffle(order)
     for i in order:
         if len(probes) >= n:
             break
         c = chunks[i]
-        sents = [s for s in split_sentences(c["body"]) if len(_terms(s)) >= 4]
+        sents = [s for s in split_sentences(c["body"]) if _informative(s, df, len(chunks))]
         if not sents:
             continue
         sent = rng.choice(sents)
