@@ -164,3 +164,46 @@ def test_tooltips_escape_server_text_and_labels_follow_the_language(admin_page, 
     # the bar's category labels are drawn on the canvas, never parsed: no element came from the name
     pg.evaluate(DRAW, [{"importance": specs["importance"]}, "zh"])
     assert pg.evaluate("() => window.__pwned === undefined && !document.querySelector('img[src=x]')")
+
+
+# one entry per family the classification run test does not cover, on its demo data
+FAMILY_RUNS = ("karate_circles", "traffic_linear", "segments_kmodes", "cross_sell_apriori", "next_content_prefixspan",
+               "hmm_word_tagger", "plan_tree")
+
+
+def test_real_runs_of_every_family_draw_all_their_plots(admin_page, live_server):
+    """The specs the families really write (graph, forecast band, clusters, rules tables …) all draw."""
+    import time
+
+    pg = _open(admin_page, live_server)
+    token = pg.console_token
+    ids = {}
+    for key in FAMILY_RUNS:
+        r = live_server.api("POST", "/api/analytics/runs", token=token, json={"model": key})
+        assert r.status_code == 202, (key, r.text)
+        ids[key] = r.json()["id"]
+    seen_types = set()
+    for key, run_id in ids.items():
+        deadline = time.monotonic() + 300
+        while (rec := live_server.api("GET", f"/api/analytics/runs/{run_id}", token=token).json())["status"] not in ("succeeded", "failed"):
+            assert time.monotonic() < deadline, f"{key}: still {rec['status']}"
+            time.sleep(1)
+        assert rec["status"] == "succeeded", (key, rec.get("error"))
+        specs = live_server.api("GET", f"/api/analytics/runs/{run_id}/plots", token=token).json()
+        assert specs and sorted(specs) == rec["plots"], key
+        pg.goto(live_server.base_url + f"/#/analytics/runs/{run_id}")
+        pg.wait_for_selector("[data-testid=run-status][data-status=succeeded]")
+        pg.wait_for_function("n => document.querySelectorAll('[data-testid=run-charts] figure.plot').length === n", arg=len(specs))
+        figs = pg.evaluate("""() => Object.fromEntries([...document.querySelectorAll('[data-testid=run-charts] figure.plot')]
+          .map((f) => [f.dataset.plot, {type: f.dataset.type, canvas: !!f.querySelector('.echart canvas'),
+                                       rows: f.querySelectorAll('table tbody tr').length}]))""")
+        for name, spec in specs.items():
+            got = figs[name]
+            assert got["type"] == spec["type"], (key, name)
+            if spec["type"] == "table":
+                assert got["rows"] == len(spec["rows"]), (key, name)
+            else:
+                assert got["canvas"], (key, name, "no ECharts canvas")
+            seen_types.add(spec["type"])
+        assert pg.locator("[data-testid=run-explanation] pre").count() == 0
+    assert {"graph", "forecast", "scatter", "table", "bar", "line"} <= seen_types, seen_types

@@ -316,6 +316,8 @@
       const presetNote = h("div", { class: "muted small", "data-testid": "preset-note" });
       const score = h("input", { placeholder: t("评分结果表名（可选）", "Score table (optional)"), disabled: !m.scores || !ws, "data-testid": "run-score-table" });
       const positive = "positive" in (m.params || {}) ? h("input", { placeholder: t("例如 是 / True / 流失（默认自动识别）", "e.g. Yes / True / 流失 (detected by default)"), "data-testid": "run-positive" }) : null;
+      // refit: after the hold-out evaluation, fit once more on every row (the model then scores new tables)
+      const refit = "refit" in (m.params || {}) ? h("input", { type: "checkbox", "data-testid": "run-refit" }) : null;
       const params = h("textarea", { rows: 3, class: "mono", "data-testid": "run-params" });
       const bindState = h("span", { class: "muted small", "data-testid": "bind-status" });
       const editor = roleEditor(ctx, m);
@@ -323,7 +325,7 @@
         const p = presets.find((x) => x.key === presetSel.value);
         const out = {};
         for (const [k, v] of Object.entries(Object.assign({}, m.params || {}, p ? p.params : {}))) {
-          if (!roleNames.has(k) && k !== "positive" && k !== "preset") out[k] = v;
+          if (!roleNames.has(k) && !["positive", "preset", "refit"].includes(k)) out[k] = v;
         }
         return out;
       };
@@ -338,6 +340,7 @@
         if (!p || typeof p !== "object" || Array.isArray(p)) throw new Error(t("参数须为 JSON 对象", "Parameters must be a JSON object"));
         Object.assign(p, editor.touched);
         if (positive && positive.value.trim()) p.positive = positive.value.trim();
+        if (refit && refit.checked) p.refit = true;
         return p;
       };
       let seq = 0, timer = null;
@@ -390,6 +393,7 @@
           h("div", { class: "wide" }, presetNote),
           h("div", { class: "field wide" }, h("div", { class: "row" }, h("span", {}, t("列角色", "Column roles")), bindState), editor.err, editor.box),
           positive ? h("label", { class: "field wide" }, t("正类取值（可选）", "Positive class (optional)"), positive) : null,
+          refit ? h("label", { class: "field check wide" }, refit, t("评估后用全部行重新训练（用于评分新数据）", "Refit on all rows after the evaluation (for scoring new data)")) : null,
           h("label", { class: "field wide" }, t("其他参数（JSON）", "Other parameters (JSON)"), params),
           m.spark ? h("div", { class: "field wide" }, onSpark) : null,
           h("label", { class: "field wide" }, t("评分写入表", "Score into table"), score)),
@@ -548,7 +552,9 @@
       const ex = r.explanation || {};
       const notes = (r.notes && r.notes.length ? r.notes : ex.notes || []).map((n) => h("li", {}, n));
       const split = r.split || ex.split;
-      const fitting = ws ? await api(`/api/analytics/runs/${id}/score-tables?workspace=${encodeURIComponent(ws)}`).catch(() => []) : [];
+      const meta = await api(`/api/analytics/catalogue/${encodeURIComponent(r.model_key)}`).catch(() => null);
+      const scores = !meta || meta.scores !== false;  // clustering/graph/sequence entries may not score rows
+      const fitting = ws && scores ? await api(`/api/analytics/runs/${id}/score-tables?workspace=${encodeURIComponent(ws)}`).catch(() => []) : [];
       const scoreSel = h("select", { "data-testid": "score-dataset" }, fitting.map((d) => h("option", { value: d.name }, d.rows !== undefined && d.rows !== null ? `${d.name}（${fmt(d.rows)} ${t("行", "rows")}）` : d.name)));
       const scoreBtn = h("button", { class: "btn primary", "data-testid": "score-run", disabled: !fitting.length, onclick: async () => {
         try {
@@ -574,9 +580,12 @@
           pngs.length ? h("div", { class: "row small-gap", "data-testid": "png-exports" }, h("span", { class: "muted small" }, t("导出 PNG（用于报告）：", "Export PNG (for reports):")), pngs) : null),
         ctx.card(t("模型解释", "Explanation"), h("div", { "data-testid": "run-explanation" }, explanationCards(ctx, ex, r.binding ? ["binding"] : []))),
         ctx.card(t("用此模型评分工作区数据", "Score a workspace table with this model"),
-          !ws ? h("div", { class: "muted" }, t("请先选择工作区", "Choose a workspace first"))
+          !scores ? h("div", { class: "muted", "data-testid": "score-none" }, t("此模型不对数据行评分", "This model does not score rows"))
+            : !ws ? h("div", { class: "muted" }, t("请先选择工作区", "Choose a workspace first"))
             : fitting.length ? h("div", { class: "row", style: { gap: "8px" } }, scoreSel, scoreBtn)
-              : h("div", { class: "muted", "data-testid": "score-none" }, t(`工作区 ${ws} 中没有包含此模型所需各列的表`, `No table of workspace ${ws} has every column this model needs`)))].filter(Boolean));
+              : h("div", { class: "muted", "data-testid": "score-none" }, (r.engine || "local") !== "local"
+                ? t("Spark 引擎的运行不在控制台评分；请用本机引擎运行", "Runs on the Spark engine are not scored here; run on the local engine")
+                : t(`工作区 ${ws} 中没有包含此模型所需各列的表`, `No table of workspace ${ws} has every column this model needs`)))].filter(Boolean));
       if (!(r.plots || []).length) { charts.append(h("div", { class: "muted" }, t("此运行没有交互图表", "This run has no interactive charts"))); return; }
       const [C, specs] = await Promise.all([loadCharts(), api(`/api/analytics/runs/${id}/plots`)]);
       if (gone) return;
