@@ -153,3 +153,20 @@ def test_wide_table_services_are_inferred_from_flags():
     assert {"业务_StreamingTV", "业务_TechSupport"} <= set(feats) and "Churn" not in feats
     assert "customerID" not in feats and m.binding_.columns.get("id") == "customerID"
     assert ev.metrics["hit_rate@3"] >= ev.baseline["hit_rate@3"]
+
+
+@pytest.mark.slow
+def test_one_row_per_basket_with_the_items_in_one_column():
+    baskets = datasets.load_groceries()
+    df = pd.DataFrame({"小票": [f"R{i}" for i in range(len(baskets))], "商品清单": ["，".join(b) for b in baskets]})
+    m = ItemCFRecommender(session="小票", items="商品清单")
+    ev = m.evaluate(df)
+    assert m.binding_.columns == {"items": "商品清单", "session": "小票"}
+    assert m.baskets(df)[0] == [list(dict.fromkeys(b)) for b in baskets]
+    assert "rows of '商品清单'" in ev.explanation["notes"][0]
+    assert ev.metrics["hit_rate@3"] > ev.baseline["hit_rate@3"]
+    assert m.predict_table(df.head(3))["小票"].iloc[0] == "R0"
+    with pytest.raises(InvalidRequest, match="holds one item"):
+        ItemCFRecommender(items="商品清单").evaluate(df.assign(商品清单="milk"))
+    with pytest.raises(InvalidRequest, match="leave item"):
+        ItemCFRecommender(items="商品清单", item="小票").evaluate(df)

@@ -5,7 +5,8 @@
 - :class:`ItemCFRecommender`: item-item collaborative filtering (cosine similarity of item
   co-occurrence columns).
 
-Both take baskets from any table, in one of two shapes, bound by column roles
+Both take baskets from any table, in one of two shapes (or, third, one row per basket with
+its items listed in one column: role ``items``), bound by column roles
 (:mod:`.roles`), because an operator's data comes both ways:
 
 - **long** — one row per item of a basket: ``session`` (basket / order / customer id, any
@@ -24,6 +25,7 @@ and the model must put it in its top ``k`` recommendations among items the baske
 from __future__ import annotations
 
 import dataclasses
+import re
 import time
 from collections import Counter
 from typing import Any, ClassVar, Sequence
@@ -76,6 +78,13 @@ ROLES = (
          help_en="wide table: the customer id shown with each recommendation (row number otherwise)",
          help_zh="宽表：推荐结果中显示的客户编号（否则为行号）"),
 )
+ROLES = ROLES + (
+    Role("items", kinds=("text", "categorical"), required=False,
+         help_en="instead of item: one row per basket, its items in one column separated by commas, ';', '|' "
+                 "or '、' (session then names the basket, optional)",
+         help_zh="代替 item：每行一个购物篮，其物品写在一列中（以逗号、分号、| 或 、 分隔；session 可选，为篮子编号）"),
+)
+_LIST_SEP = re.compile(r"\s*[,;|，；、]\s*")
 _LONG = ("session", "item", "time", "value")
 _WIDE = ("features", "id")
 
@@ -205,6 +214,13 @@ class _BasketRecommender(MiningModel):
             raise InvalidRequest(f"{key}: bind either session + item (a long table, one row per item of a basket) "
                                  "or features (a wide table, one column per service), not both", param="features")
         inferred_features = None
+        if given.get("items") not in (None, ""):
+            if wide_given or given.get("item") not in (None, "") or given.get("time") or given.get("value"):
+                raise InvalidRequest(f"{key}: with items (one row per basket) leave item, time, value and features "
+                                     "unbound", param="items")
+            use = [dataclasses.replace(roles["items"], required=True), roles["session"]]
+            self.binding_ = bind(use, df, {"items": given["items"], "session": given.get("session")}, model_key=key)
+            return self.binding_
         if long_given or (not wide_given and {"transaction_id", "item"} <= set(df.columns)):
             shape = "long"
         elif wide_given or sum(c in df.columns for c in TELCO_COLUMNS) >= len(TELCO_COLUMNS) // 2:
@@ -241,6 +257,16 @@ class _BasketRecommender(MiningModel):
         df = df.rename(columns=str)
         b = binding or self.bind(df)
         cols = b.columns
+        if "items" in cols:
+            q, s = cols["items"], cols.get("session")
+            for c in (q, s):
+                if c is not None and c not in df.columns:
+                    raise InvalidRequest(f"{self.info.key}: the table lacks column {c!r}, which the model was "
+                                         f"fitted with; columns: {_columns_text(df)}", param=c)
+            baskets = [list(dict.fromkeys(x for x in _LIST_SEP.split(str(v).strip()) if x))
+                       if v is not None and (isinstance(v, str) or not pd.isna(v)) else [] for v in df[q].tolist()]
+            ids = df[s].map(plain).tolist() if s else list(range(1, len(df) + 1))
+            return baskets, ids, None, {"shape": "list", "rows": len(df), "items": q, "session": s}
         if "session" in cols:
             s, i, t, v = cols["session"], cols["item"], cols.get("time"), cols.get("value")
             for c in (s, i, t, v):
@@ -363,6 +389,10 @@ class _BasketRecommender(MiningModel):
         """Nothing to associate when no basket holds two items: say which binding to change."""
         if not baskets or max(map(len, baskets)) >= 2:
             return
+        if about["shape"] == "list":
+            raise InvalidRequest(f"{self.info.key}: every row of {about['items']!r} (role items) holds one item: "
+                                 "nothing to associate; bind items to the column listing a basket's items "
+                                 "(separated by commas)", param="items")
         if about["shape"] == "long":
             raise InvalidRequest(
                 f"{self.info.key}: every basket of column {about['session']!r} (role session) holds a single item "
@@ -381,6 +411,9 @@ class _BasketRecommender(MiningModel):
             return (f"Baskets: {len(baskets):,} values of {about['session']!r} ({multi:,} with >= 2 items), "
                     f"{n_items:,} distinct items of {about['item']!r}, from {about['rows_used']:,} of "
                     f"{about['rows']:,} rows{extra}.")
+        if about["shape"] == "list":
+            return (f"Baskets: {len(baskets):,} rows of {about['items']!r}, items separated by commas; {multi:,} "
+                    f"with >= 2 items, {n_items:,} distinct items.")
         if about["shape"] == "wide":
             return (f"Baskets: {len(baskets):,} rows, one per customer; items are the {len(about['features'])} "
                     f"service columns {', '.join(about['features'][:12])}"
@@ -398,6 +431,8 @@ class _BasketRecommender(MiningModel):
         fitted = getattr(self, "binding_", None)
         baskets, ids, _, about = self.baskets(df, fitted if fitted is not None and fitted.columns else None)
         id_col = about.get("session") or about.get("id") or "row"
+        if id_col == "basket":
+            id_col = "basket_id"
         rows = []
         for i, b in zip(ids, baskets):
             for rank, (item, score, why) in enumerate(self.recommend_scored(b, int(self.k)), 1):
@@ -459,14 +494,15 @@ class AprioriCrossSell(_BasketRecommender):
 
     def __init__(self, session: str | None = None, item: str | None = None, time: str | None = None,
                  value: str | None = None, features: list[str] | None = None, id: str | None = None,
-                 min_support: float = 0.01, min_confidence: float = 0.1, max_len: int = 4, k: int = 3,
-                 test_size: float = 0.25, seed: int = 0):
+                 items: str | None = None, min_support: float = 0.01, min_confidence: float = 0.1, max_len: int = 4,
+                 k: int = 3, test_size: float = 0.25, seed: int = 0):
         self.session = session
         self.item = item
         self.time = time
         self.value = value
         self.features = features
         self.id = id
+        self.items = items
         self.min_support = min_support
         self.min_confidence = min_confidence
         self.max_len = max_len
@@ -588,13 +624,15 @@ class ItemCFRecommender(_BasketRecommender):
 
     def __init__(self, session: str | None = None, item: str | None = None, time: str | None = None,
                  value: str | None = None, features: list[str] | None = None, id: str | None = None,
-                 k: int = 3, shrinkage: float = 10.0, test_size: float = 0.25, seed: int = 0):
+                 items: str | None = None, k: int = 3, shrinkage: float = 10.0, test_size: float = 0.25,
+                 seed: int = 0):
         self.session = session
         self.item = item
         self.time = time
         self.value = value
         self.features = features
         self.id = id
+        self.items = items
         self.k = k
         self.shrinkage = shrinkage
         self.test_size = test_size
