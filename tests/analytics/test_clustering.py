@@ -216,3 +216,22 @@ def test_inferred_duplicate_columns_are_left_out_with_the_reason():
     assert "年消费" not in m.binding_["features"] and "duplicates '月消费'" in m.binding_.dropped["年消费"]
     m = GaussianMixtureSegments(max_components=2, features=["月消费", "年消费"]).fit(df)  # bound: kept
     assert m.binding_["features"] == ["月消费", "年消费"]
+
+
+@pytest.mark.slow
+def test_a_run_on_a_workspace_table_records_binding_and_scores_keeping_columns(service, ws):
+    from tests.analytics.conftest import TENANT
+
+    df, params = _cases.em_case()
+    service.workspaces.save_frame(TENANT, ws, "客户", df.head(1500), source="csv")
+    r = service.runs.wait(TENANT, service.start_run(TENANT, "segments_em", workspace=ws, dataset="客户",
+                                                    params={**params, "max_components": 4})["id"], 120)
+    assert r["status"] == "succeeded", r["error"]
+    assert r["binding"]["columns"]["label"] == "流失" and r["binding"]["columns"]["features"] == ["在网月数", "月消费",
+                                                                                                  "累计消费"]
+    assert {"segments", "clusters", "bic"} <= set(r["plots"]) and r["beats_baseline"] is True
+    scored = service.workspaces.frame(TENANT, ws, service.score(TENANT, r["id"], ws, "客户", "细分")["name"])
+    assert {"客户编号", "合约", "segment", "probability"} <= set(scored.columns) and "customerID" not in scored
+    bad = service.runs.wait(TENANT, service.start_run(TENANT, "segments_kmodes", workspace=ws, dataset="客户",
+                                                      params={"features": ["合约", "无此列"]})["id"], 60)
+    assert bad["status"] == "failed" and "'无此列'" in bad["error"]

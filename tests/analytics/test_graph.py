@@ -168,3 +168,23 @@ def test_weighted_null_keeps_each_node_s_strength():
     lost = sum(s_g.values()) - sum(s_h.values())  # only the self-pairs are dropped
     assert 0 <= lost < 0.05 * sum(s_g.values())
     assert max(abs(s_g[n] - s_h[n]) for n in g) <= 0.1 * max(s_g.values())
+
+
+def test_a_run_on_a_workspace_edge_table_records_binding_and_plots(service, ws):
+    from tests.analytics.conftest import TENANT
+
+    service.workspaces.save_frame(TENANT, ws, "通话", _two_villages(), source="csv")
+    r = service.start_run(TENANT, "social_circles", workspace=ws, dataset="通话", preset="circles")
+    r = service.runs.wait(TENANT, r["id"], 120)
+    assert r["status"] == "succeeded", r["error"]
+    assert r["binding"]["columns"] == {"source": "主叫", "destination": "被叫", "weight": "通话次数"}
+    assert r["beats_baseline"] is True and "graph" in r["plots"]
+    scored = service.score(TENANT, r["id"], ws, "通话", "圈子")
+    nodes = service.workspaces.frame(TENANT, ws, scored["name"])
+    assert len(nodes) == 60 and nodes["community"].nunique() == 2
+    # self-loops only: a clear failure naming the columns
+    service.workspaces.save_frame(TENANT, ws, "自环", pd.DataFrame({"主叫": ["a", "b"], "被叫": ["a", "b"]}),
+                                  source="csv")
+    bad = service.runs.wait(TENANT, service.start_run(TENANT, "social_circles", workspace=ws, dataset="自环")["id"],
+                            60)
+    assert bad["status"] == "failed" and "self-loop" in bad["error"] and "'主叫'" in bad["error"]
