@@ -576,7 +576,8 @@ class HmmWordTagger(MiningModel):
                 "per_label": [{"label": r[0], "holdout_tokens": r[1], "precision": r[2], "recall": r[3]}
                               for r in per_tag],
                 "notes": [f"{len(groups):,} sentences of {b['sentence']!r} ({sum(len(t) for t, _ in groups):,} tokens "
-                          f"of {tok!r}, labels {', '.join(self.states_[:12])}{' …' if len(self.states_) > 12 else ''}); "
+                          f"of {tok!r}, labels {', '.join(self.states_[:12])}"
+                          f"{' …' if len(self.states_) > 12 else ''}); "
                           "tokens in table order within each sentence.",
                           "Baseline: each token's most frequent label in the training sentences (unseen tokens get "
                           "the most frequent label); word_f1 here is the F1 of the labelled units."]}

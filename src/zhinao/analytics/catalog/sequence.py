@@ -98,7 +98,8 @@ class NextContentPrefixSpan(MiningModel):
         ))
 
     def __init__(self, session: str | None = None, item: str | None = None, time: str | None = None,
-                 sequence: str | None = None, min_support: float = 0.001, max_len: int = 4, context: int = 4, k: int = 3,
+                 sequence: str | None = None, min_support: float = 0.001, max_len: int = 4, context: int = 4,
+                 k: int = 3,
                  max_sessions: int = 50_000, truncate: int = 20, test_size: float = 0.2, seed: int = 0):
         self.session = session
         self.item = item
@@ -129,7 +130,8 @@ class NextContentPrefixSpan(MiningModel):
             raise InvalidRequest(f"{self.info.key}: with sequence (one row per session) leave item and time unbound",
                                  param="sequence")
         roles = {r.name: r for r in self.info.roles}
-        use = [dataclasses.replace(roles["sequence"], required=True), dataclasses.replace(roles["session"], required=False)]
+        use = [dataclasses.replace(roles["sequence"], required=True),
+               dataclasses.replace(roles["session"], required=False)]
         self.binding_ = bind(use, df, {"sequence": self.sequence, "session": self.session}, model_key=self.info.key)
         return self.binding_
 
@@ -348,7 +350,8 @@ class NextContentPrefixSpan(MiningModel):
                           for a, rs in self.rules_.items() for conf, sup, item in rs[:1]),
                          key=lambda r: -r[3])[: plots.MAX_ROWS], "下一个内容规则 Next-item rules (by support)"),
               "hit_rate": {"type": "line", "title": "命中率 Hit@k (hold-out)", "x_label": "k", "y_label": "hit rate",
-                           "series": [{"name": "模型 model", "points": [[kk, round(a, 6)] for kk, (a, _) in curve.items()]},
+                           "series": [{"name": "模型 model",
+                                       "points": [[kk, round(a, 6)] for kk, (a, _) in curve.items()]},
                                       {"name": "基线 most popular", "dashed": True,
                                        "points": [[kk, round(b, 6)] for kk, (_, b) in curve.items()]}]},
               "vs_baseline": plots.compare(metrics, baseline, "模型与基线 Model vs baseline", "most popular items")}
