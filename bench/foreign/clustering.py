@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pandas as pd
 
-ORANGE = Path(__file__).resolve().parents[2].parent / "shared" / "benchmarks" / "orange-telecom-churn" / "churn-bigml-80.csv"
+SHARED = Path(__file__).resolve().parents[2].parent / "shared"
+ORANGE = SHARED / "benchmarks" / "orange-telecom-churn" / "churn-bigml-80.csv"
 
 
 def orange() -> pd.DataFrame:

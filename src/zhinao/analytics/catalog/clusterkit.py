@@ -220,5 +220,6 @@ def kind_of(df: pd.DataFrame, c: str) -> str:
     return column_kind(df[c], c)
 
 
-__all__ = ["FEW_LEVELS", "LabelView", "as_number", "check_not_empty", "drop_few_levels", "drop_redundant", "kind_of", "mode_profile",
+__all__ = ["FEW_LEVELS", "LabelView", "as_number", "check_not_empty", "drop_few_levels", "drop_redundant", "kind_of",
+           "mode_profile",
            "numeric_frame", "pca_scatter", "split", "with_columns"]

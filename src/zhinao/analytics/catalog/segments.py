@@ -218,7 +218,8 @@ class KModesSegments(MiningModel):
             ax.set_ylabel("规模 size")
         ax.set_title("KModes 客户细分 (hold-out)")
         return Evaluation(metrics=metrics, baseline=baseline, baseline_name="random segments, same sizes",
-                          explanation=expl, charts={"segment_churn" if lv.binary else "segment_sizes": charts.to_png(fig)},
+                          explanation=expl,
+                          charts={"segment_churn" if lv.binary else "segment_sizes": charts.to_png(fig)},
                           plots=plots_)
 
 
@@ -305,7 +306,8 @@ class GaussianMixtureSegments(MiningModel):
         self.bic_path_ = {}
         best = None
         for k in range(1, max(1, int(self.max_components)) + 1):
-            gm = GaussianMixture(k, covariance_type="full", random_state=int(self.seed), n_init=1, reg_covar=1e-4).fit(Z)
+            gm = GaussianMixture(k, covariance_type="full", random_state=int(self.seed), n_init=1,
+                                 reg_covar=1e-4).fit(Z)
             bic = float(gm.bic(Z))
             self.bic_path_[k] = bic
             if best is None or bic < best[0]:
