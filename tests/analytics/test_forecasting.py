@@ -314,3 +314,17 @@ def test_an_odd_step_asks_for_a_frequency():
         CalendarRegressionForecast(time="ts", value="kpi").evaluate(df)
     p = prepare(df, "ts", "kpi", frequency="hourly")
     assert len(p.series[None]) == 75 and p.series[None].iloc[0] == 1 + 2 + 3 + 4
+
+
+def test_flags_as_text_and_bad_options_are_clear():
+    t = _chinese_cells([1, 10])
+    with pytest.raises(InvalidRequest, match="per_group must be true or false, got 'maybe'"):
+        CalendarRegressionForecast(time="时间", value="话务量", group="小区", per_group="maybe").evaluate(t)
+    with pytest.raises(InvalidRequest, match="aggregate 'median' is not one of"):
+        CalendarRegressionForecast(time="时间", value="话务量", aggregate="median").evaluate(t)
+    with pytest.raises(InvalidRequest, match="frequency 'fortnightly' is not one of"):
+        CalendarRegressionForecast(time="时间", value="话务量", frequency="fortnightly").evaluate(t)
+    ev = CalendarRegressionForecast(time="时间", value="话务量", group="小区", per_group="false",
+                                    calendar="IT-MI").evaluate(t)
+    assert "groups" not in ev.explanation
+    assert any("The 2 groups of '小区' are combined into one series" in n for n in ev.explanation["notes"])

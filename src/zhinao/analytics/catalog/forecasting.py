@@ -108,8 +108,14 @@ class _Core:
         if ok.sum() < 8:
             raise InvalidRequest(f"too few points to fit: {int(ok.sum())} after the {max(self.lags)}-"
                                  f"{self.freq.unit_en} lag; give a longer series", code="too_few_rows")
-        self.columns = list(X.columns)
-        self._fit(X.to_numpy()[ok], z.to_numpy()[ok], z.iloc[np.flatnonzero(ok)])
+        # a calendar flag seen on fewer than 3 training rows cannot be estimated (two holidays that
+        # both fell on a weekend say nothing about a holiday on a Wednesday): leave it out, say so
+        Xt = X[ok]
+        rare = {c: int((Xt[c] != 0).sum()) for c in X.columns
+                if set(np.unique(Xt[c])) <= {0.0, 1.0} and 0 < (Xt[c] != 0).sum() < 3}
+        self.rare = rare
+        self.columns = [c for c in X.columns if c not in rare]
+        self._fit(Xt[self.columns].to_numpy(), z.to_numpy()[ok], z.iloc[np.flatnonzero(ok)])
         return self
 
     def _fit(self, X: np.ndarray, y: np.ndarray, z: pd.Series) -> None:  # pragma: no cover - abstract
@@ -297,7 +303,7 @@ class _Forecaster(MiningModel):
         if self.group_value is not None and b.get("group") is None:
             raise InvalidRequest("group_value needs a group column: bind it with -p group=COLUMN", param="group")
         prep = prepare(data, b["time"], b["value"], b.get("group"), group_value=self.group_value,
-                       per_group=bool(self.per_group), max_groups=int(self.max_groups), frequency=self.frequency,
+                       per_group=_flag(self.per_group, "per_group"), max_groups=int(self.max_groups), frequency=self.frequency,
                        aggregate=str(self.aggregate), fill_missing=str(self.fill_missing))
         cal = calendars.resolve(self.calendar, columns=b.used(), data=data)
         return prep, cal
@@ -402,6 +408,9 @@ class _Forecaster(MiningModel):
         notes = list(prep.notes)
         notes.append(f"Series: {b['value']!r} by {b['time']!r}, {freq.name} ({prep.info['frequency_how']}).")
         notes.append(f"Holiday calendar: {cal.name_en} — {cal.reason_en} / 节假日日历：{cal.name_zh}，{cal.reason_zh}")
+        if main["core"].rare:
+            notes.append("Left out calendar flags seen on fewer than 3 training rows (cannot be estimated): "
+                         + ", ".join(f"{k} ({v})" for k, v in main["core"].rare.items()) + ".")
         if main["core"].transform == "none":
             notes.append(f"{b['value']!r} has values below zero: modelled on its own scale (no log).")
         if getattr(data, "attrs", {}).get(calendars.DEMO_ATTR):
@@ -522,6 +531,18 @@ class _Forecaster(MiningModel):
         frame = frame[X.notna().all(axis=1).to_numpy()].reset_index(drop=True)
         return {"frame": frame, "features": list(X.columns), "holdout_rows": n_test, "log_target": core.transform == "log1p",
                 "notes": list(prep.notes) + [f"Holiday calendar: {cal.name_en} ({cal.reason_en})"]}
+
+
+def _flag(v: Any, name: str) -> bool:
+    """A boolean parameter, also as the text an API client or a form sends ("true", "否" …)."""
+    if isinstance(v, (bool, np.bool_)) or v is None:
+        return bool(v)
+    t = str(v).strip().lower()
+    if t in ("1", "true", "yes", "y", "on", "是"):
+        return True
+    if t in ("0", "false", "no", "n", "off", "否", ""):
+        return False
+    raise InvalidRequest(f"{name} must be true or false, got {show(v)}", param=name)
 
 
 def _where(model: Any, label: Any) -> str:

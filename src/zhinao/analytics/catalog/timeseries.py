@@ -14,6 +14,7 @@ lags, hold-out per frequency), the calendar design matrix and the error metrics.
 from __future__ import annotations
 
 import re
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -106,12 +107,21 @@ def parse_times(s: pd.Series, column: str) -> pd.Series:
                                  "as YYYYMMDD or YYYYMM)", param="time")
     else:
         txt = s.astype("string").str.strip()
-        norm = txt
+        # a long table repeats each time once per cell/region: parse the distinct values only
+        codes, uniq = pd.factorize(txt)
+        norm = pd.Series(uniq, dtype="string")
         if norm.str.contains(r"[年月日号时点]", regex=True, na=False).any():
             for pat, rep in _ZH_DATE:
                 norm = norm.str.replace(pat, rep, regex=True)
             norm = norm.str.strip()
-        out = pd.to_datetime(norm, errors="coerce", format="mixed")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "could not infer format": the mixed pass below handles it
+            parsed = pd.to_datetime(norm, errors="coerce")  # one inferred format: fast
+        if parsed.isna().any():
+            parsed = parsed.fillna(pd.to_datetime(norm.where(parsed.isna()), errors="coerce", format="mixed"))
+        vals = parsed.to_numpy()
+        out = pd.Series(np.where(codes >= 0, vals[np.maximum(codes, 0)], np.datetime64("NaT")) if len(vals) else
+                        np.full(len(txt), np.datetime64("NaT"), "datetime64[ns]"), index=s.index)
         bad = out.isna() & txt.notna() & txt.ne("")
         if bad.any():
             raise InvalidRequest(f"column {column!r} (role 'time') has values that are not dates or times, e.g. "
