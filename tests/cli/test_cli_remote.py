@@ -276,13 +276,14 @@ JSON_ARGS: dict[str, list[str]] = {
     "data profile": ["data", "profile", "telco", "-w", "demo"], "data glossary": ["data", "glossary"],
     "data query": ["data", "query", "select 1 as one"], "data catalog": ["data", "catalog"],
     "data runs": ["data", "runs"], "data sources list": ["data", "sources", "list"],
+    "data runs show": ["data", "runs", "show", "1"],
     "models list": ["models", "list"], "models packs": ["models", "packs"], "tenants list": ["tenants", "list"],
     "users list": ["users", "list"], "keys list": ["keys", "list"], "usage": ["usage"],
     "audit verify": ["audit", "verify"],
 }
 
 
-SLOW_JSON = {"kb demo", "kb eval", "data run", "models run"}  # the whole corpus, a training run
+SLOW_JSON = {"kb demo", "kb eval", "data run", "models run", "data runs show"}  # the whole corpus, a training run
 
 
 def _json_commands() -> list:
@@ -310,6 +311,8 @@ def test_json_output_is_one_json_document(command, settings, tmp_path):
         assert runner.invoke(app, ["kb", "create", "jc"]).exit_code == 0
     if command == "kb eval":
         assert runner.invoke(app, ["kb", "add", subst["{file}"], "-c", "jc"]).exit_code == 0
+    if command == "data runs show":  # run 1 must exist
+        assert runner.invoke(app, ["data", "run", "churn_logistic"]).exit_code == 0
     r = runner.invoke(app, [subst.get(a, a) for a in args] + ["--json"])
     assert r.exit_code == 0, r.output
     json.loads(r.stdout)  # stdout holds exactly one JSON document (progress and notes went to stderr)

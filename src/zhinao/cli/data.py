@@ -314,10 +314,13 @@ def run(key: str, workspace: str = typer.Option(None, "--workspace", "-w", help=
                 bar.update(task, completed=r.get("progress", 0.0),
                            description=f"{key} v{r['version']} {r.get('message', '') or r['status']}")
                 if r["status"] in ("succeeded", "failed"):
+                    if r["status"] == "failed":  # the one message below says it; no red bar above it
+                        bar.update(task, visible=False)
                     break
                 time.sleep(0.3)
         charts = b.chart_files(r) if r["status"] == "succeeded" else []
-    r = {"run_id": r["id"], **r, "chart_files": charts}
+        artifacts = b.artifacts(r) if r["status"] == "succeeded" else None
+    r = {"run_id": r["id"], **r, "chart_files": charts, "artifacts": artifacts}
     if as_json:
         output.print_json(r)
         if r["status"] != "succeeded":
@@ -366,6 +369,8 @@ def _show_run(r: dict[str, Any], workspace: str | None = None) -> None:
         console.print(f"  note: {note}", markup=False, highlight=False)
     for f in r.get("chart_files") or []:
         console.print(f"  chart: {f}", markup=False, highlight=False)
+    if r.get("artifacts"):
+        console.print(f"saved: {r['artifacts']}", markup=False, highlight=False)
     if r.get("score_table"):
         console.print(f"scores written to table {r['score_table']}" + (f" in workspace {workspace}" if workspace else ""),
                       markup=False, highlight=False)
@@ -403,7 +408,8 @@ def runs_show(run_id: int, local: bool = LOCAL, as_json: bool = JSON) -> None:
     with backend.analytics(local) as b:
         r = b.get_run(run_id)
         charts = b.chart_files(r) if r["status"] == "succeeded" else []
-    r = {"run_id": r["id"], **r, "chart_files": charts}
+        artifacts = b.artifacts(r) if r["status"] == "succeeded" else None
+    r = {"run_id": r["id"], **r, "chart_files": charts, "artifacts": artifacts}
     if as_json:
         output.print_json(r)
         return
