@@ -328,3 +328,29 @@ def test_flags_as_text_and_bad_options_are_clear():
                                     calendar="IT-MI").evaluate(t)
     assert "groups" not in ev.explanation
     assert any("The 2 groups of '小区' are combined into one series" in n for n in ev.explanation["notes"])
+
+
+# -- through the runner: a workspace table, the run record, the scored table ------------------
+
+@pytest.mark.slow
+def test_a_run_on_a_workspace_table_with_chinese_columns(service, ws):
+    from tests.analytics.conftest import TENANT
+
+    service.workspaces.save_frame(TENANT, ws, "cells", _chinese_cells([1, 10]), source="csv", replace=True)
+    r = service.start_run(TENANT, "traffic_linear", workspace=ws, dataset="cells", preset="cell_traffic",
+                          params={"time_column": "时间", "value": "话务量", "group": "小区", "calendar": "IT-MI"},
+                          score_table="cells_forecast")
+    r = service.runs.wait(TENANT, r["id"], timeout=300)
+    assert r["status"] == "succeeded", r["error"]
+    assert r["binding"]["columns"] == {"time": "时间", "value": "话务量", "group": "小区"}
+    assert r["metrics"]["mae"] < r["baseline"]["mae"]
+    out = service.workspaces.frame(TENANT, ws, "cells_forecast")
+    assert {"小区", "时间", "prediction", "lower", "upper"} <= set(out.columns) and len(out) == 2 * 24
+    assert service.runs.plots(TENANT, r["id"])["forecast"]["type"] == "forecast"
+    # bad input fails the run with one clear message naming the column and an example value
+    bad = _chinese_cells([1])
+    bad.loc[bad.index[3], "时间"] = "昨天下午"
+    service.workspaces.save_frame(TENANT, ws, "bad", bad, source="csv", replace=True)
+    r = service.start_run(TENANT, "traffic_arima", workspace=ws, dataset="bad", params={"time": "时间", "value": "话务量"})
+    r = service.runs.wait(TENANT, r["id"], timeout=120)
+    assert r["status"] == "failed" and "'时间'" in r["error"] and "昨天下午" in r["error"]
