@@ -12,6 +12,7 @@ Fixtures (``live_server``, ``admin_page``) from tests/e2e/conftest.py.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -66,6 +67,10 @@ def test_run_dialog_binds_a_user_table_runs_and_draws(admin_page, live_server, t
     row.wait_for()
     assert "逻辑回归" in row.locator("[data-testid=algorithm]").inner_text()
     assert row.locator("[data-testid=task]").inner_text() == "分类"
+    # every entry: no English word left in a zh algorithm name (names such as KMeans, PageRank, CART stay)
+    algos = page.locator("[data-testid=catalogue] [data-testid=algorithm]").all_inner_texts()
+    assert len(algos) >= 15 and not [a for a in algos if re.search(r"\b[a-z]{3,}\b", a)], algos
+    assert not [x for x in page.locator("[data-testid=catalogue] [data-testid=task]").all_inner_texts() if re.search("[A-Za-z]", x)]
 
     # the dialog: pick the user's table, the inferred binding is shown
     page.click("[data-testid=run-churn_logistic]")

@@ -192,7 +192,10 @@
     [/logistic regression/gi, "逻辑回归"], [/linear regression/gi, "线性回归"], [/decision tree/gi, "决策树"],
     [/gradient[- ]boost(ed|ing)( decision)? trees?/gi, "梯度提升树"], [/gradient boosting/gi, "梯度提升"], [/random forest/gi, "随机森林"],
     [/multi-?layer perceptron/gi, "多层感知机"], [/neural network/gi, "神经网络"], [/support vector machine/gi, "支持向量机"],
-    [/RBF kernel/g, "RBF 核"], [/linear kernel/gi, "线性核"], [/(multinomial|gaussian|categorical|mixed) naive Bayes/gi, "$1 朴素贝叶斯"],
+    [/RBF kernel/g, "RBF 核"], [/linear kernel/gi, "线性核"], [/multinomial naive Bayes/gi, "多项式朴素贝叶斯"],
+    [/Gaussian for numbers/gi, "数值用高斯分布"], [/categorical for categories/gi, "类别用类别分布"],
+    [/standardi[sz]ed numbers/gi, "数值标准化"], [/one-hot categories/gi, "类别独热编码"], [/\bcosine\b/gi, "余弦相似度"],
+    [/^PrefixSpan$/, "PrefixSpan 序列模式挖掘"],
     [/naive Bayes/gi, "朴素贝叶斯"], [/k-?nearest neighbou?rs?/gi, "K 近邻"], [/\bKMeans\b/g, "K 均值（KMeans）"], [/\bKModes\b/g, "K 众数（KModes）"],
     [/Gaussian mixture/gi, "高斯混合"], [/regression with ARIMA errors/gi, "带 ARIMA 误差的回归"], [/order chosen by AIC/gi, "按 AIC 选阶"],
     [/Louvain community detection/gi, "Louvain 社区发现"], [/PageRank centrality/gi, "PageRank 中心性"],
@@ -280,13 +283,15 @@
             if (sel.value === "") delete touched[role.name]; else touched[role.name] = sel.value;
             onChange();
           } },
-          h("option", { value: "" }, role.required && !role.infer && !role.demo ? t("— 请选择 —", "— choose —") : t("（自动推断）", "(infer)")),
+          h("option", { value: "" }, role.required && !role.infer && !role.demo ? t("— 请选择 —", "— choose —")
+            : role.required ? t("（自动推断）", "(infer)") : t("（自动推断，可不用）", "(infer, optional)")),
           ordered.map((c) => h("option", { value: c.name, selected: c.name === value }, `${c.name} · ${word(t, "kind", c.kind)}${fits(c) ? "" : " ✗"}`)));
           if (value && !cols.some((c) => c.name === value)) sel.appendChild(h("option", { value, selected: true }, value));
           control = sel;
         }
         box.append(h("div", { class: "role-row", "data-role": role.name },
-          h("div", { class: "role-name" }, h("strong", {}, word(t, "role", role.name)), h("span", { class: "mono muted" }, role.name),
+          h("div", { class: "role-name" }, h("strong", {}, word(t, "role", role.name)),
+            word(t, "role", role.name) !== role.name ? h("span", { class: "mono muted" }, role.name) : null,
             role.required ? h("span", { class: "req", title: t("必需", "required") }, "*") : null,
             inferred ? h("span", { class: "badge blue", "data-testid": "inferred-" + role.name }, t("自动推断", "inferred")) : null,
             h("div", { class: "muted small" }, t(role.help_zh || role.help_en, role.help_en || role.help_zh)),
