@@ -354,3 +354,18 @@ def test_a_run_on_a_workspace_table_with_chinese_columns(service, ws):
     r = service.start_run(TENANT, "traffic_arima", workspace=ws, dataset="bad", params={"time": "时间", "value": "话务量"})
     r = service.runs.wait(TENANT, r["id"], timeout=120)
     assert r["status"] == "failed" and "'时间'" in r["error"] and "昨天下午" in r["error"]
+
+
+def test_forecast_rolls_past_the_shortest_lag_and_design_serves_other_engines():
+    m = CalendarRegressionForecast().fit(datasets.load_milan_total())
+    fc = m.forecast(72)  # three days: day two and three are forecast from the model's own day one
+    assert len(fc) == 72 and fc["timestamp"].is_monotonic_increasing and fc["prediction"].notna().all()
+    assert (fc["lower"] <= fc["upper"]).all()
+    with pytest.raises(InvalidRequest, match="steps must be between"):
+        m.forecast(10_000)
+    d = CalendarRegressionForecast(time="时间", value="话务量", group="小区", group_value=1,
+                                   calendar="IT-MI").regression_design(_chinese_cells([1, 10]))
+    f = d["frame"]
+    assert d["holdout_rows"] == 168 and d["log_target"] and set(d["features"]) <= set(f.columns)
+    assert len(f) == 1488 - 168 and f[d["features"]].notna().all().all()  # rows with both lags known
+    assert np.allclose(f["baseline"].iloc[24:], f["y"].iloc[:-24])  # seasonal naive: same hour a day earlier
