@@ -69,9 +69,9 @@ CASES = [
          "(per_group, 小区话务量预测), hourly", load=per_cell_long,
          params={"time": "统计时间", "value": "话务量", "group": "小区编号", "per_group": True, "max_groups": 5,
                  "calendar": "IT-MI"}),
-    dict(key="traffic_arima", table="Milan per-cell matrix, one series per cell for the 5 busiest cells "
+    dict(key="traffic_arima", table="Milan per-cell matrix, one series per cell for the 3 busiest cells "
          "(per_group), hourly", load=per_cell_long,
-         params={"time": "统计时间", "value": "话务量", "group": "小区编号", "per_group": True, "max_groups": 5,
+         params={"time": "统计时间", "value": "话务量", "group": "小区编号", "per_group": True, "max_groups": 3,
                  "calendar": "IT-MI"}),
     dict(key="traffic_linear", table="Milan per-cell hourly rows aggregated by the entry to daily totals over all "
          "281 cells (frequency=daily; 62 days)", load=per_cell_long,
