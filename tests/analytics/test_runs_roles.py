@@ -118,6 +118,7 @@ def test_cli_run_json_runs_show_and_a_failed_run_without_traceback(tmp_path):
     r = _cli(home, "data", "runs", "show", str(rec["run_id"]))
     assert r.returncode == 0, r.stderr
     assert "是否流失" in r.stdout and "auc" in r.stdout and "chart:" in r.stdout and "split:" in r.stdout
+    assert "lift by decile" in r.stdout and "thresholds" in r.stdout
     r = _cli(home, "data", "runs", "show", str(rec["run_id"]), "--json")
     assert json.loads(r.stdout)["binding"] == rec["binding"]
     # a failed run: one clear message, exit 1, no traceback, no artefact folder

@@ -360,11 +360,16 @@ def _show_run(r: dict[str, Any], workspace: str | None = None) -> None:
     if split:
         console.print("split: " + ", ".join(f"{k}={v}" for k, v in split.items()), markup=False, highlight=False)
     expl = r.get("explanation") or {}
-    lift = expl.get("lift")
+    lift = expl.get("lift_by_decile") or expl.get("lift")
     if isinstance(lift, list) and lift and isinstance(lift[0], dict):
         output.table(["decile", "rows", "positives", "rate", "lift", "capture"],
                      [[x.get("decile"), x.get("rows"), x.get("positives"), _fmt(x.get("rate")), _fmt(x.get("lift")),
                        _fmt(x.get("cumulative_capture"))] for x in lift], title="lift by decile 十分位提升度")
+    thr = expl.get("thresholds")
+    if isinstance(thr, list) and thr and isinstance(thr[0], dict) and "threshold" in thr[0]:
+        output.table(["threshold", "flagged", "precision", "recall", "f1"],
+                     [[_fmt(x.get("threshold")), _fmt(x.get("flagged_share")), _fmt(x.get("precision")),
+                       _fmt(x.get("recall")), _fmt(x.get("f1"))] for x in thr], title="thresholds 阈值表")
     for note in r.get("notes") or expl.get("notes", []):
         console.print(f"  note: {note}", markup=False, highlight=False)
     for f in r.get("chart_files") or []:
