@@ -143,8 +143,8 @@ def test_calendar_codes_are_checked():
         calendars.parse("XQ")
     with pytest.raises(InvalidRequest, match="no subdivision 'ZZ'"):
         calendars.parse("IT-ZZ")
-    with pytest.raises(InvalidRequest, match="calendar"):
-        CalendarRegressionForecast(calendar="Mars").fit(datasets.load_milan_total())
+    with pytest.raises(InvalidRequest, match="calendar 'Mars'"):  # at construction: a 400 when a run starts
+        CalendarRegressionForecast(calendar="Mars")
 
 
 def test_auto_calendar_follows_the_table_and_the_setting(monkeypatch):
@@ -319,11 +319,13 @@ def test_an_odd_step_asks_for_a_frequency():
 def test_flags_as_text_and_bad_options_are_clear():
     t = _chinese_cells([1, 10])
     with pytest.raises(InvalidRequest, match="per_group must be true or false, got 'maybe'"):
-        CalendarRegressionForecast(time="时间", value="话务量", group="小区", per_group="maybe").evaluate(t)
+        CalendarRegressionForecast(time="时间", value="话务量", group="小区", per_group="maybe")
     with pytest.raises(InvalidRequest, match="aggregate 'median' is not one of"):
-        CalendarRegressionForecast(time="时间", value="话务量", aggregate="median").evaluate(t)
+        ArimaForecast(time="时间", value="话务量", aggregate="median")
     with pytest.raises(InvalidRequest, match="frequency 'fortnightly' is not one of"):
-        CalendarRegressionForecast(time="时间", value="话务量", frequency="fortnightly").evaluate(t)
+        CalendarRegressionForecast(time="时间", value="话务量", frequency="fortnightly")
+    with pytest.raises(InvalidRequest, match="alpha must be between 0 and 1"):
+        CalendarRegressionForecast(alpha=5)
     ev = CalendarRegressionForecast(time="时间", value="话务量", group="小区", per_group="false",
                                     calendar="IT-MI").evaluate(t)
     assert "groups" not in ev.explanation

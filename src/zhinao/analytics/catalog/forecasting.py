@@ -533,6 +533,23 @@ class _Forecaster(MiningModel):
                 "notes": list(prep.notes) + [f"Holiday calendar: {cal.name_en} ({cal.reason_en})"]}
 
 
+def _check_options(m: "_Forecaster") -> None:
+    """Cheap checks at construction, so a run with a bad option is a 400 when it starts, not a failed
+    job later (values are stored unchanged: sklearn's ``clone`` keeps working)."""
+    from zhinao.analytics.catalog.timeseries import AGGREGATES, FILLS, parse_frequency
+
+    if m.aggregate not in AGGREGATES:
+        raise InvalidRequest(f"aggregate {m.aggregate!r} is not one of {', '.join(AGGREGATES)}", param="aggregate")
+    if m.fill_missing not in FILLS:
+        raise InvalidRequest(f"fill_missing {m.fill_missing!r} is not one of {', '.join(FILLS)}", param="fill_missing")
+    parse_frequency(m.frequency)
+    if m.calendar is not None and str(m.calendar).strip():
+        calendars.parse(m.calendar)
+    _flag(m.per_group, "per_group")
+    if not 0 < float(m.alpha) < 1:
+        raise InvalidRequest(f"alpha must be between 0 and 1 (0.05 = a 95% interval), got {m.alpha}", param="alpha")
+
+
 def _flag(v: Any, name: str) -> bool:
     """A boolean parameter, also as the text an API client or a form sends ("true", "否" …)."""
     if isinstance(v, (bool, np.bool_)) or v is None:
@@ -620,6 +637,7 @@ class ArimaForecast(_Forecaster):
         self.max_p = max_p
         self.max_q = max_q
         self.max_d = max_d
+        _check_options(self)
 
     def _core(self, freq, lags, cal, label=None) -> _Core:
         order = getattr(self, "_fixed_order", None)
@@ -686,6 +704,7 @@ class CalendarRegressionForecast(_Forecaster):
         self.holdout = holdout
         self.alpha = alpha
         self.ridge = ridge
+        _check_options(self)
 
     def _core(self, freq, lags, cal, label=None) -> _Core:
         return _LinearCore(freq, lags, cal, self.alpha, self.ridge)
