@@ -195,6 +195,7 @@ class PlanTree(TabularClassifier):
                                        note_zh="用可读的 if-then 规则刻画离网（将 target 绑定到离网标记列）。")))
     purpose_en = "Rules use raw values (numbers are not scaled), so they read as the table's own units."
     scale_numbers = False
+    two_class_inferred = False  # plans, segments: several classes are what it is for
 
     def __init__(self, target: Any = None, features: Any = None, id: Any = None, positive: Any = None,  # noqa: A002
                  exclude: Any = None, refit: bool = False, max_depth: int = 5, min_samples_leaf: int = 20,

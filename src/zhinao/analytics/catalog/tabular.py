@@ -276,7 +276,9 @@ class TabularClassifier(MiningModel):
     scale_numbers: ClassVar[bool] = True  #: trees split on raw values, so their rules stay readable
     permutation_rows: ClassVar[int] = 600  #: hold-out rows the permutation importance shuffles
     permutation_repeats: ClassVar[int] = 3
-    dense: ClassVar[bool] = False  #: one-hot as a dense matrix (distance-based estimators are far faster on it)
+    dense: ClassVar[bool] = False
+    #: an inferred (not given) target must have two classes: a churn model guessing a topic column is no run
+    two_class_inferred: ClassVar[bool] = True  #: one-hot as a dense matrix (distance-based estimators are far faster on it)
     purpose_en: ClassVar[str] = ""  #: one sentence on what the entry is for (no demo columns)
     purpose_zh: ClassVar[str] = ""
 
@@ -347,6 +349,11 @@ class TabularClassifier(MiningModel):
         require_rows(int(keep.sum()), MIN_ROWS, self.info.key)
         if y[keep].nunique() > MAX_CLASSES:
             class_labels(y[keep], target)  # the message: a number to predict is no class column
+        demo = next((r.demo for r in self.info.roles if r.name == "target"), None)
+        if self.two_class_inferred and "target" in b.inferred and target != demo and y[keep].nunique() != 2:
+            raise InvalidRequest(f"{self.info.key}: the table has no {demo!r} column, and {target!r} (taken for the "
+                                 f"target by its name) has {y[keep].nunique()} classes, not two; bind the target "
+                                 f"with -p target=COLUMN", param="target")
         require_target(y[keep], target, min_per_class=5)
         X = feature_frame(df.loc[keep], b["features"], b.kinds)
         return b, X, y[keep]
