@@ -104,7 +104,7 @@ def test_catalogue_run_charts_model_and_scoring(client):
     model = client.get(f"/api/analytics/runs/{run['id']}/model", headers=AUTH)
     assert model.status_code == 200 and len(model.content) > 1000
     reco = client.get("/api/analytics/workspaces/demo/datasets/plan_reco", headers=AUTH).json()
-    assert {"recommended_plan", "migration_candidate"} <= {c["name"] for c in reco["profile"]["columns"]}
+    assert {"prediction", "migration_candidate"} <= {c["name"] for c in reco["profile"]["columns"]}
     r = client.post(f"/api/analytics/runs/{run['id']}/score", headers=AUTH,
                     json={"workspace": "demo", "dataset": "telco", "output": "plan_scores"})
     assert r.status_code == 201 and r.json()["rows"] == 7043
