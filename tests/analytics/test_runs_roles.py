@@ -65,6 +65,12 @@ def test_preview_binding_shows_inferred_defaults_and_errors(user_table):
     assert kinds["用户编号"] == "id" and kinds["是否流失"] == "boolean"
     p = user_table.runs.preview_binding(TENANT, "churn_logistic", "own", "客户表", {"target": "Churn"})
     assert not p["ok"] and "'Churn'" in p["error"] and p["binding"] is None
+    # a two-class target whose positive class cannot be told is said before the run starts
+    p = user_table.runs.preview_binding(TENANT, "churn_logistic", "own", "客户表", {"target": "gender"})
+    assert not p["ok"] and "-p positive=" in p["error"] and p["binding"]["columns"]["target"] == "gender"
+    p = user_table.runs.preview_binding(TENANT, "churn_logistic", "own", "客户表",
+                                        {"target": "gender", "positive": "Female"})
+    assert p["ok"], p["error"]
 
 
 def test_unknown_parameter_names_the_roles(user_table):

@@ -255,9 +255,16 @@ class RunManager:
         df = self.workspaces.frame(tenant_id, workspace, dataset, limit=PREVIEW_ROWS)
         columns = [{"name": str(c), "kind": column_kind(df[c], str(c))} for c in df.columns]
         try:
-            binding, error = model.bind(df).to_dict(), None
+            b = model.bind(df)
+            binding, error = b.to_dict(), None
+            target = b.get("target")
+            if target and cls.info.task == "classification" and "positive" in params.keys() | set(model.get_params()):
+                from zhinao.analytics.catalog.roles import positive_class
+
+                if df[target].nunique(dropna=True) == 2:  # the run would stop on an ambiguous label: say it now
+                    positive_class(df[target], target, params.get("positive"))
         except InvalidRequest as e:
-            binding, error = None, e.message
+            binding, error = (b.to_dict() if "b" in locals() else None), e.message
         return {"model_key": key, "dataset": dataset, "params": jsonable(params), "columns": columns,
                 "binding": jsonable(binding) if binding else None, "ok": error is None, "error": error}
 
