@@ -28,6 +28,9 @@ def platform(settings):
     # the default model is NOT the one the key is scoped to: a chat without "model" must not slip through
     p = Platform(settings.model_copy(update={"default_model": "other"}))
     p.knowledge.config.min_relevance = -1.0  # HashEmbedder similarities are not e5's
+    # the model writes the answer, no answerability call: these tests count kb.chat rows (the judgement's
+    # own kb.judge row is tested in tests/knowledge/test_kb_answerability.py)
+    p.knowledge.config.answerability, p.knowledge.config.answer_style = "off", "generative"
     return p
 
 
