@@ -102,7 +102,8 @@ def parse_times(s: pd.Series, column: str) -> pd.Series:
         elif len(txt) and txt.str.fullmatch(r"\d{6}").all():  # 202403 (a month)
             out = pd.to_datetime(s.astype("Int64").astype(str), format="%Y%m", errors="coerce")
         else:
-            raise InvalidRequest(f"column {column!r} (role 'time') holds numbers such as {show(s.dropna().iloc[0]) if s.notna().any() else 'none'}, "
+            example = show(s.dropna().iloc[0]) if s.notna().any() else "none"
+            raise InvalidRequest(f"column {column!r} (role 'time') holds numbers such as {example}, "
                                  "not dates; bind a date/time column with -p time=COLUMN (numbers are read only "
                                  "as YYYYMMDD or YYYYMM)", param="time")
     else:
