@@ -326,6 +326,10 @@ def test_flags_as_text_and_bad_options_are_clear():
         CalendarRegressionForecast(time="时间", value="话务量", frequency="fortnightly")
     with pytest.raises(InvalidRequest, match="alpha must be between 0 and 1"):
         CalendarRegressionForecast(alpha=5)
+    with pytest.raises(InvalidRequest, match="holdout must be a whole number >= 1, got 'a week'"):
+        CalendarRegressionForecast(holdout="a week")
+    with pytest.raises(InvalidRequest, match="max_p must be a whole number, got -1"):
+        ArimaForecast(max_p=-1)
     ev = CalendarRegressionForecast(time="时间", value="话务量", group="小区", per_group="false",
                                     calendar="IT-MI").evaluate(t)
     assert "groups" not in ev.explanation

@@ -546,8 +546,24 @@ def _check_options(m: "_Forecaster") -> None:
     if m.calendar is not None and str(m.calendar).strip():
         calendars.parse(m.calendar)
     _flag(m.per_group, "per_group")
-    if not 0 < float(m.alpha) < 1:
-        raise InvalidRequest(f"alpha must be between 0 and 1 (0.05 = a 95% interval), got {m.alpha}", param="alpha")
+    for name in ("holdout", "max_groups", "max_p", "max_q", "max_d"):
+        v = getattr(m, name, None)
+        if v is None and name != "max_groups":
+            continue
+        try:
+            ok = float(v) == int(v) and int(v) >= (0 if name.startswith("max_") and name != "max_groups" else 1)
+        except (TypeError, ValueError):
+            ok = False
+        if not ok:
+            raise InvalidRequest(f"{name} must be a whole number{' >= 1' if name in ('holdout', 'max_groups') else ''}, "
+                                 f"got {show(v)}", param=name)
+    try:
+        alpha = float(m.alpha)
+    except (TypeError, ValueError):
+        alpha = -1.0
+    if not 0 < alpha < 1:
+        raise InvalidRequest(f"alpha must be between 0 and 1 (0.05 = a 95% interval), got {show(m.alpha)}",
+                             param="alpha")
 
 
 def _flag(v: Any, name: str) -> bool:
