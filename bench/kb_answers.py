@@ -30,7 +30,7 @@ SECTION = "## Knowledge answers (issue 11)"
 FAQ = ROOT.parent / "shared" / "benchmarks" / "china-mobile-cs" / "china_mobile_faq.md"
 
 
-def run_set(which: str, chat_model, answerability: str, style: str) -> dict:
+def run_set(which: str, chat_model, answerability: str, style: str, limit: int = 0, una_limit: int = 0) -> dict:
     sys.path.insert(0, str(ROOT / "bench"))
     from kb import service
     from zhinao.knowledge import answerability as ab
@@ -54,6 +54,11 @@ def run_set(which: str, chat_model, answerability: str, style: str) -> dict:
             coll = "cmfaq"
             ans = load_qa(ROOT / "bench/data/china_mobile_faq_questions.jsonl")
             una = load_questions(ROOT / "bench/data/china_mobile_faq_unanswerable.jsonl")
+        if limit:
+            from zhinao.knowledge.evaluate import spread
+
+            ans = spread(ans, limit)
+            una = spread(una, una_limit) if una_limit else una
         res = asyncio.run(answer_metrics(svc, who, coll, ans, una))
         key, load = svc.passage_texts(who, coll)
         res["calibration"] = ab.CACHE.get(key, load)[0].summary()
@@ -70,14 +75,13 @@ def markdown(results: dict, args) -> str:
 
     lines = [SECTION, "",
              f"Measured by `bench/kb_answers.py --answerability {args.answerability} --style {args.style} "
-             f"--engine {args.engine} --threads {args.threads}` on "
+             f"--engine {args.engine} --threads {args.threads}{' --limit ' + str(args.limit) if args.limit else ''}` on "
              f"{os.environ.get('ZHINAO_BENCH_MACHINE', 'this machine')} ({os.cpu_count()} cores visible, shared). "
              "Every question goes through `KnowledgeService.chat` (retrieval, the answerability check, the answer); "
              "correctness = the answer contains the gold fact, faithfulness = every number/unit/name of an answer is "
              "in a passage it cites, refusal = `found: false` on an unanswerable question.", ""]
     for which, per_model in results.items():
-        title = {"demo": "Demo set (sample content): 125 answerable + 40 unanswerable",
-                 "cmfaq": "China Mobile FAQ (not written by the demo): 58 answerable + 24 unanswerable"}[which]
+        title = {"demo": "Demo set (sample content)", "cmfaq": "China Mobile FAQ (a library the demo did not write)"}[which]
         lines += [f"### {title}", "", markdown_answers(per_model), ""]
         for name, m in per_model.items():
             lines.append(f"- {name}: calibration {m['calibration']}; mean seconds per step {m['mean_step_s']}; "
@@ -99,26 +103,32 @@ def write_section(path: Path, text: str) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--answerability", default="model", choices=("model", "coverage"))
+    ap.add_argument("--answerability", default="model", help="model, coverage or both: coverage,model")
     ap.add_argument("--style", default="extractive", choices=("extractive", "generative"))
     ap.add_argument("--pack", action="append", default=None, help="model pack(s) to answer with")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--engine", default="llama-server", choices=("llama-server", "llamacpp"))
     ap.add_argument("--sets", default="demo,cmfaq")
+    ap.add_argument("--limit", type=int, default=0, help="answerable questions per set, spread (0: all)")
+    ap.add_argument("--una-limit", type=int, default=0, help="unanswerable questions per set with --limit (0: all)")
     ap.add_argument("--write", type=Path, default=None)
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
     from zhinao.runtime.packs import installed_path
     from zhinao.settings import Settings
 
-    no_model = args.answerability == "coverage" and args.style == "extractive"
-    packs = ["none (no model call)"] if no_model else (args.pack or ["qwen2.5-coder-0.5b"])
+    runs = []  # (label, pack or None, answerability)
+    for mode in args.answerability.split(","):
+        if mode == "coverage" and args.style == "extractive":
+            runs.append(("no model (coverage check only)", None, mode))
+        else:
+            runs += [(f"{pack} ({mode}, {args.style})", pack, mode) for pack in (args.pack or ["qwen2.5-coder-0.5b"])]
     results: dict = {}
     for which in args.sets.split(","):
         results[which] = {}
-        for pack in packs:
+        for label, pack, mode in runs:
             model = None
-            if not no_model:
+            if pack is not None:
                 path = installed_path(pack, Settings().model_dir)
                 if path is None:
                     print(f"{pack}: not installed (zhinao models install {pack}); skipped", file=sys.stderr)
@@ -132,9 +142,9 @@ def main() -> None:
                     from zhinao.runtime.llamacpp import LlamaCppChatModel
 
                     model = LlamaCppChatModel(pack, path=str(path), threads=args.threads)
-            results[which][pack] = run_set(which, model, args.answerability, args.style)
-            print(which, pack, json.dumps({k: v for k, v in results[which][pack].items() if k != "misses"},
-                                          ensure_ascii=False), flush=True)
+            results[which][label] = run_set(which, model, mode, args.style, args.limit, args.una_limit)
+            print(which, label, json.dumps({k: v for k, v in results[which][label].items() if k != "misses"},
+                                           ensure_ascii=False), flush=True)
             if model is not None:
                 asyncio.run(model.close())
     text = markdown(results, args)

@@ -32,6 +32,8 @@ def test_load_questions_says_what_is_wrong(tmp_path):
     bad.write_text('{"q": "x"}\n', encoding="utf-8")
     with pytest.raises(InvalidRequest, match="line 1 needs a 'question'"):
         load_questions(bad)
+    with pytest.raises(InvalidRequest, match="cannot read the question file"):
+        load_questions(tmp_path / "missing.jsonl")
 
 
 def test_metrics_through_the_chat_path(tmp_path):

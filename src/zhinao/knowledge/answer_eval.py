@@ -38,7 +38,12 @@ from zhinao.runtime.base import GenerationParams
 def load_questions(path: str | Path) -> list[dict[str, Any]]:
     """Questions without gold (unanswerable sets): one JSON object with ``question`` per line."""
     rows = []
-    for n, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise InvalidRequest(f"{path}: cannot read the question file ({e.__class__.__name__}); give a UTF-8 "
+                             "JSONL file with one {\"question\": ...} per line") from None
+    for n, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
         try:
