@@ -1,4 +1,8 @@
-"""The passage index in Milvus: dense vectors + BM25 (built-in jieba analyzer), hybrid RRF.
+"""The passage index in Milvus: dense vectors + BM25 (built-in jieba analyzer).
+
+The retriever's ``hybrid`` mode fuses one dense and one BM25 search itself, with weights the
+collection chose (:mod:`zhinao.knowledge.fusion`); :meth:`MilvusIndex.hybrid` (Milvus' own,
+unweighted RRF) stays for comparisons and plug-ins.
 
 One Milvus collection per knowledge-base collection. The same code runs against Milvus
 Lite (a local file, the default) and a Milvus server (``http://host:19530``). Chunks carry
