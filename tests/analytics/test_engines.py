@@ -214,22 +214,30 @@ def test_spark_input_for_sessions_orders_by_the_bound_time():
     assert first == [seqs.categories.get(x, str(x)) for x in seqs.sequences[0]]
 
 
-def test_spark_input_for_a_forecast_takes_one_series_of_the_users_table():
+def test_spark_input_for_a_forecast_fits_the_models_own_design_on_one_series():
+    """A forecaster that offers ``regression_design`` (calendar, holidays, lags on its binding)
+    is fitted on exactly that design; one series of the user's table (group_value)."""
+    import math
+
     from zhinao.analytics.spark_runs import spark_input, translation_for
 
     cells = datasets.load_milan_cells().rename(columns={"cell_id": "小区", "timestamp": "时间", "activity": "话务量"})
     busiest = cells.groupby("小区")["话务量"].sum().idxmax()
     cls = catalogue()["traffic_linear"]
     tr = translation_for(cls)
-    m = cls(time="时间", value="话务量", group="小区", group_value=busiest)
+    params = {"time": "时间", "value": "话务量", "group": "小区", "group_value": busiest}
+    m = cls(**params)
     spec = spark_input(m, tr, cells)
-    n_hours = cells.loc[cells["小区"] == busiest, "时间"].nunique()
-    assert len(spec.frame) == n_hours - 7 * 24  # one row per hour of that cell, after a week of lags
-    assert spec.kwargs["time_column"] == "t__" and spec.kwargs["baseline_column"] == "naive_week"
-    assert spec.names["y__"] == "话务量" and any(f"小区 = {busiest}" in n for n in spec.notes)
+    design = cls(**params).regression_design(cells)
+    assert m.binding_["time"] == "时间" and m.binding_["value"] == "话务量"
+    assert [spec.names[c] for c in spec.kwargs["features"]] == design["features"]
+    n = len(spec.frame)
+    assert math.ceil(n * spec.kwargs["test_size"]) == design["holdout_rows"]  # the same hold-out
+    assert spec.kwargs["time_column"] == "t__" and spec.names["t__"] == "时间"
+    assert any("Holiday calendar" in x for x in spec.notes)
     with pytest.raises(InvalidRequest, match="per_group runs on engine 'local'"):
         spark_input(cls(time="时间", value="话务量", group="小区", per_group=True), tr, cells)
-    with pytest.raises(InvalidRequest, match="no row of '小区' is 'nowhere'"):
+    with pytest.raises(InvalidRequest, match="'nowhere'"):
         spark_input(cls(time="时间", value="话务量", group="小区", group_value="nowhere"), tr, cells)
 
 

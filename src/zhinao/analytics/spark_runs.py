@@ -263,6 +263,8 @@ def spark_input(model: MiningModel, tr: Translation, data: Any, table: Any = Non
         if group and getattr(model, "per_group", False):
             raise InvalidRequest(f"{key}: engine 'spark' forecasts one series (the total, or one group with "
                                  "group_value=…); per_group runs on engine 'local'", param="per_group")
+        if callable(getattr(model, "regression_design", None)):
+            return _design_input(model, df, cols["time"], kw, notes)
         gv = getattr(model, "group_value", None)
         if gv is not None:
             if not group:
@@ -345,6 +347,32 @@ def _supervised_params(model: MiningModel, algo: str) -> dict[str, Any]:
     return {"max_iter": int(_p(model, ("max_iter",), 50))}
 
 
+def _design_input(model: MiningModel, df: pd.DataFrame, time_col: str, kw: dict[str, Any],
+                  notes: list[str]) -> SparkInput:
+    """The model's own regression design (a public hook: ``regression_design(data)`` gives the
+    features, target, seasonal-naive baseline and hold-out the embedded fit uses), so MLlib fits
+    the same regression on the same binding: calendar, holidays, lags."""
+    d = model.regression_design(df)
+    frame = d["frame"]
+    names = _safe(list(d["features"]))
+    out = pd.DataFrame({safe: pd.to_numeric(frame[c], errors="coerce").astype(float).to_numpy()
+                        for safe, c in names.items()})
+    out["y__"] = frame["y"].to_numpy(dtype=float)
+    out["t__"] = frame["t"].to_numpy()
+    out["naive__"] = frame["baseline"].to_numpy(dtype=float)
+    out = out[out["naive__"].notna()].reset_index(drop=True)
+    n_test = int(d["holdout_rows"])
+    if not 0 < n_test < len(out) // 2 + 1:
+        raise InvalidRequest(f"{model.info.key}: {len(out)} usable time points for a {n_test}-point hold-out",
+                             param="holdout")
+    kw.update(target="y__", features=list(names), params={"reg": 1e-3, "solver": "normal"}, time_column="t__",
+              test_size=(n_test - 0.5) / len(out), log_target=bool(d.get("log_target")), baseline_column="naive__")
+    notes.extend(list(d.get("notes") or []))
+    notes.append("MLlib fits the embedded model's design (same features and hold-out); the hold-out uses observed "
+                 "lags (one step ahead); baseline: seasonal naive.")
+    return SparkInput(out, kw, names | {"y__": "y", "t__": time_col, "naive__": "seasonal naive"}, notes)
+
+
 def _forecast_input(model: MiningModel, df: pd.DataFrame, time_col: str, value_col: str, kw: dict[str, Any],
                     notes: list[str]) -> SparkInput:
     """A series as a regression table: calendar dummies and seasonal lags, a time-based hold-out."""
@@ -374,7 +402,7 @@ def _forecast_input(model: MiningModel, df: pd.DataFrame, time_col: str, value_c
     if n_test >= len(frame) // 2:
         n_test = max(1, len(frame) // 4)
     kw.update(target="y__", features=[c for c in X.columns], params={"reg": 1e-3, "solver": "normal"},
-              time_column="t__", test_size=n_test / len(frame), log_target=positive, baseline_column="naive_week")
+              time_column="t__", test_size=(n_test - 0.5) / len(frame), log_target=positive, baseline_column="naive_week")
     notes.append(f"Linear regression of {value_col} ({'log1p scale, ' if positive else ''}summed per {time_col}) on "
                  f"day-of-week{' and hour' if hourly else ''} dummies and same-period lags; no holiday flags. The "
                  "hold-out uses observed lags (one step ahead); baseline: seasonal naive (same time last week).")
