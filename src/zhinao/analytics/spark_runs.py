@@ -18,7 +18,9 @@ opt out). What the binding holds decides the table's shape:
 - target + text                 -> bag of jieba words, multinomial naive Bayes;
 - features                      -> KMeans / GaussianMixture;
 - session (or group) + item     -> FP-Growth baskets / PrefixSpan sessions (time orders them);
-- time + value                  -> LinearRegression on calendar dummies and seasonal lags.
+- time + value                  -> LinearRegression on the forecaster's own ``regression_design(data)``
+  when it offers that public hook (same calendar, holidays, lags and hold-out), else on
+  day-of-week/hour dummies and seasonal lags.
 
 What differs from the embedded estimator is said in each run's ``explanation["notes"]``
 (MLlib's linear SVM instead of an RBF kernel, a fixed k instead of a BIC search, Spark's random
