@@ -235,3 +235,18 @@ def test_a_run_on_a_workspace_table_records_binding_and_scores_keeping_columns(s
     bad = service.runs.wait(TENANT, service.start_run(TENANT, "segments_kmodes", workspace=ws, dataset="客户",
                                                       params={"features": ["合约", "无此列"]})["id"], 60)
     assert bad["status"] == "failed" and "'无此列'" in bad["error"]
+
+
+def test_bad_options_are_refused_at_construction():
+    # the runner builds the model when a run starts: a bad option is a 400 then, not a failed job
+    with pytest.raises(InvalidRequest, match="n_clusters must be a whole number >= 2"):
+        SimFarmKMeans(n_clusters=1)
+    with pytest.raises(InvalidRequest, match="n_clusters"):
+        KModesSegments(n_clusters="many")
+    with pytest.raises(InvalidRequest, match="test_size must be between 0 and 1"):
+        GaussianMixtureSegments(test_size=30)
+    with pytest.raises(InvalidRequest, match="max_components"):
+        GaussianMixtureSegments(max_components=0)
+    with pytest.raises(InvalidRequest, match="usage_profile"):
+        check_params(SimFarmKMeans, {"usage_profile": "bogus"}) and SimFarmKMeans(usage_profile="bogus")
+    assert SimFarmKMeans(n_clusters="8").n_clusters == "8"  # stored unchanged (sklearn's clone)

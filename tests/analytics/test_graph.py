@@ -188,3 +188,12 @@ def test_a_run_on_a_workspace_edge_table_records_binding_and_plots(service, ws):
     bad = service.runs.wait(TENANT, service.start_run(TENANT, "social_circles", workspace=ws, dataset="自环")["id"],
                             60)
     assert bad["status"] == "failed" and "self-loop" in bad["error"] and "'主叫'" in bad["error"]
+
+
+def test_bad_options_are_refused_at_construction():
+    with pytest.raises(InvalidRequest, match="resolution must be a number > 0"):
+        CommunityCircles(resolution=0)
+    with pytest.raises(InvalidRequest, match="baseline_rounds"):
+        KarateCircles(baseline_rounds="x")
+    with pytest.raises(InvalidRequest, match="top_k"):
+        CommunityCircles(top_k=0)

@@ -32,8 +32,8 @@ import pandas as pd
 from zhinao.analytics import datasets
 from zhinao.analytics.catalog import charts, plots
 from zhinao.analytics.catalog.base import Evaluation, MiningModel, ModelInfo, register
-from zhinao.analytics.catalog.clusterkit import (LabelView, check_not_empty, drop_redundant, numeric_frame,
-                                                 pca_scatter, split, with_columns)
+from zhinao.analytics.catalog.clusterkit import (LabelView, check_fraction, check_int, check_not_empty,
+                                                 drop_redundant, numeric_frame, pca_scatter, split, with_columns)
 from zhinao.analytics.catalog.protocol import require_columns, require_rows, to_numeric
 from zhinao.analytics.catalog.roles import Preset, Role, column_kind
 from zhinao.errors import InvalidRequest
@@ -193,6 +193,13 @@ class SimFarmKMeans(MiningModel):
         self.test_size = test_size
         self.seed = seed
         self.farm_share = farm_share
+        # cheap checks, values stored unchanged (sklearn's clone keeps working): a bad option is a
+        # 400 when the run starts, not a failed job
+        check_int(n_clusters, "n_clusters", 2)
+        check_fraction(test_size, "test_size")
+        if usage_profile not in PROFILES:
+            raise InvalidRequest(f"usage_profile must be one of {', '.join(PROFILES)}, got {usage_profile!r}",
+                                 param="usage_profile")
 
     def load_demo(self) -> pd.DataFrame:
         return inject_sim_farm(datasets.load_telco(), share=self.farm_share)

@@ -26,6 +26,25 @@ from zhinao.errors import InvalidRequest
 FEW_LEVELS = 5
 
 
+def check_int(value: Any, name: str, low: int) -> None:
+    """A whole-number option at construction (a bad one is a 400 when the run starts, not a failed job)."""
+    try:
+        ok = float(value) == int(float(value)) and int(float(value)) >= low
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        raise InvalidRequest(f"{name} must be a whole number >= {low}, got {value!r}", param=name)
+
+
+def check_fraction(value: Any, name: str) -> None:
+    try:
+        ok = 0 < float(value) < 1
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        raise InvalidRequest(f"{name} must be between 0 and 1 (0.3 = 30 % hold-out), got {value!r}", param=name)
+
+
 def _norm(v: Any) -> str:
     v = plain(v)
     if isinstance(v, float) and v.is_integer():
@@ -220,6 +239,6 @@ def kind_of(df: pd.DataFrame, c: str) -> str:
     return column_kind(df[c], c)
 
 
-__all__ = ["FEW_LEVELS", "LabelView", "as_number", "check_not_empty", "drop_few_levels", "drop_redundant", "kind_of",
+__all__ = ["FEW_LEVELS", "LabelView", "as_number", "check_fraction", "check_int", "check_not_empty", "drop_few_levels", "drop_redundant", "kind_of",
            "mode_profile",
            "numeric_frame", "pca_scatter", "split", "with_columns"]

@@ -244,6 +244,21 @@ class _Circles(MiningModel):
         self.network = network
         self.own_network = own_network
         self.baseline_rounds = baseline_rounds
+        # cheap checks at construction (values stored unchanged): a 400 when the run starts
+        try:
+            ok = float(resolution) > 0
+        except (TypeError, ValueError):
+            ok = False
+        if not ok:
+            raise InvalidRequest(f"resolution must be a number > 0 (1 = standard modularity; smaller = fewer, "
+                                 f"larger circles), got {resolution!r}", param="resolution")
+        for name, v in (("top_k", top_k), ("baseline_rounds", baseline_rounds)):
+            try:
+                good = float(v) == int(float(v)) and int(float(v)) >= 1
+            except (TypeError, ValueError):
+                good = False
+            if not good:
+                raise InvalidRequest(f"{name} must be a whole number >= 1, got {v!r}", param=name)
 
     # -- binding ---------------------------------------------------------------------------
 

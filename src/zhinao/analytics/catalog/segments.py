@@ -24,7 +24,8 @@ import pandas as pd
 from zhinao.analytics import datasets
 from zhinao.analytics.catalog import charts, plots
 from zhinao.analytics.catalog.base import Evaluation, MiningModel, ModelInfo, register
-from zhinao.analytics.catalog.clusterkit import (LabelView, check_not_empty, drop_few_levels, drop_redundant,
+from zhinao.analytics.catalog.clusterkit import (LabelView, check_fraction, check_int, check_not_empty,
+                                                 drop_few_levels, drop_redundant,
                                                  mode_profile, numeric_frame, pca_scatter, split, with_columns)
 from zhinao.analytics.catalog.protocol import require_rows
 from zhinao.analytics.catalog.roles import Preset, Role, show
@@ -116,6 +117,8 @@ class KModesSegments(MiningModel):
         self.positive = positive
         self.test_size = test_size
         self.seed = seed
+        check_int(n_clusters, "n_clusters", 2)  # at construction: a 400 when the run starts
+        check_fraction(test_size, "test_size")
 
     def load_demo(self) -> pd.DataFrame:
         return datasets.load_telco()
@@ -263,6 +266,8 @@ class GaussianMixtureSegments(MiningModel):
         self.log1p = log1p
         self.test_size = test_size
         self.seed = seed
+        check_int(max_components, "max_components", 1)  # at construction: a 400 when the run starts
+        check_fraction(test_size, "test_size")
 
     def load_demo(self) -> pd.DataFrame:
         return datasets.load_telco()
