@@ -368,8 +368,9 @@ class SimFarmKMeans(MiningModel):
                       [[int(k), int(r["size"]), r["tightness"], *[r[c] for c in feats[:8]]]
                        for k, r in rounded.sort_values("farm_score", ascending=False).iterrows()],
                       "各簇画像（按可疑程度排序）Cluster profiles, most suspicious first"),
-                  "vs_baseline": plots.compare({k: v for k, v in metrics.items() if k in baseline}, baseline,
-                                               "模型与基线 Model vs baseline", "; ".join(base_names))}
+                  "vs_baseline": plots.compare({k: v for k, v in metrics.items()
+                                                if k in baseline and k != "flagged_share"},
+                                               baseline, "模型与基线 Model vs baseline", "; ".join(base_names))}
         return Evaluation(metrics=metrics, baseline=baseline, baseline_name="; ".join(base_names),
                           explanation=expl, charts={"clusters": self._draw(test, Zte, cl, lv, te)}, plots=plots_)
 
