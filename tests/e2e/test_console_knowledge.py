@@ -67,7 +67,9 @@ def test_knowledge_page_upload_ask_search_delete(admin_page, live_server):
     page.fill("[data-testid=kb-question]", "携号转网办理条件")
     page.click("[data-testid=kb-ask]")
     page.wait_for_selector("[data-testid=kb-citations] li")
-    expect(page.locator("[data-testid=kb-answer]")).to_have_text("携号转网办理条件")  # echo model
+    # extractive answer (the default, issue 11): the replaced version's sentence, never the old one
+    expect(page.locator("[data-testid=kb-answer]")).to_contain_text("90 天")
+    assert "120" not in page.locator("[data-testid=kb-answer]").inner_text()
     assert "携号转网" in page.locator("[data-testid=kb-citations] li").first.inner_text()
     page.locator("[data-testid=kb-citations] li a").first.click()  # the citation opens its passage
     page.wait_for_selector(".modal")
