@@ -6,7 +6,7 @@ title (issue 11). So each citation also carries its heading path (``heading_path
 sentence of the passage the answer draws on (most shared terms and numbers with the answer;
 with the question when there is no answer text to go on), plus ``excerpt``, a window of the
 passage around that sentence, for a display that marks the sentence in its context
-(``kb ask`` prints it; the console wraps it in ``<mark>``).
+(``kb ask`` prints it; the console highlights it).
 
 An answering step that already knows its sentence (the extractive answer quotes one) sets
 ``sentence`` itself; :func:`annotate` keeps it and fills only what is missing.
