@@ -174,3 +174,8 @@ def test_bind_plots_and_score_tables_over_http(settings):
         assert plots and all("type" in p and "title" in p for p in plots.values())
         tables = c.get(f"/api/analytics/runs/{run_id}/score-tables", headers=auth, params={"workspace": "own"}).json()
         assert [t["name"] for t in tables] == ["kehu"]
+
+
+def test_cli_run_refused_before_the_job_exits_1_with_the_message(settings):
+    r = runner.invoke(app, ["run", "churn_logistic", "-p", "colour=blue"])
+    assert r.exit_code == 1 and "'colour'" in r.output and "column roles" in r.output and "Traceback" not in r.output

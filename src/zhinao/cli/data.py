@@ -22,6 +22,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from zhinao.cli import backend, output
 from zhinao.cli.common import console, err_console, handle_errors
 from zhinao.cli.output import JSON
+from zhinao.errors import InvalidRequest
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -304,8 +305,12 @@ def run(key: str, workspace: str = typer.Option(None, "--workspace", "-w", help=
     with backend.analytics(local) as b:
         if workspace:
             _ensure_ws(b, workspace)
-        r = b.start_run(key, workspace=workspace, dataset=dataset, params=_parse_params(param),
-                        score_table=score_table, engine=engine, preset=preset)
+        try:
+            r = b.start_run(key, workspace=workspace, dataset=dataset, params=_parse_params(param),
+                            score_table=score_table, engine=engine, preset=preset)
+        except InvalidRequest as e:  # refused before the job: the same exit code as a failed run
+            err_console.print(f"[red]error:[/red] {escape(e.message)}", soft_wrap=True)
+            raise typer.Exit(1) from None
         with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
                       TimeElapsedColumn(), console=err_console, transient=as_json) as bar:
             task = bar.add_task(f"{key} v{r['version']}", total=1.0)
