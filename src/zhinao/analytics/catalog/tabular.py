@@ -114,9 +114,11 @@ def feature_frame(df: pd.DataFrame, columns: Sequence[str], kinds: dict[str, str
         s = df[c]
         if kinds.get(c) == "numeric":
             out[c] = to_numeric(s, c)
-        else:
-            txt = s.astype(object).where(s.notna(), None)
-            out[c] = txt.map(lambda v: np.nan if v is None else str(plain(v)))
+        else:  # text labels, missing kept as NaN (vectorised: a per-cell map was a third of a fast fit)
+            miss = s.isna().to_numpy()
+            txt = s.astype(str).to_numpy(dtype=object)
+            txt[miss] = np.nan
+            out[c] = pd.Series(txt, index=s.index, dtype=object)
     return pd.DataFrame(out, index=df.index)
 
 
