@@ -107,8 +107,9 @@ class ChurnLogistic(TabularClassifier):
                     "notes": ["One coefficient vector per class (multinomial); the chart shows the largest "
                               "absolute coefficient of each feature over the classes."]}
         title = f"逻辑回归系数 Coefficients ({self.target_} log-odds)"
+        # the coefficients are this model's importance: one spec under the name every classifier uses
         return (expl, {"coefficients": charts.bar_chart(names, coef, title)},
-                {"coefficients": plots.bar(names, coef, title, series_name="coef")})
+                {"importance": plots.bar(names, coef, title, series_name="coef")})
 
 
 @register
