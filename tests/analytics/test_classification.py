@@ -145,6 +145,16 @@ def test_text_naive_bayes_on_a_boolean_target_no_longer_crashes():
     assert set(out["prediction"]) <= {True, False}
 
 
+def test_text_refit_fits_every_row_after_the_evaluation():
+    t = datasets.load_telco().head(1500)
+    df = pd.DataFrame({"描述": t["Contract"] + " " + t["PaymentMethod"], "流失": t["Churn"]})
+    a, b = NaiveBayesText(text="描述", target="流失"), NaiveBayesText(text="描述", target="流失", refit=True)
+    ev_a, ev_b = a.evaluate(df), b.evaluate(df)
+    assert ev_a.metrics == ev_b.metrics and ev_b.explanation["fitted_on"].startswith("all 1500 rows")
+    counts = lambda m: m.pipeline_.named_steps["clf"].class_count_.sum()  # noqa: E731
+    assert counts(a) == ev_a.explanation["split"]["train_rows"] and counts(b) == 1500
+
+
 def test_legacy_parameter_names_still_reach_the_roles():
     assert check_params(NaiveBayesText, {"text_column": "标题", "target": "类"}) == {"text": "标题", "target": "类"}
     assert check_params(ChurnLogistic, {"id_column": "编号", "feature_columns": ["a"]}) == {"id": "编号",

@@ -217,6 +217,12 @@ class _TextClassifier(MiningModel):
             f"Predict {what} from the words of {text}, tokenised with jieba; vocabulary of "
             f"{self.vocabulary_size_} words. {split['method'].capitalize()}: {len(tr)} training and {len(te)} "
             f"evaluation rows. Baseline: the training class shares as scores (majority {show(majority)})."))
+        if self.refit:
+            self._fit_texts(rows[text], rows[target], labels, pos)
+            explanation["fitted_on"] = (f"all {len(rows)} rows (refit=True: refitted on training and evaluation rows "
+                                        f"after the evaluation; the metrics are from the hold-out fit)")
+        else:
+            explanation["fitted_on"] = f"the {len(tr)} training rows (refit=true refits on all {len(rows)})"
         display = self._display_names(rows, target)
         shown = [display.get(c, str(c)) for c in labels]
         keys = self.info.metrics
@@ -281,9 +287,10 @@ class NaiveBayesText(_TextClassifier):
     info = _info("text_naive_bayes", "网页内容分类（朴素贝叶斯）", "Web content classification (naive Bayes)",
                  "multinomial naive Bayes", (WEB_CONTENT, REVIEWS))
 
-    def __init__(self, text: Any = None, target: Any = None, positive: Any = None, alpha: float = 0.3,
-                 min_df: int = 1):
-        self.text, self.target, self.positive, self.alpha, self.min_df = text, target, positive, alpha, min_df
+    def __init__(self, text: Any = None, target: Any = None, positive: Any = None, refit: bool = False,
+                 alpha: float = 0.3, min_df: int = 1):
+        self.text, self.target, self.positive, self.refit = text, target, positive, refit
+        self.alpha, self.min_df = alpha, min_df
 
     def _vectorizer(self):
         from sklearn.feature_extraction.text import CountVectorizer
@@ -314,8 +321,9 @@ class KNNText(_TextClassifier):
                          note_en="Topics of titles by their most similar labelled titles.",
                          note_zh="按最相似的已标注标题判断主题。"), REVIEWS))
 
-    def __init__(self, text: Any = None, target: Any = None, positive: Any = None, n_neighbors: int = 15):
-        self.text, self.target, self.positive, self.n_neighbors = text, target, positive, n_neighbors
+    def __init__(self, text: Any = None, target: Any = None, positive: Any = None, refit: bool = False,
+                 n_neighbors: int = 15):
+        self.text, self.target, self.positive, self.refit, self.n_neighbors = text, target, positive, refit, n_neighbors
 
     def _vectorizer(self):
         from sklearn.feature_extraction.text import TfidfVectorizer
