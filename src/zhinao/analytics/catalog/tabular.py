@@ -150,9 +150,11 @@ def class_labels(y: pd.Series, column: str, positive: Any = None) -> tuple[list[
     """``(labels, positive)``: the classes in a fixed order (the positive last for two classes)."""
     vals = [plain(v) for v in pd.unique(y.dropna())]
     if len(vals) > MAX_CLASSES:
-        raise InvalidRequest(f"target {column!r} has {len(vals)} distinct values: a classifier predicts a few "
-                             f"classes; bind a column of classes with -p target=COLUMN (a number to predict "
-                             f"needs a regression model)", param="target")
+        numeric = pd.api.types.is_numeric_dtype(y) and not pd.api.types.is_bool_dtype(y)
+        raise InvalidRequest(f"target {column!r} has {len(vals)} distinct values (at most {MAX_CLASSES} classes): "
+                             + ("a number to predict needs a regression model; " if numeric else
+                                "group rare classes first, or ") + "bind a column of classes with -p target=COLUMN",
+                             param="target")
     if len(vals) == 2:
         pos = positive_class(y, column, positive)
         return [v for v in vals if v != pos] + [pos], pos
