@@ -119,3 +119,11 @@ def test_legacy_columns_parameter_maps_to_features():
     from zhinao.analytics.runs import check_params
 
     assert check_params(GaussianMixtureSegments, {"columns": ["tenure"]}) == {"features": ["tenure"]}
+
+
+def test_target_with_one_class_names_the_value_plainly():
+    from zhinao.analytics.catalog.protocol import require_target
+
+    with pytest.raises(InvalidRequest) as e:
+        require_target(pd.Series([False] * 50), "Churn")
+    assert "(False)" in e.value.message and "np." not in e.value.message

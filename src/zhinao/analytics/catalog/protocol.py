@@ -27,6 +27,13 @@ LOWER_IS_BETTER = frozenset({"mae", "rmse", "mse", "mape", "smape", "mase", "wap
                              "holdout_mse"})
 
 
+def show(v) -> str:
+    """A value for a message as people read it (``False``, ``'是'``), never ``np.False_``."""
+    from zhinao.analytics.catalog.roles import show as _show
+
+    return _show(v)
+
+
 def primary_metric(info: ModelInfo) -> str:
     """The metric a run is judged by: the first of ``info.metrics``."""
     return info.metrics[0]
@@ -70,10 +77,10 @@ def require_target(y: pd.Series, column: str, min_per_class: int = 2) -> None:
         raise InvalidRequest(f"target column {column!r} is entirely null", param=column)
     counts = y.dropna().value_counts()
     if len(counts) < 2:
-        raise InvalidRequest(f"target column {column!r} is constant ({counts.index[0]!r}); "
+        raise InvalidRequest(f"target column {column!r} is constant ({show(counts.index[0])}); "
                              "a classifier needs at least two classes", param=column)
     if counts.min() < min_per_class:
-        raise InvalidRequest(f"target column {column!r}: class {counts.idxmin()!r} has only "
+        raise InvalidRequest(f"target column {column!r}: class {show(counts.idxmin())} has only "
                              f"{int(counts.min())} row(s), need at least {min_per_class}", param=column)
 
 
@@ -96,7 +103,7 @@ def to_datetime(s: pd.Series, column: str) -> pd.Series:
     out = pd.to_datetime(s, errors="coerce")
     bad = out.isna() & s.notna()
     if bad.any():
-        raise InvalidRequest(f"column {column!r} has unparseable dates, e.g. {s[bad].iloc[0]!r} "
+        raise InvalidRequest(f"column {column!r} has unparseable dates, e.g. {show(s[bad].iloc[0])} "
                              f"({int(bad.sum())} of {len(s)} rows)", param=column)
     return out
 
@@ -107,6 +114,6 @@ def to_numeric(s: pd.Series, column: str) -> pd.Series:
     out = pd.to_numeric(s.astype(str).str.strip().replace("", np.nan), errors="coerce")
     bad = out.isna() & s.notna() & s.astype(str).str.strip().ne("")
     if bad.any():
-        raise InvalidRequest(f"column {column!r} is not numeric, e.g. {s[bad].iloc[0]!r} "
+        raise InvalidRequest(f"column {column!r} is not numeric, e.g. {show(s[bad].iloc[0])} "
                              f"({int(bad.sum())} of {len(s)} rows)", param=column)
     return out.astype(float)
