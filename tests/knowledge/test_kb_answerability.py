@@ -72,6 +72,35 @@ def test_calibration_is_per_collection_from_its_own_passages(kb):
     assert other.threshold == ab.DEFAULT_THRESHOLD and other.summary()["probes"] == 0  # too small to calibrate
 
 
+def test_the_models_none_vetoes_only_where_the_terms_are_not_conclusive():
+    """Measured on the default 0.5B model: it answers "none" for a passage holding every term of the
+    question. Its "none" refuses in the uncertain band; above :attr:`Calibration.certain` the
+    coverage answers (and says so); below the threshold the question is refused either way."""
+    from zhinao.knowledge.index import Hit
+
+    texts = [t for _, doc in DOCS for t in doc.split("\n\n")]
+    stats = ab.Stats(texts)
+    hit = Hit(pk="1", doc_id=1, version=1, idx=0, body="月租 59 元，包含国内通用流量 30GB、国内主叫通话 200 分钟。",
+              heading=["套餐", "畅享 59 元套餐"], doc={"title": "plans"})
+    cal = ab.Calibration(0.6)
+    assert 0.6 < cal.certain < 1.0 and cal.summary()["certain"] == round(cal.certain, 3)
+    q = "59 元套餐包含多少流量？"
+    cands = ab.candidates(q, [hit], stats)
+    full = ab.decide(q, [hit], stats, cal, cands, "none")
+    assert full.coverage >= cal.certain and full.found and full.reason.startswith("covered beyond doubt"), full
+    assert "30GB" in full.sentence
+    # a question the passage covers only in part: the same "none" refuses in the uncertain band
+    part = "59 元套餐包含多少视频流量？"
+    pc = ab.candidates(part, [hit], stats)
+    cov = ab.decide(part, [hit], stats, cal, pc, None).coverage
+    band = ab.Calibration(cov - 0.01)
+    assert band.threshold <= cov < band.certain, cov
+    assert ab.decide(part, [hit], stats, band, pc, None).found  # no judgement: the coverage answers
+    assert not ab.decide(part, [hit], stats, band, pc, "none").found
+    absent = ab.decide(ABSENT, [hit], stats, cal, ab.candidates(ABSENT, [hit], stats), "none")
+    assert not absent.found and absent.coverage < cal.threshold
+
+
 def test_the_judgement_is_a_metered_model_call_and_off_skips_it(tmp_path):
     from sqlalchemy import select
 

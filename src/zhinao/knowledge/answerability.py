@@ -180,9 +180,19 @@ class Calibration:
         paraphrases ("上不了网" for "无法上网") need the model's reading."""
         return self.threshold * MODEL_SHARE
 
+    @property
+    def certain(self) -> float:
+        """The coverage above which the model's "none" no longer vetoes: halfway from the calibrated
+        threshold to full coverage. The default 0.5B model answers "none" for passages that hold
+        every term of the question ("59 元套餐包含多少流量？" over "月租 59 元，包含国内通用流量
+        30GB", coverage 1.0, measured on the real model); its "none" is trusted only in the band
+        where the terms alone are not conclusive."""
+        return self.threshold + (1.0 - self.threshold) * NONE_VETO_SHARE
+
     def summary(self) -> dict[str, Any]:
         a, u = self.answerable, self.unanswerable
-        return {"threshold": round(self.threshold, 3), "with_model": round(self.with_model, 3), "passages": self.passages, "probes": len(a) + len(u),
+        return {"threshold": round(self.threshold, 3), "with_model": round(self.with_model, 3),
+                "certain": round(self.certain, 3), "passages": self.passages, "probes": len(a) + len(u),
                 "answerable_kept": round(sum(x >= self.threshold for x in a) / max(1, len(a)), 3),
                 "unanswerable_refused": round(sum(x < self.threshold for x in u) / max(1, len(u)), 3),
                 "seconds": round(self.seconds, 2)}
@@ -190,6 +200,7 @@ class Calibration:
 
 DEFAULT_THRESHOLD = 0.6  #: used when a collection is too small to calibrate
 MODEL_SHARE = 0.5  #: see :attr:`Calibration.with_model`
+NONE_VETO_SHARE = 0.5  #: see :attr:`Calibration.certain`
 
 
 def calibrate(texts: Sequence[str], *, probes: int = 60, seed: int = 11) -> tuple[Calibration, Stats]:
@@ -354,15 +365,16 @@ def decide(question: str, hits: Sequence[Any], stats: Stats, cal: Calibration, c
         j.reason = "question terms missing from the passages"
         return j
     j.coverage = covs[best_i]
-    if choice == "none":
+    if choice == "none" and covs[best_i] < cal.certain:
         j.reason = "model: none of the passages answers"
         return j
-    # no model judgement: coverage alone, the best sentence of the best covered passage
+    # no (usable) model judgement: coverage alone, the best sentence of the best covered passage
     if covs[best_i] >= cal.threshold:
         alt = max((c for c in cands if c.passage == best_i + 1), key=lambda c: c.score, default=None)
         j.found, j.passage = True, best_i + 1
         j.sentence = alt.full if alt else (sentences(hits[best_i].body) or [hits[best_i].body])[0]
-        j.reason = "covered (no model judgement)"
+        j.reason = ("covered beyond doubt (model said none)" if choice == "none"
+                    else "covered (no model judgement)")
     else:
         j.reason = "question terms missing from the passages"
     return j
