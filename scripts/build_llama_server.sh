@@ -6,7 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 VERSION=0.3.36
 TARGET=.venv/bin/llama-server
-if [ -x "$TARGET" ] && "$TARGET" --version >/dev/null 2>&1; then
+. scripts/llama_flags.sh  # CFLAGS/CXXFLAGS without AMX (why: in that file), LLAMA_MARK
+if [ -x "$TARGET" ] && "$TARGET" --version >/dev/null 2>&1 && bash scripts/llama_flags.sh --check-server "$TARGET"; then
   echo "llama-server: already built"; exit 0
 fi
 WORK=build/llama-server
@@ -16,8 +17,14 @@ if [ ! -d "$WORK/llama_cpp_python-$VERSION" ]; then
   tar -xzf "$WORK/llama_cpp_python-$VERSION.tar.gz" -C "$WORK"
 fi
 SRC="$WORK/llama_cpp_python-$VERSION/vendor/llama.cpp"
-cmake -S "$SRC" -B "$SRC/build" -DCMAKE_BUILD_TYPE=Release -DLLAMA_CURL=OFF \
+# a build folder configured with other flags (CMake caches them) starts over
+if [ -f "$SRC/build/CMakeCache.txt" ] && [ "$(cat "$SRC/build/.flags" 2>/dev/null)" != "$LLAMA_MARK" ]; then
+  rm -rf "$SRC/build"
+fi
+mkdir -p "$SRC/build" && echo "$LLAMA_MARK" > "$SRC/build/.flags"
+cmake -S "$SRC" -B "$SRC/build" -DCMAKE_BUILD_TYPE=Release -DLLAMA_CURL=OFF -DGGML_NATIVE=ON \
   -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DBUILD_SHARED_LIBS=OFF
 cmake --build "$SRC/build" --target llama-server -j"$(nproc)"
 cp "$SRC/build/bin/llama-server" "$TARGET"
+echo "$LLAMA_MARK" > "$TARGET.flags"
 echo "llama-server: built at $TARGET"

@@ -38,21 +38,37 @@ torch() {
   if [ -n "$wheel" ]; then $VPY -m pip install "$wheel"; else $VPY -m pip install torch==2.13.0; fi
 }
 
-# llama-cpp-python compiles from source (~4 min on 2 cores); CPU build, no curl.
+# llama-cpp-python compiles from source (~4 min on 2 cores); CPU build for this machine's
+# instruction set, no curl. AMX is left out (scripts/llama_flags.sh says why: a CPU can
+# advertise AMX that its virtual machine does not enable, and the first model load dies on
+# an illegal instruction). The wheel is kept per CPU-flag set in ZHINAO_WHEEL_DIR, so a new
+# checkout reuses it; pip's own cache is bypassed because it does not know the flags.
 llama_cpp() {
-  CMAKE_ARGS="-DGGML_NATIVE=ON -DLLAMA_CURL=OFF" $VPY -m pip install llama-cpp-python==0.3.36
+  . scripts/llama_flags.sh
+  local dir="$LLAMA_WHEEL_DIR" whl
+  whl=$(ls "$dir"/llama_cpp_python-0.3.36-*.whl 2>/dev/null | head -n1 || true)
+  if [ -z "$whl" ]; then
+    mkdir -p "$dir.tmp"
+    CMAKE_ARGS="$LLAMA_CMAKE_ARGS" $VPY -m pip wheel --no-cache-dir --no-deps -w "$dir.tmp" llama-cpp-python==0.3.36
+    mkdir -p "$dir" && mv "$dir.tmp"/llama_cpp_python-0.3.36-*.whl "$dir"/ && rm -rf "$dir.tmp"
+    whl=$(ls "$dir"/llama_cpp_python-0.3.36-*.whl | head -n1)
+  fi
+  $VPY -m pip install --force-reinstall --no-deps "$whl" && $VPY -m pip install "$whl"
+  echo "$LLAMA_MARK" > "$($VPY -c 'import llama_cpp, os; print(os.path.dirname(llama_cpp.__file__))')/BUILD_FLAGS"
 }
 
 step "python environment (.venv, pip)" venv
 if $VPY -c "import torch" 2>/dev/null; then skip "torch (CPU)" "installed"; else step "torch (CPU)" torch; fi
-if $VPY -c "import llama_cpp, sys; sys.exit(0 if llama_cpp.__version__=='0.3.36' else 1)" 2>/dev/null; then
+if $VPY -c "import llama_cpp, sys; sys.exit(0 if llama_cpp.__version__=='0.3.36' else 1)" 2>/dev/null \
+   && bash scripts/llama_flags.sh --check-python "$VPY" 2>/dev/null; then
   skip "llama-cpp-python (compiles llama.cpp, ~4 min)" "0.3.36 installed"
 else
   step "llama-cpp-python (compiles llama.cpp, ~4 min)" llama_cpp
 fi
 step "python packages (zhinao[$EXTRAS])" $VPY -m pip install -e ".[${EXTRAS}]"
 # llama.cpp's own llama-server, from the sources vendored in the same sdist.
-if [ -x .venv/bin/llama-server ] && .venv/bin/llama-server --version >/dev/null 2>&1; then
+if [ -x .venv/bin/llama-server ] && .venv/bin/llama-server --version >/dev/null 2>&1 \
+   && bash scripts/llama_flags.sh --check-server .venv/bin/llama-server 2>/dev/null; then
   skip "llama-server (compiles, ~4 min)" "built"
 else
   step "llama-server (compiles, ~4 min)" bash scripts/build_llama_server.sh
