@@ -97,6 +97,10 @@ def test_the_models_none_vetoes_only_where_the_terms_are_not_conclusive():
     assert band.threshold <= cov < band.certain, cov
     assert ab.decide(part, [hit], stats, band, pc, None).found  # no judgement: the coverage answers
     assert not ab.decide(part, [hit], stats, band, pc, "none").found
+    # the model is asked only where its answer can change the outcome
+    assert ab.best_coverage(q, [hit], stats) == full.coverage
+    assert not ab.model_can_change(full.coverage, cal) and ab.model_can_change(cov, band)
+    assert not ab.model_can_change(cal.with_model - 0.01, cal) and ab.model_can_change(cal.with_model, cal)
     absent = ab.decide(ABSENT, [hit], stats, cal, ab.candidates(ABSENT, [hit], stats), "none")
     assert not absent.found and absent.coverage < cal.threshold
 
@@ -106,13 +110,21 @@ def test_the_judgement_is_a_metered_model_call_and_off_skips_it(tmp_path):
 
     from zhinao.store.models import UsageRecord
 
-    for mode, expected in (("model", ["kb.judge"]), ("coverage", []), ("off", ["kb.chat"])):
+    # model mode: a question its passage covers fully needs no judgement (the model cannot change the
+    # outcome, see ab.model_can_change); one in the uncertain band is judged, and metered
+    band = "副卡能共享视频流量吗？"
+    for mode, questions, expected in (("model", ["授权码多久有效？", band], ["kb.judge"]),
+                                      ("coverage", ["授权码多久有效？"], []), ("off", ["授权码多久有效？"], ["kb.chat"])):
         svc = make_service(tmp_path / mode, answerability=mode)
         try:
             svc.create_collection(ADMIN, "cs")
             svc.add_documents(ADMIN, "cs", [(n, t.encode()) for n, t in DOCS], wait=True)
-            res = run(svc.chat(ADMIN, "cs", [{"role": "user", "content": "授权码多久有效？"}]))
-            assert res["found"], res
+            for q in questions:
+                res = run(svc.chat(ADMIN, "cs", [{"role": "user", "content": q}]))
+                assert res["found"], res
+                if mode == "model":
+                    ev = res["checks"]["answerability"]
+                    assert (ev["model_choice"] is None) == (q != band), ev
             with svc.db.session() as s:
                 assert [u.endpoint for u in s.scalars(select(UsageRecord).order_by(UsageRecord.id))] == expected, mode
         finally:

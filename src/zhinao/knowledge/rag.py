@@ -384,7 +384,8 @@ class RagChat:
             cal, stats = ab.Calibration(ab.DEFAULT_THRESHOLD), ab.Stats([ab.passage_text(h) for h in p.hits])
         cands = ab.candidates(p.standalone, p.hits, stats)
         choice = None
-        if self.answerability == "model" and cands:
+        if self.answerability == "model" and cands and ab.model_can_change(
+                ab.best_coverage(p.standalone, p.hits, stats), cal):
             gp = GenerationParams(temperature=0.0, max_tokens=16, response_format=ab.judge_schema(cands))
             try:
                 gen = await self.llm.complete(ab.judge_prompt(p.standalone, cands, p.hits), gp, model=model,
