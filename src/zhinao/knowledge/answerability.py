@@ -214,7 +214,7 @@ def calibrate(texts: Sequence[str], *, probes: int = 60, seed: int = 11) -> tupl
     for t in texts[:2000]:
         terms = tagged_terms(t[:400], stats)
         per_text.append(terms)
-        vocab.update(set(terms))
+        vocab.update(dict.fromkeys(terms, 1))  # not set(): its order follows PYTHONHASHSEED (so did the threshold)
     common = [w for w, c in vocab.most_common(300) if c >= 2]
     usable = [i for i, ts in enumerate(per_text) if len(ts) >= 4]
     if len(usable) < 5 or not absent:
