@@ -60,7 +60,7 @@ llama_cpp() {
 step "python environment (.venv, pip)" venv
 if $VPY -c "import torch" 2>/dev/null; then skip "torch (CPU)" "installed"; else step "torch (CPU)" torch; fi
 if $VPY -c "import llama_cpp, sys; sys.exit(0 if llama_cpp.__version__=='0.3.36' else 1)" 2>/dev/null \
-   && bash scripts/llama_flags.sh --check-python "$VPY" 2>/dev/null; then
+   && bash scripts/llama_flags.sh --check-python "$VPY" >/dev/null 2>&1; then
   skip "llama-cpp-python (compiles llama.cpp, ~4 min)" "0.3.36 installed"
 else
   step "llama-cpp-python (compiles llama.cpp, ~4 min)" llama_cpp
@@ -68,7 +68,7 @@ fi
 step "python packages (zhinao[$EXTRAS])" $VPY -m pip install -e ".[${EXTRAS}]"
 # llama.cpp's own llama-server, from the sources vendored in the same sdist.
 if [ -x .venv/bin/llama-server ] && .venv/bin/llama-server --version >/dev/null 2>&1 \
-   && bash scripts/llama_flags.sh --check-server .venv/bin/llama-server 2>/dev/null; then
+   && bash scripts/llama_flags.sh --check-server .venv/bin/llama-server >/dev/null 2>&1; then
   skip "llama-server (compiles, ~4 min)" "built"
 else
   step "llama-server (compiles, ~4 min)" bash scripts/build_llama_server.sh

@@ -79,6 +79,9 @@ exit 0
     server.write_text("#!/usr/bin/env bash\necho 'version: 1 (fake)'\n")
     for f in (py, server):
         f.chmod(f.stat().st_mode | stat.S_IEXEC)
+    # a llama-server built with this machine's flags (scripts/llama_flags.sh): not rebuilt
+    mark = _bash(". scripts/llama_flags.sh; echo $LLAMA_MARK", repo).stdout.strip()
+    (bin_ / "llama-server.flags").write_text(mark + "\n")
     return repo
 
 
