@@ -33,6 +33,7 @@ from typing import Any
 from zhinao.errors import InvalidRequest, PermissionDenied, RateLimited
 from zhinao.knowledge import answerability as ab
 from zhinao.knowledge.grounding import CITE, quote, verify
+from zhinao.knowledge.grounding import sentences as _sentences
 from zhinao.knowledge.index import Hit
 from zhinao.runtime.base import ChatDelta, GenerationParams, Usage
 
@@ -455,7 +456,12 @@ class RagChat:
     async def _extractive(self, p: Prepared, j: ab.Judgement, checks: dict[str, Any], t_start: float,
                           extra: dict[str, Any] | None) -> AsyncIterator[ChatDelta]:
         """The answering sentence(s), quoted, cited [1]: grounded by construction, no generation."""
-        text = quote(p.hits[0].body, j.sentence).strip() + " [1]"
+        # quoted from the sanitized passage: an order hidden in a document is never read out as the
+        # answer (the lead-in growth of a short sentence would otherwise take the next one along)
+        body, sentence = sanitize(p.hits[0].body), j.sentence or ""
+        if _INJECTION.search(sentence):
+            sentence = next((x for x in _sentences(body) if REMOVED not in x), "")
+        text = re.sub(r"\s{2,}", " ", quote(body, sentence).replace(REMOVED, "")).strip() + " [1]"
         p.citations[0]["cited"], p.citations[0]["cited_by"] = True, "answerability"
         checks["grounding"] = {"ok": True, "style": "extractive", "unsupported": []}
         checks["timings"] = self._timings(t_start)
