@@ -28,7 +28,7 @@ def test_knowledge_page_upload_ask_search_delete(admin_page, live_server):
     ])
     page.fill("[data-testid=kb-tags]", "policy")
     page.click("[data-testid=kb-upload]")
-    page.wait_for_selector("[data-testid=kb-docs] [data-status=ready] >> nth=1", timeout=60_000)
+    page.wait_for_selector("[data-testid=kb-docs] [data-status=ready] >> nth=1", timeout=180_000)  # ingestion ends with the fusion choice
     expect(page.locator("[data-testid=kb-upload-status]")).to_contain_text("完成")
     # the empty file was refused at upload; the corrupted PDF failed while indexing; the others went on
     assert page.locator("[data-testid=kb-docs] tbody tr").count() == 3
@@ -49,15 +49,15 @@ def test_knowledge_page_upload_ask_search_delete(admin_page, live_server):
         document.querySelector("[data-testid=kb-drop]").dispatchEvent(
             new DragEvent("drop", { dataTransfer: dt, bubbles: true, cancelable: true }));
     }""", ["outage.txt", "停机保号\n\n停机保号业务每月收取 5 元功能费。"])
-    expect(page.locator("[data-testid=kb-docs] tbody tr", has_text="outage.txt")).to_have_count(1, timeout=60_000)
+    expect(page.locator("[data-testid=kb-docs] tbody tr", has_text="outage.txt")).to_have_count(1, timeout=120_000)
     expect(page.locator("[data-testid=kb-docs] tbody tr", has_text="outage.txt").locator("[data-status=ready]")) \
-        .to_have_count(1, timeout=60_000)
+        .to_have_count(1, timeout=120_000)
 
     # replace: the document keeps its row; the new text answers, the old one never again
     with page.expect_file_chooser() as chooser:
         row.locator("[data-testid=kb-replace]").click()
     chooser.value.set_files({"name": "mnp.md", "mimeType": "text/markdown", "buffer": MNP_V2})
-    expect(page.locator("[data-testid=kb-upload-status]")).to_contain_text("replaced 1", timeout=60_000)
+    expect(page.locator("[data-testid=kb-upload-status]")).to_contain_text("replaced 1", timeout=120_000)
     assert page.locator("[data-testid=kb-docs] tbody tr").count() == 4
     page.fill("[data-testid=kb-search-q]", "携号转网 在网 天")
     page.click("[data-testid=kb-search]")
