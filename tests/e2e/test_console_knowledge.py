@@ -20,6 +20,10 @@ def test_knowledge_page_upload_ask_search_delete(admin_page, live_server):
     page.fill("[data-testid=kb-create] input[name=name]", "e2e-kb")
     page.click("[data-testid=kb-create] button[type=submit]")
     page.wait_for_selector("[data-testid=kb-files]")
+    # the session's browser may still show a collection an earlier test made: work in ours
+    page.wait_for_selector("[data-testid=kb-collection] option[value=e2e-kb]", state="attached")
+    page.select_option("[data-testid=kb-collection]", "e2e-kb")
+    page.wait_for_selector("[data-testid=kb-files]")
     page.set_input_files("[data-testid=kb-files]", [
         {"name": "mnp.md", "mimeType": "text/markdown", "buffer": MNP},
         {"name": "iptv.html", "mimeType": "text/html", "buffer": XSS},
