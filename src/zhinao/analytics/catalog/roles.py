@@ -225,7 +225,13 @@ def _columns_text(df: pd.DataFrame, limit: int = 40) -> str:
     return ", ".join(cols) + more
 
 
-def _as_list(v: Any, role: str) -> list[str]:
+def column_list(v: Any, param: str, label: str | None = None) -> list[str]:
+    """A list of column names given as a list, a JSON list or ``a,b`` text (CLI ``-p features=a,b``).
+
+    ``label`` names the parameter in messages (default: ``param``)."""
+    label = label or param
+    if v is None or v == "" or v == [] or v == ():
+        return []
     if isinstance(v, str):
         s = v.strip()
         if s.startswith("["):
@@ -234,12 +240,16 @@ def _as_list(v: Any, role: str) -> list[str]:
             try:
                 v = json.loads(s)
             except ValueError as e:
-                raise InvalidRequest(f"role {role!r}: {s!r} is not a JSON list of column names", param=role) from e
+                raise InvalidRequest(f"{label}: {s!r} is not a JSON list of column names", param=param) from e
         else:
             return [c.strip() for c in s.split(",") if c.strip()]
     if isinstance(v, (list, tuple)):
         return [str(c) for c in v]
-    raise InvalidRequest(f"role {role!r} takes a list of column names, got {type(v).__name__}", param=role)
+    raise InvalidRequest(f"{label} takes a list of column names, got {type(v).__name__}", param=param)
+
+
+def _as_list(v: Any, role: str) -> list[str]:
+    return column_list(v, role, f"role {role!r}")
 
 
 def bind(roles: Sequence[Role], df: pd.DataFrame, given: Mapping[str, Any] | None = None,
@@ -444,5 +454,5 @@ def threshold_table(y01: Iterable[float], scores: Iterable[float],
     return out
 
 
-__all__ = ["ALIASES", "Binding", "KINDS", "Preset", "Role", "TASKS", "bind", "binary_target", "column_kind",
+__all__ = ["ALIASES", "Binding", "KINDS", "Preset", "Role", "TASKS", "bind", "binary_target", "column_kind", "column_list",
            "lift_table", "looks_like_id", "plain", "positive_class", "role_params", "show", "threshold_table"]

@@ -44,7 +44,7 @@ from zhinao.analytics.catalog import charts, plots
 from zhinao.analytics.catalog.base import Evaluation, MiningModel, ModelInfo
 from zhinao.analytics.catalog.protocol import require_rows, require_target, to_numeric
 from zhinao.analytics.catalog.roles import Binding, Role, bind, plain, positive_class, role_params, show
-from zhinao.analytics.catalog.roles import lift_table, threshold_table
+from zhinao.analytics.catalog.roles import column_list, lift_table, threshold_table
 from zhinao.errors import InvalidRequest
 
 MIN_ROWS = 40
@@ -75,26 +75,6 @@ ID_ROLE = Role("id", kinds=("id", "any"), required=False, demo="customerID", inf
                help_en="optional row identifier (kept in scored tables, never a feature); default: the one "
                        "id-like column, if there is exactly one",
                help_zh="可选的行标识列（评分表保留，不作特征）；默认取唯一一个形似编号的列")
-
-
-def column_list(v: Any, param: str) -> list[str]:
-    """A list of column names given as a list, a JSON list or ``a,b`` text (CLI ``-p exclude=a,b``)."""
-    if v is None or v == "" or v == [] or v == ():
-        return []
-    if isinstance(v, str):
-        s = v.strip()
-        if s.startswith("["):
-            import json
-
-            try:
-                v = json.loads(s)
-            except ValueError as e:
-                raise InvalidRequest(f"{param}: {s!r} is not a JSON list of column names", param=param) from e
-        else:
-            return [c.strip() for c in s.split(",") if c.strip()]
-    if isinstance(v, (list, tuple)):
-        return [str(c) for c in v]
-    raise InvalidRequest(f"{param} takes a list of column names, got {type(v).__name__}", param=param)
 
 
 def labels_text(values: Sequence[Any]) -> str:
