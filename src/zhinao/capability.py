@@ -64,6 +64,8 @@ class Parts:
         audit: the audit log service.
         usage: the usage ledger.
         tenancy: tenants, users and keys.
+        services: ``services(name)`` returns another capability's service, built on first use
+            (the agent uses the analytics service); None where there is no platform.
     """
 
     settings: Any
@@ -74,6 +76,7 @@ class Parts:
     audit: Any = None
     usage: Any = None
     tenancy: Any = None
+    services: Callable[[str], Any] | None = None
 
 
 @dataclass(frozen=True)

@@ -206,7 +206,8 @@ class Platform:
     def parts(self) -> Parts:
         """The explicit parts a capability's service is built from (never the platform itself)."""
         return Parts(settings=self.settings, db=self.db, jobs=self.jobs, embedder=lambda: self.embedder,
-                     llm=self.llm_clients, audit=self.audit, usage=self.usage, tenancy=self.tenancy)
+                     llm=self.llm_clients, audit=self.audit, usage=self.usage, tenancy=self.tenancy,
+                     services=self.service)
 
     @property
     def llm_clients(self) -> Any:
