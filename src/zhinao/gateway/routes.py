@@ -37,7 +37,7 @@ INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
 #: routes that call a model or the knowledge index (rate limits, quotas, queue, engine errors)
 _GENERATES = ("/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/messages", "/chat", "/test",
-              "/retrieve", "/search", "/documents", "/sync", "/reindex")
+              "/retrieve", "/search", "/documents", "/sync", "/reindex", "/ask")
 
 
 def iter_api_routes(app: FastAPI) -> Iterator[Any]:
@@ -192,6 +192,7 @@ MEDIA_TYPES: dict[tuple[str, str], tuple[str, ...]] = {
     ("POST", "/v1/completions"): ("application/json", "text/event-stream"),
     ("POST", "/api/kb/{collection}/chat"): ("application/json", "text/event-stream"),
     ("POST", "/api/conversations/{conv_id}/messages"): ("text/event-stream",),
+    ("POST", "/api/agent/ask"): ("application/json", "text/event-stream"),
 }
 _READYZ = {"type": "object", "properties": {"status": {"type": "string"},
                                             "problems": {"type": "array", "items": {"type": "string"}}}}
