@@ -366,6 +366,7 @@ class LlamaServerChatModel(ChatModel):
             plain = dataclasses.replace(params, tools=None, tool_choice=None, response_format=rf)
             body = chat_payload(self.name, plain_messages(messages, params.tools), plain)
             deltas = assemble_calls(self._with_retry(lambda wire: wire.stream_chat(body)), mode, names)
+        body["cache_prompt"] = True  # reuse the slot's KV cache for a repeated prefix (the agent's schema)
         try:
             async for d in deltas:
                 yield d
@@ -374,6 +375,7 @@ class LlamaServerChatModel(ChatModel):
 
     async def stream_text(self, prompt: str, params: GenerationParams) -> AsyncIterator[ChatDelta]:
         body = completion_payload(self.name, prompt, params)
+        body["cache_prompt"] = True
         async for d in self._with_retry(lambda wire: wire.stream_completion(body)):
             yield d
 
