@@ -94,11 +94,13 @@ def test_gold_tool_calls_name_catalogue_models_with_the_expected_metric(demo, qu
     for q in calls:
         call, expect = q["call"], q["call"]["expect"]
         assert call["tool"] == "run_model", q["id"]
-        assert call["args"]["model"] in expect["models"], q["id"]
-        assert call["args"]["dataset"] == expect["dataset"] and expect["dataset"] in ws.tables(), q["id"]
+        assert set(call["args"]) == {"key", "table"}, q["id"]  # the run_model tool's own argument names
+        assert call["args"]["key"] in expect["models"], q["id"]
+        assert call["args"]["table"] == expect["dataset"] and expect["dataset"] in ws.tables(), q["id"]
         for key in expect["models"]:
             assert key in models, (q["id"], key)
-            assert expect["metric"] in models[key]["metrics"], (q["id"], key, models[key]["metrics"])
+            # the primary metric: the one the run_model tool's summary always reports
+            assert expect["metric"] == models[key]["primary_metric"], (q["id"], key, models[key]["primary_metric"])
     assert {q["category"] for q in calls} == {"catalogue", "forecast"}
 
 
@@ -233,7 +235,7 @@ def test_tool_call_questions_scored_from_a_real_catalogue_run(demo, questions):
     run = svc.runs.wait(TENANT, run["id"], timeout=300) if run["status"] != "succeeded" else svc.runs.get(TENANT, run["id"])
     assert run["status"] == "succeeded", run.get("error")
     metrics = run["metrics"]
-    call = {"tool": "run_model", "args": {"model": "churn_logistic", "dataset": "telco"}}
+    call = {"tool": "run_model", "args": {"key": "churn_logistic", "table": "telco"}}
 
     def answer(call_=call, ok=True, rows=None, text=""):
         return AgentAnswer(answer=text, call=call_ if ok else None, columns=["metric", "value"],
@@ -250,10 +252,12 @@ def test_tool_call_questions_scored_from_a_real_catalogue_run(demo, questions):
     assert call_matches(q["call"]["expect"], q["call"], answer(rows=[], text=f"AUC {metrics['auc']:.3f}"))[0]
     assert not call_matches(q["call"]["expect"], q["call"], answer(rows=[["f1", metrics["f1"]]]))[0]
     assert not call_matches(q["call"]["expect"], q["call"], answer(ok=False))[0]
-    other = {"tool": "run_model", "args": {"model": "traffic_arima", "dataset": "telco"}}
+    other = {"tool": "run_model", "args": {"key": "traffic_arima", "table": "telco"}}
     assert not call_matches(q["call"]["expect"], q["call"], answer(call_=other))[0]
-    elsewhere = {"tool": "run_model", "args": {"model": "churn_logistic", "dataset": "milan_total"}}
+    elsewhere = {"tool": "run_model", "args": {"key": "churn_logistic", "table": "milan_total"}}
     assert not call_matches(q["call"]["expect"], q["call"], answer(call_=elsewhere))[0]
+    api_names = {"tool": "run_model", "args": {"model": "churn_logistic", "dataset": "telco"}}  # the analytics API's names
+    assert call_matches(q["call"]["expect"], q["call"], answer(call_=api_names))[0]
 
     async def ask(text):
         return answer()

@@ -172,8 +172,8 @@ def load_questions(path: str | Path) -> list[dict[str, Any]]:
 
 # -- scoring tool-call questions --------------------------------------------------------------
 
-_MODEL_ARGS = ("model", "key", "model_key")
-_TABLE_ARGS = ("dataset", "table")
+_MODEL_ARGS = ("key", "model", "model_key")
+_TABLE_ARGS = ("table", "dataset")
 
 
 def _calls_of(answer: Any) -> list[dict[str, Any]]:
@@ -204,13 +204,17 @@ def call_matches(expect: dict[str, Any], gold_call: dict[str, Any], answer: Any)
     """Does ``answer`` satisfy a tool-call question? Returns (ok, why not).
 
     ``expect`` keys (all optional): ``models`` (accepted model keys; default the gold call's
-    ``args.model``), ``dataset`` (default the gold's ``args.dataset``), ``metric`` (a metric
-    name the answer must report — in the result table, the call or the narrative).
+    ``args.key``), ``dataset`` (default the gold's ``args.table``), ``metric`` (a metric name
+    the answer must report — in the result table, the call, a tool call's summary or the
+    narrative; the ``run_model`` tool's summary names the model's primary metric).
+    Argument names follow the ``run_model`` tool (``key``, ``table``); ``model``/``dataset``
+    (the analytics API's names) are accepted too.
     """
     tool = gold_call.get("tool")
     gargs = gold_call.get("args") or {}
-    models = list(expect.get("models") or ([gargs["model"]] if gargs.get("model") else []))
-    dataset = expect.get("dataset", gargs.get("dataset"))
+    gold_model = next((gargs[k] for k in _MODEL_ARGS if gargs.get(k)), None)
+    models = list(expect.get("models") or ([gold_model] if gold_model else []))
+    dataset = expect.get("dataset", next((gargs[k] for k in _TABLE_ARGS if gargs.get(k)), None))
     calls = [c for c in _calls_of(answer) if c["tool"] == tool and c["ok"]]
     if not calls:
         return False, f"no successful {tool} call"
