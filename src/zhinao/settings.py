@@ -104,6 +104,16 @@ class Settings(BaseSettings):
     default_tenant_tpm: int | None = Field(None, description="Default tokens/minute for new tenants.")
     default_tenant_tokens_per_day: int | None = Field(None, description="Default daily token quota for new tenants.")
 
+    # -- the analyst agent: personal data and generated code (zhinao.agent) -------------------
+    agent_personal_roles: str = Field(
+        "admin,operator", description="Roles (comma-separated) that see columns marked personal (phone, ID number, "
+        "name, address, e-mail) in agent answers and charts; other roles get them masked (138****5678).")
+    agent_code_timeout_s: float = Field(
+        10.0, gt=0, description="CPU and wall-clock budget of one run of generated Python in the sandbox.")
+    agent_code_memory_mb: int = Field(
+        1024, ge=64, description="Memory generated Python may use on top of pandas' own (RLIMIT_AS).")
+    agent_code_max_rows: int = Field(200, ge=1, description="Rows of a generated program's result table returned.")
+
     # -- untrusted files (zhinao.safety: knowledge ingestion and analytics imports) --------
     archive_max_unpacked_bytes: int = Field(
         256 * 1024 * 1024, ge=1, description="Most a zip-based upload (DOCX, PPTX, XLSX) may unpack to in total; "
