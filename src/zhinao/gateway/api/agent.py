@@ -93,12 +93,7 @@ async def ask(body: AskIn, request: Request, principal: PrincipalDep, platform: 
     if not workspace:
         raise InvalidRequest("name the workspace to ask (field 'workspace')", param="workspace")
     _workspace(platform, principal, workspace, in_body=True)
-    svc = platform.agent
-    if body.session_id:  # someone else's conversation is "not found", before any model call
-        state = _store(platform).session(principal.tenant_id, body.session_id, **_kw(principal))
-        if state["workspace"] != workspace:
-            raise InvalidRequest(f"session {body.session_id} is over workspace {state['workspace']!r}, not "
-                                 f"{workspace!r}; start a new session for another workspace", param="session_id")
+    svc = platform.agent  # another user's or tenant's session_id is "not found" there, before any model call
     if not _wants_stream(body, request):
         answer = await svc.ask(principal, workspace, question, session_id=body.session_id, model=body.model)
         return _as_dict(answer)
@@ -141,7 +136,7 @@ async def accept(answer_id: int, principal: PrincipalDep, platform: PlatformDep)
     """The answer is right: its question and SQL (or model call) join the workspace's example library."""
     store = _store(platform)
     store.answer(principal.tenant_id, answer_id, **_kw(principal))
-    result = await _maybe_await(platform.agent.accept(principal, answer_id))
+    result = await _call(platform.agent.accept, principal, answer_id)
     return _verdict(store, principal, answer_id, result)
 
 
@@ -153,20 +148,21 @@ async def correct(answer_id: int, body: CorrectIn, principal: PrincipalDep, plat
     if sql is None and text is None:
         raise InvalidRequest("a correction needs the right SQL ('sql') or the right answer ('answer')", param="sql")
     store = _store(platform)
-    stored = store.answer(principal.tenant_id, answer_id, **_kw(principal))
-    if sql is not None:
-        from zhinao.analytics.sandbox import check_sql
-
-        ws = platform.analytics.workspaces.workspace(principal.tenant_id, stored["workspace"])
-        check_sql(sql, ws.tables())  # a write, or another workspace's table, never enters the library
-    result = await _maybe_await(platform.agent.correct(principal, answer_id, sql=sql, answer=text))
+    store.answer(principal.tenant_id, answer_id, **_kw(principal))
+    # the service checks and runs the SQL read-only before it joins the library (a write never does)
+    result = await _call(platform.agent.correct, principal, answer_id, sql=sql, answer=text)
     return _verdict(store, principal, answer_id, result)
 
 
-async def _maybe_await(v: Any) -> Any:
+async def _call(fn: Any, *args: Any, **kw: Any) -> Any:
+    """The service's verdict methods write the store and may run SQL: off the event loop unless async."""
     import inspect
 
-    return await v if inspect.isawaitable(v) else v
+    from fastapi.concurrency import run_in_threadpool
+
+    if inspect.iscoroutinefunction(fn):
+        return await fn(*args, **kw)
+    return await run_in_threadpool(fn, *args, **kw)
 
 
 def _verdict(store: AgentStore, principal: Any, answer_id: int, result: Any) -> dict[str, Any]:
