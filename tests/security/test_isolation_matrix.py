@@ -77,6 +77,7 @@ DEFAULT_PATH: dict[str, Callable[[World], Any]] = {
     "tenant_id": ids("tenant"), "job_id": ids("kb_job"), "run_id": ids("run"), "doc_id": ids("doc"),
     "passage_id": ids("passage"), "collection": const(NAMES["coll"]), "ws": const(NAMES["ws"]),
     "term": const(NAMES["term"]), "model_id": const(f"kb:{NAMES['coll']}"), "key": const("plan_tree"),
+    "answer_id": ids("agent_answer"), "session_id": ids("agent_session"),
 }
 MSG = [{"role": "user", "content": "hello"}]
 
@@ -259,6 +260,30 @@ MATRIX: dict[tuple[str, str], tuple[Case, ...]] = {
     ("POST", "/api/datasources"): (
         Case(OPERATOR, body=body({"name": "evil", "url": "sqlite:////tmp/evil.db", "tenants": ["*"]})),),
     ("DELETE", "/api/datasources/{name}"): (Case(OPERATOR, path={"name": const(NAMES["source"])}),),
+    # -- agent -------------------------------------------------------------------------------------
+    ("POST", "/api/agent/ask"): (
+        Case(B, body=body({"workspace": NAMES["ws"], "question": "SELECT 1"}), ok=frozenset({400, 403, 404}),
+             note="B's workspace (named in the body: a 400)"),
+        Case(B, body=body(lambda w: {"workspace": "acme_ws", "question": "SELECT 1",
+                                     "session_id": w.ids["agent_session"]}), note="A's workspace, B's conversation"),
+        Case(OWN, body=body({"workspace": "acme_ws", "question": f"SELECT * FROM {NAMES['dataset']}"}),
+             ok=frozenset({200, 400, 404}), note="A's workspace naming B's table"),
+        Case(B, body=body(lambda w: {"workspace": NAMES["ws"], "question": "SELECT 1", "stream": True,
+                                     "session_id": w.ids["agent_session"]}), ok=frozenset({400, 403, 404}),
+             note="streamed: refused before the first event"),),
+    ("GET", "/api/agent/answers/{answer_id}"): (Case(B),),
+    ("POST", "/api/agent/answers/{answer_id}/accept"): (Case(B),),
+    ("POST", "/api/agent/answers/{answer_id}/correct"): (
+        Case(B, body=body({"answer": "acme was here"})),
+        Case(B, body=body({"sql": f"SELECT * FROM {NAMES['dataset']}"})),),
+    ("GET", "/api/agent/examples"): (
+        Case(B, query=lambda w: {"workspace": NAMES["ws"]}),
+        Case(OWN, query=lambda w: {"workspace": "acme_ws"}, ok=frozenset({200})),),
+    ("DELETE", "/api/agent/examples"): (
+        Case(B, query=lambda w: {"workspace": NAMES["ws"]}),
+        Case(B, query=lambda w: {"workspace": "acme_ws", "id": w.ids["agent_example"]},
+             note="A's workspace, B's example"),),
+    ("GET", "/api/agent/sessions/{session_id}"): (Case(B),),
     # -- ops and console -----------------------------------------------------------------------------
     ("GET", "/healthz"): (Case(PUBLIC, ok=frozenset({200})),),
     ("GET", "/readyz"): (Case(PUBLIC),),
@@ -407,6 +432,8 @@ SELF_CHECK = [
     ("admin", "/api/analytics/workspaces/{ws}/datasets/{name}/rows"),
     ("admin", "/api/analytics/workspaces/{ws}/datasets/{name}/csv"),
     ("admin", "/api/kb/search?q=confidential+pricing"),
+    ("admin", "/api/agent/answers/{answer_id}"), ("admin", "/api/agent/sessions/{session_id}"),
+    ("admin", "/api/agent/examples?workspace=bname_q7_ws"),
 ]
 
 
@@ -460,6 +487,11 @@ def test_b_is_intact_after_the_attacks(world):
     for job in ("kb_job", "run_job"):
         if ids_.get(job):
             assert get(f"/api/jobs/{ids_[job]}").json()["status"] == "succeeded"
+    ans = get(f"/api/agent/answers/{ids_['agent_answer']}").json()
+    assert ans["status"] == "corrected" and ans["correction"]["answer"] == CONTENT["agent_correction"]
+    assert [e["id"] for e in get("/api/agent/examples", params={"workspace": NAMES["ws"]}).json()] == \
+        [ids_["agent_example"]]
+    assert get(f"/api/agent/sessions/{ids_['agent_session']}").json()["answers"][0]["id"] == ids_["agent_answer"]
     tenants = {t["id"]: t for t in c.get("/api/tenants", headers=OP).json()}
     assert not tenants[ids_["tenant"]]["disabled"]
     sources = c.get("/api/datasources", headers=b.admin).json()

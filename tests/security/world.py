@@ -42,6 +42,7 @@ CONTENT = {
     "term_def": "bcontent-q7-glossary-definition",
     "score_table": "bcontent_q7_scored",
     "source_desc": "bcontent-q7-data-source-description",
+    "agent_correction": "bcontent-q7-agent-correction",
 }
 #: B's names: A types them into attack requests, so they count only where A did not send them
 NAMES = {
@@ -148,6 +149,15 @@ def build_world(c: TestClient) -> World:
     run = _wait(c, b.admin, f"/api/analytics/runs/{run['id']}")
     assert run["status"] == "succeeded", run
     ids["run"], ids["run_job"], ids["chart"] = run["id"], run["job_id"], run["charts"][0]
+
+    # -- agent: a conversation over B's workspace, an answer B corrected, B's example library ---------
+    # (the echo model answers with the question, so a question that is SQL runs as that SQL)
+    ans = _ok(c.post("/api/agent/ask", headers=b.admin, json={
+        "workspace": NAMES["ws"], "question": f"SELECT id, {CONTENT['column']} FROM {NAMES['dataset']} ORDER BY id"}))
+    ids["agent_answer"], ids["agent_session"] = ans["answer_id"], ans["session_id"]
+    fixed = _ok(c.post(f"/api/agent/answers/{ans['answer_id']}/correct", headers=b.admin, json={
+        "sql": f"SELECT {CONTENT['column']} FROM {NAMES['dataset']}", "answer": CONTENT["agent_correction"]}))
+    ids["agent_example"] = fixed["example_id"]
 
     # -- a data source the operator registered and granted to B only ----------------------------------
     import sqlite3
