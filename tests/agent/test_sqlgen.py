@@ -112,6 +112,8 @@ def test_wrong_table_qualifier_is_fixed(tmp_path):
                          "GROUP BY T1.Name", idx)
     assert fixes == ["T1.Name → T2.Name"] and "GROUP BY T2.Name" in sql
     assert sorted(w.run_sql(sql).rows()) == [("Ann", 2), ("Bo", 1)]
+    sql, fixes = fix_sql('SELECT Singer_ID FROM singer WHERE Name = "ann"', idx)  # SQLite's string quotes
+    assert w.run_sql(sql).rows() == [(1,)] and len(fixes) == 2
 
 
 def test_a_write_statement_is_never_executed(ws, index):

@@ -216,6 +216,12 @@ def fix_sql(sql: str, index: SchemaIndex, linked: LinkedSchema | None = None, *,
                 continue
             if any(index.column(t, name) is not None for t in tables):
                 continue
+            if col.this.args.get("quoted") and isinstance(col.parent, (exp.EQ, exp.NEQ, exp.In, exp.Like,
+                                                                       exp.ILike, exp.GT, exp.LT, exp.GTE, exp.LTE)):
+                # SQLite habit: "France" meant a string; DuckDB reads an unknown column
+                fixes.append(f'"{name}" → \'{name}\'')
+                col.replace(exp.Literal.string(name))
+                continue
             close = _close_column(name, tables, index)
             if close:
                 fixes.append(f"{name} → {close}")
