@@ -323,5 +323,14 @@ def result_personal(columns: Sequence[str], marks: Mapping[str, Mapping[str, str
     return {c: by_name[c.lower()] for c in columns if c.lower() in by_name}
 
 
+
+
+def may_see(principal: Any) -> bool:
+    """:func:`may_see_personal` with the process's settings (what the agent service calls)."""
+    from zhinao.settings import get_settings
+
+    return may_see_personal(principal, get_settings())
+
+
 __all__ = ["KINDS", "detect", "detect_column", "is_email", "is_id_number", "is_phone", "mark_profile", "mask",
-           "mask_frame", "mask_value", "may_see_personal", "result_personal", "set_personal", "workspace_marks"]
+           "mask_frame", "mask_value", "may_see", "may_see_personal", "result_personal", "set_personal", "workspace_marks"]
