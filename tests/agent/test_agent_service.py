@@ -273,7 +273,7 @@ def real_service(parts, default_pack_path):
     from zhinao.runtime.llamacpp import LlamaCppChatModel
 
     settings, db, analytics, emb = parts
-    engine = LlamaCppChatModel(name="qwen2.5-coder-0.5b", path=default_pack_path, n_threads=2)
+    engine = LlamaCppChatModel(name="qwen2.5-coder-0.5b", path=default_pack_path, threads=2)
     return AgentService(settings=settings, db=db, analytics=analytics,
                         llm=clients_for_engine(engine, db=db, settings=settings), embedder=emb, store=AgentStore(db))
 

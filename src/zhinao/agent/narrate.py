@@ -88,7 +88,7 @@ def model_text(data: dict[str, Any], zh: bool) -> str:
         if beats is not None:
             s += "模型优于基线。" if beats else "模型没有超过基线，结论需谨慎。"
         if data.get("factors"):
-            s += "主要因素：" + "，".join(data["factors"][:3]) + "。"
+            s += ("各类：" if data.get("task") == "clustering" else "主要因素：") + "；".join(_factors(data)) + "。"
         return s
     s = f"Ran {name} ({data.get('key')}) on table {data.get('table')}"
     if _isnum(m):
@@ -99,8 +99,12 @@ def model_text(data: dict[str, Any], zh: bool) -> str:
     if beats is not None:
         s += " The model beats the baseline." if beats else " The model does not beat the baseline; treat it with care."
     if data.get("factors"):
-        s += " Main factors: " + ", ".join(data["factors"][:3]) + "."
+        s += (" Segments: " if data.get("task") == "clustering" else " Main factors: ") + "; ".join(_factors(data)) + "."
     return s
+
+
+def _factors(data: dict[str, Any]) -> list[str]:
+    return list(data.get("factors") or [])[:6 if data.get("task") == "clustering" else 3]
 
 
 def failure_text(error: str, zh: bool) -> str:

@@ -233,9 +233,15 @@ def task_of(question: str, default: str | None = None) -> str | None:
     return default
 
 
+_STOP = frozenset("the a an and or of in on to for by with which what who are is be do does this that these those "
+                  "from into per how why will would can could most more our your their its it as at".split())
+
+
 def _words(text: str) -> set[str]:
+    """Lower-cased words (plural 's' dropped, stop words out) and CJK bigrams, for overlap scores."""
     text = (text or "").lower()
-    out = set(re.findall(r"[a-z][a-z0-9]+", text))
+    out = {w[:-1] if len(w) > 3 and w.endswith("s") and not w.endswith("ss") else w
+           for w in re.findall(r"[a-z][a-z0-9]+", text) if w not in _STOP}
     cjk = re.findall(r"[\u4e00-\u9fff]+", text)
     for run in cjk:  # character bigrams: 离网 / 预警 / 话务
         out |= {run[i:i + 2] for i in range(max(1, len(run) - 1))}
@@ -275,8 +281,14 @@ def _top_factors(expl: dict[str, Any], n: int = 5) -> list[str]:
         if isinstance(v, list) and v:
             out = []
             for it in v[:n]:
-                if isinstance(it, dict):
-                    name = it.get("feature") or it.get("name") or it.get("if") or it.get("cluster")
+                if isinstance(it, dict) and ("segment" in it or "cluster" in it):
+                    k = it.get("segment", it.get("cluster"))
+                    prof = it.get("distinctive") or it.get("profile") or it.get("mode") or it.get("means") or {}
+                    traits = ", ".join(f"{a}={b if not isinstance(b, dict) else next(iter(b), '')}"
+                                       for a, b in list(prof.items())[:2]) if isinstance(prof, dict) else ""
+                    out.append(f"#{k}: {it.get('size', '?')} rows" + (f" ({traits})" if traits else ""))
+                elif isinstance(it, dict):
+                    name = next((it[k] for k in ("feature", "name", "if") if it.get(k) is not None), None)
                     val = it.get("weight", it.get("coefficient", it.get("importance", it.get("lift", it.get("size")))))
                     then = it.get("then")
                     label = f"{name} → {then}" if then is not None else str(name)
