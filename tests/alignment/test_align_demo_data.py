@@ -172,6 +172,21 @@ def test_no_prompt_in_both_splits():
     assert not both, both[:3]
 
 
+def test_translations_share_a_split():
+    """``group`` joins a Chinese prompt and its English counterpart (same question, same facts):
+    one language in train and the other in eval would leak the held-out answer."""
+    groups: dict[str, dict[str, set[str]]] = {}
+    for r in PAIRS + DEMOS:
+        q = _norm(r["messages"][0]["content"] if "messages" in r else _text(r["prompt"]))
+        g = groups.setdefault(r["group"], {"split": set(), "lang": {}})
+        g["split"].add(r["split"])
+        g["lang"].setdefault(r["lang"], set()).add(q)
+    for name, g in groups.items():
+        assert len(g["split"]) == 1, name
+        assert all(len(qs) == 1 for qs in g["lang"].values()), name  # at most one prompt per language
+    assert sum(len(g["lang"]) == 2 for g in groups.values()) >= 0.8 * len(groups)
+
+
 def test_eval_split_is_about_a_fifth_and_covers_every_kind_and_language():
     prompts = {_norm(_text(p["prompt"])): p["split"] for p in PAIRS}
     share = sum(s == "eval" for s in prompts.values()) / len(prompts)

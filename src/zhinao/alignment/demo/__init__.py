@@ -17,7 +17,8 @@ Files (JSONL, one object a line, TRL's formats where TRL has one):
   ``alternative_keywords`` (a good answer declines and offers a safe route).
 
 ``split`` is by prompt: a prompt is ``train`` or ``eval`` in both demonstrations and
-comparisons, so an SFT model never saw the chosen answer of a held-out pair. The two eval sets
+comparisons, so an SFT model never saw the chosen answer of a held-out pair; ``group`` joins a
+Chinese prompt and its English counterpart, which always share a split. The two eval sets
 share no prompt with either training file.
 """
 
