@@ -275,7 +275,7 @@ async def run_eval(ask: Callable[[str], Awaitable[Any]], questions: Sequence[dic
             ``lambda sql: ws.run_sql(sql).json_rows()``; called once per SQL question.
         model_name: recorded in the report.
         concurrency: questions in flight at once (1 = one after another, as latency is measured).
-        on_result: called with each question's record as it is scored (progress output).
+        on_result: called with each question's record as it is scored, errors included (progress output).
 
     Returns:
         ``{model, n, correct, execution_accuracy, by_category, by_lang, by_kind, p50_ms, p95_ms,
@@ -288,6 +288,12 @@ async def run_eval(ask: Callable[[str], Awaitable[Any]], questions: Sequence[dic
     sem = asyncio.Semaphore(max(1, int(concurrency)))
 
     async def one(q: dict[str, Any]) -> dict[str, Any]:
+        rec = await score(q)
+        if on_result is not None:
+            on_result(rec)
+        return rec
+
+    async def score(q: dict[str, Any]) -> dict[str, Any]:
         rec: dict[str, Any] = {"id": q["id"], "q": q["q"], "lang": q["lang"], "category": q["category"],
                                "kind": "sql" if q.get("sql") else "call", "correct": False, "repaired": False,
                                "ms": 0.0, "reason": ""}
@@ -321,8 +327,6 @@ async def run_eval(ask: Callable[[str], Awaitable[Any]], questions: Sequence[dic
             rec["correct"], rec["reason"] = ok, why
             if not ok:
                 rec["pred_call"] = getattr(answer, "call", None)
-        if on_result is not None:
-            on_result(rec)
         return rec
 
     results = await asyncio.gather(*(one(q) for q in qs))
