@@ -280,6 +280,8 @@ JSON_ARGS: dict[str, list[str]] = {
     "models list": ["models", "list"], "models packs": ["models", "packs"], "tenants list": ["tenants", "list"],
     "users list": ["users", "list"], "keys list": ["keys", "list"], "usage": ["usage"],
     "audit verify": ["audit", "verify"],
+    "ask": ["ask", "select 1 as one", "-w", "demo"], "agent ask": ["agent", "ask", "select 1 as one", "-w", "demo"],
+    "agent eval": ["agent", "eval", "--limit", "2"], "agent examples": ["agent", "examples"],
 }
 
 
