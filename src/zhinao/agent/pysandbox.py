@@ -28,8 +28,10 @@ each layer says what it guarantees:
    its group at the wall deadline; ``RLIMIT_CPU`` (the kernel's SIGXCPU past the budget),
    ``RLIMIT_AS`` (the budget on top of what the imports use), ``RLIMIT_FSIZE``,
    ``RLIMIT_NOFILE``, ``RLIMIT_NPROC`` = 0 after the data is loaded (no child processes or
-   threads — enforced by the kernel for a non-root server user; root ignores it, so there
-   the hook is what stops ``fork``), ``RLIMIT_CORE`` = 0; the working directory is a fresh
+   threads — enforced by the kernel for a non-root server user; root ignores it, so a root
+   server runs the code as ``nobody`` when ``nobody`` can start the interpreter
+   (:func:`unprivileged_identity`), and otherwise the hook is what stops ``fork``),
+   ``RLIMIT_CORE`` = 0; the working directory is a fresh
    ``0700`` temporary folder holding only the copied table(s), removed afterwards.
    **Network**: when ``unshare -rn`` works without privileges (user namespaces on; probed
    once, :func:`network_isolation`), the process runs in a new network namespace with no
@@ -699,4 +701,4 @@ _finish(_res)
 '''
 
 __all__ = ["ALLOWED_IMPORTS", "CodeRefused", "PyLimits", "PyResult", "check_code", "network_isolation",
-           "run_python"]
+           "run_python", "unprivileged_identity"]
