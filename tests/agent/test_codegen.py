@@ -86,6 +86,13 @@ def test_python_is_run_on_a_copy_of_the_table(analytics):
     assert model.calls[0][2] == "agent.code"
 
 
+def test_a_line_that_reads_the_table_from_a_file_is_dropped(analytics):
+    model = Replay("```python\nimport pandas as pd\ndata = pd.read_csv('telco.csv')\nresult = len(data)\n```")
+    res = run(WriteCode(), ctx_for(analytics, model), {"question": "python: how many rows in telco"})
+    assert res.ok and res.rows == [[7043]] and "read_csv" not in res.code["source"] and not res.code["repaired"]
+    assert res.code["checks"][0]["check"] == "fixed" and "pd.read_csv('telco.csv')" in res.code["checks"][0]["detail"]
+
+
 def test_python_refusal_gets_one_repair(analytics):
     model = Replay("```python\nimport os\nresult = os.listdir('/')\n```",
                    "```python\nresult = len(df)\n```", "```python\nresult = 0\n```")

@@ -288,6 +288,25 @@ def split_reply(reply: str, language: str) -> tuple[str, str]:
     return text, ""
 
 
+_LOADING = re.compile(r"^\s*[A-Za-z_]\w*\s*=\s*(?:pd|pandas)\.read_\w+\(.*\)\s*(?:#.*)?$")
+
+
+def drop_table_loading(source: str) -> tuple[str, list[str]]:
+    """Python with the lines that load a table from a file (``df = pd.read_csv('telco.csv')``)
+    removed: the sandbox gives the table as ``df`` and refuses file reads, and small models
+    write such a line out of habit. Returns the code and the lines removed."""
+    kept, dropped = [], []
+    for line in source.splitlines():
+        if _LOADING.match(line):
+            dropped.append(line.strip())
+            name = line.split("=", 1)[0].strip()
+            if name != "df" and not any(k == name for k in ("result", "tables")):
+                kept.append(f"{name} = df")
+        else:
+            kept.append(line)
+    return "\n".join(kept), dropped
+
+
 def _schema_lines(ws: Any, tables: list[str]) -> list[str]:
     lines = []
     for t in tables:
@@ -373,6 +392,7 @@ class WriteCode:
         reply = await ctx.model(messages, params, purpose="agent.code")
         source, explanation = split_reply(reply, language)
         outcome = await self._check(ctx, language, source, ws_tables, main_tables)
+        source = outcome.get("source", source)
         repaired = False
         if not outcome["ok"] and source:
             messages += [{"role": "assistant", "content": reply},
@@ -384,7 +404,7 @@ class WriteCode:
             if source2:
                 outcome2 = await self._check(ctx, language, source2, ws_tables, main_tables)
                 if outcome2["ok"] or not outcome["ok"]:
-                    source, outcome, repaired = source2, outcome2, True
+                    source, outcome, repaired = outcome2.get("source", source2), outcome2, True
                     explanation = explanation2 or explanation
         return self._result(language, source, explanation, outcome, repaired, zh)
 
@@ -399,7 +419,13 @@ class WriteCode:
                     "error": "; ".join(f"{c.check}: {c.detail}" for c in bad) or None}
         if language == "sql":
             return await asyncio.to_thread(_check_sql, ctx, source)
-        return await asyncio.to_thread(_check_python, ctx, source, ws_tables, main_tables)
+        source, dropped = drop_table_loading(source)
+        out = await asyncio.to_thread(_check_python, ctx, source, ws_tables, main_tables)
+        out["source"] = source
+        if dropped:
+            out["checks"].insert(0, {"check": "fixed", "ok": True, "detail": "removed line(s) that read the table "
+                                     "from a file (it is given as `df`): " + " / ".join(dropped)})
+        return out
 
     @staticmethod
     def _result(language: str, source: str, explanation: str, outcome: dict[str, Any], repaired: bool,
@@ -491,5 +517,5 @@ def _check_python(ctx: ToolContext, source: str, ws_tables: list[str], main_tabl
             "checks": checks, "isolation": out.isolation}
 
 
-__all__ = ["KNOWN_PROCS", "LANGUAGES", "SasCheck", "WriteCode", "check_sas", "language_of", "pick_tables",
-           "split_reply"]
+__all__ = ["KNOWN_PROCS", "LANGUAGES", "SasCheck", "WriteCode", "check_sas", "drop_table_loading", "language_of",
+           "pick_tables", "split_reply"]
