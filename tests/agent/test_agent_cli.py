@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import json
 
+import httpx
 import pytest
 from typer.testing import CliRunner
 
+from tests.cli.test_cli_remote import _ok, served, zhinao  # noqa: F401  (served: a real `zhinao serve`)
 from zhinao.cli import app as root
 
 runner = CliRunner()
@@ -106,3 +108,19 @@ def test_ask_json_with_the_real_default_model(settings, default_pack_path, monke
     assert d["tool_calls"], d
     if d["sql"]:  # whatever SQL the model wrote, the rows shown are what that SQL returns
         assert d["rows"] == _truth(d["sql"])[: len(d["rows"])]
+
+
+@pytest.mark.slow
+def test_ask_goes_through_a_running_server(served):
+    """Beside `zhinao serve` (which holds the workspaces' DuckDB files) the commands use its API."""
+    d = json.loads(_ok(zhinao(served.home, "ask", Q, "-w", "demo", "--json")).stdout)
+    assert all(k in d for k in KEYS), sorted(d)
+    truth = json.loads(_ok(zhinao(served.home, "data", "query", Q, "-w", "demo", "--json")).stdout)["rows"]
+    assert d["rows"] == truth and d["answer_id"]
+    r = httpx.post(f"{served.url}/api/agent/answers/{d['answer_id']}/accept",
+                   headers={"Authorization": f"Bearer {served.discovery()['token']}"})
+    assert r.status_code == 200, r.text
+    lib = json.loads(_ok(zhinao(served.home, "agent", "examples", "-w", "demo", "--json")).stdout)
+    assert [e["question"] for e in lib] == [Q]
+    r = zhinao(served.home, "ask", Q, "-w", "demo", "--local")
+    assert r.returncode == 2 and "holds the workspace files" in r.stderr
