@@ -48,6 +48,14 @@ def test_counts():
     assert min(kinds.values()) >= 25, kinds
 
 
+def test_readme_counts_are_the_files_counts():
+    readme = (demo.DEMO_DIR / "README.md").read_text(encoding="utf-8")
+    for name, file in demo.FILES.items():
+        m = re.search(r"\| `" + re.escape(file) + r"` \| (\d+) \|", readme)
+        assert m, file
+        assert int(m.group(1)) == len(demo.load(name)), file
+
+
 def test_every_record_is_sample_with_lang_and_id():
     for name, rows in (("demonstrations", DEMOS), ("comparisons", PAIRS), ("false_premise", FP), ("refusal", RF)):
         for r in rows:
