@@ -33,6 +33,9 @@ DF = pd.DataFrame({"plan": ["a", "b", "a", "c"], "fee": [10.0, 20.0, 30.0, 40.0]
     ("pd.io.common.os.system('id')", ".os"),
     ("g = (i for i in [1])\ng.gi_frame", ".gi_frame"),
     ("from pandas import *", "import *"),
+    ("q = '_' * 2\n('{0.' + q + 'class' + q + '}').format(df)", ".format() needs a literal string"),
+    ("df.query('fee > ' + str(10))", ".query() needs a literal string"),
+    ("f = df.query\nf('fee > 10')", ".query may only be called directly"),
     ("def f(:\n  pass", "syntax error"),
 ])
 def test_ast_check_refuses_and_names_what(code, what):
@@ -46,6 +49,19 @@ def test_ast_check_refuses_and_names_what(code, what):
 def test_ast_check_allows_ordinary_pandas():
     check_code("import pandas as pd\nimport numpy as np\nfrom collections import Counter\n"
                "result = df.groupby('plan')['fee'].agg(['mean', 'count']).sort_values('mean')\n")
+
+
+def test_native_file_writers_reached_by_name_at_run_time_are_refused(tmp_path):
+    # df.agg("to_parquet", ...) dispatches on a string the AST check cannot see, and pyarrow
+    # opens the file in C, below the audit hook: the preamble replaced those entry points
+    target = tmp_path / "escape.parquet"
+    code = f"name = 'to_' + 'parquet'\ndf.agg(name, 0, {str(target)!r})"
+    check_code(code)  # passes the AST check ...
+    out = run_python(code, {"t": DF})
+    assert not out.ok and out.error_kind == "refused" and "to_parquet is not available" in out.error
+    assert not target.exists()
+    ok = run_python("result = df.query('fee > 15')\nprint('{} rows'.format(len(result)))", {"t": DF})
+    assert ok.ok and len(ok.rows) == 3 and ok.stdout == "3 rows\n"
 
 
 def test_good_pandas_code_returns_its_table_and_output():

@@ -93,6 +93,8 @@ DENIED_ATTRIBUTES = frozenset({
 })
 #: attribute prefixes refused (every pandas reader: read_csv(engine="pyarrow") reads natively)
 DENIED_ATTRIBUTE_PREFIXES = ("read_", "_")
+#: methods that interpret a string as code or attribute paths: only with a literal string
+_STRING_CODE = frozenset({"format", "format_map", "query"})
 _RESULT_MARK = "\x00ZHINAO-RESULT\x00"
 _READY_MARK = "\x00ZHINAO-READY\x00"
 MB = 1024 * 1024
@@ -220,7 +222,8 @@ def check_code(source: str) -> ast.Module:
         tree = ast.parse(source, "<code>", "exec")
     except SyntaxError as e:
         raise CodeRefused(f"line {e.lineno}: syntax error: {e.msg}", param="code") from None
-    for node in ast.walk(tree):
+    calls: set[int] = set()  # .format/.query attribute nodes that are the callee of a checked call
+    for node in sorted(ast.walk(tree), key=lambda n: not isinstance(n, ast.Call)):  # calls first
         if isinstance(node, ast.Import):
             for a in node.names:
                 _check_module(node, a.name)
@@ -237,9 +240,17 @@ def check_code(source: str) -> ast.Module:
             if node.id in DENIED_BUILTINS or node.id.startswith("__"):
                 raise _refuse(node, f"{node.id!r} is not allowed")
         elif isinstance(node, ast.Attribute):
+            if node.attr in _STRING_CODE and id(node) not in calls:
+                raise _refuse(node, f".{node.attr} may only be called directly, with a literal string")
             if node.attr in DENIED_ATTRIBUTES or node.attr.startswith(DENIED_ATTRIBUTE_PREFIXES):
                 why = ("reads a file" if node.attr.startswith("read_") else "is not allowed")
                 raise _refuse(node, f"attribute .{node.attr} {why}")
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in _STRING_CODE:
+            target = node.func.value if node.func.attr != "query" else (node.args[0] if node.args else None)
+            if not (isinstance(target, ast.Constant) and isinstance(target.value, str)):
+                raise _refuse(node, f".{node.func.attr}() needs a literal string here (a string built at run time "
+                                    "could reach attributes the check cannot see)")
+            calls.add(id(node.func))
         elif isinstance(node, ast.Constant) and isinstance(node.value, (str, bytes)):
             text = node.value if isinstance(node.value, str) else node.value.decode("latin-1")
             if "__" in text:
@@ -676,7 +687,30 @@ def _table(v):
         return {"columns": ["result"], "rows": [[_jsonable(v)]], "truncated": False}
     return {"value": repr(v)[:_max_chars]}
 
+def _refused(name):
+    def refuse(*a, **k):
+        raise PermissionError("sandbox: %s is not available (files are read and written only as the sandbox "
+                              "gives them)" % name)
+    return refuse
+
+# pandas dispatches method names given as strings (df.agg("to_parquet", ...)), and pyarrow, numpy
+# and pickle open files in C below the audit hook: those entry points are replaced before the code runs
 if _req.get("audit", True):
+    _NATIVE_IO = ("to_parquet", "to_feather", "to_orc", "to_hdf", "to_pickle", "to_stata", "to_sql", "to_excel",
+                  "to_clipboard", "tofile")
+    for _cls in (pd.DataFrame, pd.Series, pd.Index, np.ndarray):
+        for _name in _NATIVE_IO:
+            if hasattr(_cls, _name):
+                try:
+                    setattr(_cls, _name, _refused(_name))
+                except (TypeError, AttributeError):
+                    pass
+    for _name in [n for n in dir(pd) if n.startswith("read_")] + ["HDFStore", "ExcelFile", "ExcelWriter"]:
+        setattr(pd, _name, _refused("pandas." + _name))
+    for _name in ("load", "save", "savez", "savez_compressed", "fromfile", "memmap", "loadtxt", "savetxt",
+                  "genfromtxt"):
+        if hasattr(np, _name):
+            setattr(np, _name, _refused("numpy." + _name))
     sys.addaudithook(_hook)
 _out.write(READY + "\n")
 _out.flush()
