@@ -125,6 +125,10 @@ def test_bad_input_is_a_4xx_that_says_what_to_fix(client):
         assert word in r.json()["error"]["message"], (body, r.text)
     r = c.post("/api/agent/ask", headers=OP, json={"workspace": "demo", "question": Q, "session_id": "no-such"})
     assert r.status_code == 404
+    for stream in (False, True):  # an unknown model is the MaaS layer's 404, streamed or not
+        r = c.post("/api/agent/ask", headers=OP, json={"workspace": "demo", "question": "how many customers",
+                                                       "model": "no-such-model", "stream": stream})
+        assert r.status_code == 404 and "no-such-model" in r.json()["error"]["message"], r.text
     # a write request is answered, never executed
     r = c.post("/api/agent/ask", headers=OP, json={"workspace": "demo", "question": "DELETE FROM telco"})
     assert r.status_code in (200, 400), r.text
