@@ -121,6 +121,9 @@ def test_personal_columns_are_masked_in_results_unless_allowed(analytics):
     masked = run(WriteCode(), ctx_for(analytics, Replay(sql)), {"question": "SQL listing contacts"})
     assert masked.ok and masked.rows[0] == ["张*", "138****5678", 58]
     assert set(masked.data["masked_columns"]) == {"客户姓名", "手机号码"} and "13812345678" not in masked.code["output"]
+    renamed = run(WriteCode(), ctx_for(analytics, Replay("```sql\nSELECT 手机号码 AS p FROM contacts\n```")),
+                  {"question": "SQL listing phones"})
+    assert renamed.ok and all(r[0].count("*") == 4 for r in renamed.rows)
     shown = run(WriteCode(), ctx_for(analytics, Replay(sql), allow_personal=True), {"question": "SQL listing contacts"})
     assert shown.rows[0] == ["张三", "13812345678", 58]
     py = Replay("```python\nresult = contacts[['手机号码', '月费']]\n```")
@@ -156,6 +159,8 @@ def test_sas_structure_check_finds_an_unclosed_data_step_and_unknown_tables():
     assert "QUIT;" in checks["steps closed"].detail
     checks = {c.check: c for c in check_sas("data x; set telco; label a = \"it's; run;", ["telco"])}
     assert not checks["quotes"].ok
+    opts = "data a(keep=Contract tenure);\n  set telco(keep=Contract tenure where=(tenure > 1));\nrun;\n"
+    assert all(c.ok for c in check_sas(opts, ["telco"])), check_sas(opts, ["telco"])
     checks = {c.check: c for c in check_sas("proc frobnicate data=telco; run;", ["telco"])}
     assert not checks["procedures"].ok and "FROBNICATE" in checks["procedures"].detail
 

@@ -141,6 +141,14 @@ def _names(text: str, pattern: str) -> list[str]:
     return [m.group(1) for m in re.finditer(pattern, text, flags=re.IGNORECASE)]
 
 
+def _no_options(text: str) -> str:
+    """Dataset options removed (``telco(keep=a b where=(x>1))`` -> ``telco``), nested ones too."""
+    prev = None
+    while prev != text:
+        prev, text = text, re.sub(r"\([^()]*\)", " ", text)
+    return text
+
+
 def check_sas(source: str, tables: list[str] | tuple[str, ...] = ()) -> list[SasCheck]:
     """Structural checks of a SAS program (it cannot run here).
 
@@ -206,7 +214,7 @@ def check_sas(source: str, tables: list[str] | tuple[str, ...] = ()) -> list[Sas
             if open_step:
                 unclosed.append(f"{open_step[0]} step at line {open_step[1]} is not closed by RUN;")
             open_step, steps = ("DATA", ln), steps + 1
-            for name in _names(s[4:], rf"(?:^|\s){_DATASET}(?=\s|\(|$)"):
+            for name in _names(_no_options(s[4:]), rf"(?:^|\s){_DATASET}(?=\s|$)"):
                 if name.lower() != "_null_":
                     made(name)
             continue
@@ -235,7 +243,7 @@ def check_sas(source: str, tables: list[str] | tuple[str, ...] = ()) -> list[Sas
             continue
         # inside a step: what it reads and creates
         if head in ("set", "merge", "update", "modify"):
-            for name in _names(s[len(head):], rf"(?:^|\s){_DATASET}(?=\s|\(|$)"):
+            for name in _names(_no_options(s[len(head):]), rf"(?:^|\s){_DATASET}(?=\s|$)"):
                 if name.lower() not in ("end", "nobs", "point", "key", "by"):
                     need(name, ln)
         if open_step and open_step[0] == "PROC SQL":
@@ -476,6 +484,11 @@ def _check_sql(ctx: ToolContext, sql: str) -> dict[str, Any]:
     masked: list[str] = []
     if not ctx.allow_personal:
         found = personal.result_personal(cols, _marks(ctx))
+        if rows and len(set(cols)) == len(cols):  # a renamed personal column (phone AS p) by its values
+            import pandas as pd
+
+            found.update({c: k for c, k in personal.detect(pd.DataFrame(rows, columns=cols)).items()
+                          if c not in found})
         if found:
             rows, masked = personal.mask(cols, rows, found), sorted(found)
     head = "\n".join([" | ".join(cols)] + [" | ".join("" if v is None else str(v) for v in r) for r in rows[:10]])
