@@ -85,6 +85,22 @@ def test_comparisons_are_trl_explicit_prompt():
             assert _text(p[side]).strip(), (p["id"], side)
 
 
+def test_premise_and_refusal_pairs_have_counter_examples():
+    """Without true-premise and over-refusal pairs a reward model could score "always correct the
+    user" or "always refuse" as good; each kind carries both directions."""
+    sub = Counter((p["kind"], p.get("subkind")) for p in PAIRS)
+    assert set(k for k, _ in sub if k in ("premise", "refusal")) == {"premise", "refusal"}
+    for kind, s in (("premise", "true_premise"), ("refusal", "over_refusal")):
+        total = sum(n for (k, _), n in sub.items() if k == kind)
+        assert sub[(kind, s)] >= 0.15 * total, (kind, sub)
+    allowed = {"premise": {"false_premise", "true_premise"}, "refusal": {"forbidden", "over_refusal"}}
+    for p in PAIRS:
+        if p["kind"] in allowed:
+            assert p["subkind"] in allowed[p["kind"]], p["id"]
+        else:
+            assert "subkind" not in p, p["id"]
+
+
 def test_eval_sets_schema():
     for r in FP:
         assert r["behaviour"] == "correct_premise" and r["split"] == "eval"
