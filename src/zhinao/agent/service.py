@@ -29,7 +29,7 @@ from typing import Any
 
 from zhinao.agent import narrate as nr
 from zhinao.agent.base import AgentAnswer, ToolCall, ToolContext, ToolResult, tools
-from zhinao.agent.router import ROUTES, Router
+from zhinao.agent.router import DEFAULT_MARGIN, ROUTES, Router
 from zhinao.agent.tools_builtin import (DescribeSchema, Explain, MakeChart, RunModel, RunSql, chart_spec, is_zh,
                                         sqlgen_index, task_of)
 from zhinao.errors import InvalidRequest, NotFound, ZhinaoError
@@ -118,23 +118,20 @@ def missing_tables(question: str, tables: Sequence[str], columns: set[str]) -> l
     return sorted(set(named))
 
 
-def may_see_personal(principal: Any) -> bool:
-    """Whether the caller's role may see columns marked personal (the PII helper decides when present)."""
+def may_see_personal(principal: Any, settings: Any = None) -> bool:
+    """Whether the caller's role may see columns marked personal (``Settings.agent_personal_roles``)."""
     try:
         from zhinao.agent import personal
-    except ImportError:
-        personal = None
-    fn = getattr(personal, "may_see", None) or getattr(personal, "allowed", None)
-    if callable(fn):
-        try:
-            return bool(fn(principal))
-        except (TypeError, ValueError):
-            pass
-    return getattr(principal, "role", "") in ("admin", "operator")
+    except ImportError:  # a build without the personal-data module: only admins see raw values
+        return getattr(principal, "role", "") in ("admin", "operator")
+    return bool(personal.may_see_personal(principal, settings))
 
 
-def mask_personal(columns: list[str], rows: list[list[Any]]) -> tuple[list[list[Any]], list[str]]:
-    """Rows with personal columns masked (:mod:`zhinao.agent.personal`), and which were masked."""
+def mask_personal(columns: list[str], rows: list[list[Any]], marks: dict[str, dict[str, str]] | None = None
+                  ) -> tuple[list[list[Any]], list[str]]:
+    """Rows with personal columns masked, and which were masked: columns named like a column
+    marked personal in the workspace (``marks``: import-time detection plus the user's edits),
+    and columns whose values look personal themselves (a renamed phone column)."""
     if not columns or not rows:
         return rows, []
     try:
@@ -143,16 +140,16 @@ def mask_personal(columns: list[str], rows: list[list[Any]]) -> tuple[list[list[
         return rows, []
     import pandas as pd
 
+    found: dict[str, str] = dict(personal.result_personal(columns, marks or {}))
     try:
-        df = pd.DataFrame(rows, columns=columns)
-        kinds = personal.detect(df)
-        found = {c for c in kinds if c in columns}
-        if not found:
-            return rows, []
-        return [list(r) for r in personal.mask(columns, rows, found)], sorted(found)
-    except (ValueError, TypeError, KeyError) as e:  # a table personal.detect cannot read: mask nothing
+        if len(set(columns)) == len(columns):
+            for c, k in personal.detect(pd.DataFrame(rows, columns=columns)).items():
+                found.setdefault(c, k)
+    except (ValueError, TypeError, KeyError) as e:  # values detect cannot read: the marks still apply
         log.warning("personal-data detection failed: %s", e)
+    if not found:
         return rows, []
+    return [list(r) for r in personal.mask(columns, rows, found)], sorted(found)
 
 
 class AgentService:
@@ -192,8 +189,9 @@ class AgentService:
             if self._router is None:
                 have = self.tools()
                 routes = [r for r, t in ROUTES.items() if t in have]
-                self._router = Router(self.embed, tools=have, routes=routes,
-                                      margin=float(getattr(self.settings, "agent_route_margin", 0) or 0.015))
+                emb = self.embedder
+                self._router = Router(self.embed, tools=have, routes=routes, margin=DEFAULT_MARGIN,
+                                      cache_key=(type(emb).__name__, getattr(emb, "name", ""), getattr(emb, "dim", 0)))
             return self._router
 
     def _index(self, ctx: ToolContext) -> Any:
@@ -280,7 +278,7 @@ class AgentService:
         sid, state = await asyncio.to_thread(self._session, principal, workspace, session_id)
         zh = is_zh(question)
         ctx = ToolContext(tenant_id=tid, workspace=workspace, ws=ws, analytics=self.analytics, model=mfn,
-                          settings=self.settings, principal=principal, allow_personal=may_see_personal(principal),
+                          settings=self.settings, principal=principal, allow_personal=may_see_personal(principal, self.settings),
                           state=dict(state))
         answer = AgentAnswer(answer="", session_id=sid, language="zh" if zh else "en", model=canonical)
         main: ToolResult | None = None
@@ -399,7 +397,7 @@ class AgentService:
                 if res.ok and last:
                     res.columns, res.rows, res.sql = last.get("columns"), last.get("rows"), last.get("sql")
         elif route == "code":
-            res = await call("write_code", {"question": question, "language": _code_language(question)})
+            res = await call("write_code", {"question": question})
         elif route == "schema":
             res = await call("describe_schema", {"question": question})
         else:
@@ -433,7 +431,7 @@ class AgentService:
         answer.repaired = bool(res.data.get("repaired"))
         answer.found = bool(res.ok) and res.data.get("found", True) is not False
         if answer.rows and not ctx.allow_personal:
-            answer.rows, answer.masked_columns = mask_personal(answer.columns, answer.rows)
+            answer.rows, answer.masked_columns = mask_personal(answer.columns, answer.rows, self._marks(ctx))
             if answer.masked_columns and answer.chart:
                 answer.chart = None  # a chart of a personal column would show what the table masks
             if answer.masked_columns and ctx.state.get("last"):
@@ -441,6 +439,16 @@ class AgentService:
         answer.answer = nr.narrate(route, ToolResult(ok=res.ok, summary=res.summary, columns=answer.columns,
                                                      rows=answer.rows, chart=answer.chart, code=res.code,
                                                      data=res.data, error=res.error), zh)
+
+    def _marks(self, ctx: ToolContext) -> dict[str, dict[str, str]]:
+        try:
+            from zhinao.agent.personal import workspace_marks
+        except ImportError:
+            return {}
+        try:
+            return workspace_marks(self.analytics.workspaces, ctx.tenant_id, ctx.workspace)
+        except ZhinaoError:
+            return {}
 
     def _finish(self, principal: Any, workspace: str, question: str, answer: AgentAnswer, ctx: ToolContext,
                 mfn: MeteredModel | None) -> None:
@@ -528,15 +536,6 @@ class AgentService:
         self.store.set_status(principal.tenant_id, rec["id"], "corrected", correction)
         fb = self._feedback(principal, rec, -1, answer or sql)
         return {"answer_id": rec["id"], "example_id": ex, "status": "corrected", "feedback": fb}
-
-
-def _code_language(question: str) -> str:
-    q = question.lower()
-    if re.search(r"\bsas\b", q):
-        return "sas"
-    if re.search(r"python|pandas|脚本", q):
-        return "python"
-    return "sql" if re.search(r"\bsql\b", q) else "python"
 
 
 __all__ = ["AgentService", "MeteredModel", "is_follow_up", "may_see_personal", "missing_tables", "write_request"]
