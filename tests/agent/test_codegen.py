@@ -83,6 +83,7 @@ def test_python_is_run_on_a_copy_of_the_table(analytics):
     assert res.code["explanation"].startswith("按合约") and not res.code["repaired"]
     system = model.calls[0][0][0]["content"]
     assert "telco(" in system and "MonthlyCharges" in system and "`df`" in system
+    assert "Fiber optic" in system  # the values of short text columns, from the dataset profile
     assert model.calls[0][2] == "agent.code"
 
 
@@ -91,6 +92,17 @@ def test_a_line_that_reads_the_table_from_a_file_is_dropped(analytics):
     res = run(WriteCode(), ctx_for(analytics, model), {"question": "python: how many rows in telco"})
     assert res.ok and res.rows == [[7043]] and "read_csv" not in res.code["source"] and not res.code["repaired"]
     assert res.code["checks"][0]["check"] == "fixed" and "pd.read_csv('telco.csv')" in res.code["checks"][0]["detail"]
+
+
+def test_an_empty_workspace_is_said_plainly(analytics, tmp_path):
+    from zhinao.analytics.workspace import Workspace
+
+    ctx = ToolContext(tenant_id=TENANT, workspace="empty", ws=Workspace(tmp_path / "empty.duckdb"),
+                      model=Replay("```sql\nSELECT 1\n```"))
+    res = run(WriteCode(), ctx, {"question": "SQL for the churn rate"})
+    assert not res.ok and "no tables" in res.error and res.data["found"] is False
+    bad = run(WriteCode(), ctx_for(analytics, Replay("x")), {"question": "code", "language": "cobol"})
+    assert not bad.ok and "cobol" in bad.error
 
 
 def test_python_refusal_gets_one_repair(analytics):

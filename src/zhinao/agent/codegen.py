@@ -315,14 +315,27 @@ def drop_table_loading(source: str) -> tuple[str, list[str]]:
     return "\n".join(kept), dropped
 
 
-def _schema_lines(ws: Any, tables: list[str]) -> list[str]:
+def _schema_lines(ctx: ToolContext, tables: list[str]) -> list[str]:
+    """``- table(col TYPE, ...)`` per table, plus the values of short text columns from the
+    dataset profile where the analytics metadata has one (``InternetService: DSL, Fiber optic, No``)."""
+    profiles: dict[str, dict[str, Any]] = {}
+    if ctx.analytics is not None:
+        for t in tables:
+            try:
+                profiles[t] = ctx.analytics.workspaces.dataset(ctx.tenant_id, ctx.workspace, t).get("profile") or {}
+            except ZhinaoError:
+                pass
     lines = []
     for t in tables:
         try:
-            cols = ws.schema(t)
+            cols = ctx.ws.schema(t)
         except ZhinaoError:
             continue
         lines.append(f"- {t}(" + ", ".join(f"{c} {typ}" for c, typ in cols) + ")")
+        for c in (profiles.get(t) or {}).get("columns", []):
+            top = c.get("top_values") or []
+            if c.get("kind") == "text" and top and c.get("distinct", 99) <= 8:
+                lines.append(f"    {c['name']}: " + ", ".join(str(v.get("value")) for v in top))
     return lines
 
 
@@ -389,9 +402,14 @@ class WriteCode:
             return ToolResult(ok=False, error="no model is available to write code")
         zh = bool(re.search(r"[\u4e00-\u9fff]", question))
         ws_tables = await asyncio.to_thread(ctx.ws.tables)
-        columns = {t: [c for c, _ in ctx.ws.schema(t)] for t in ws_tables}
+        if not ws_tables:
+            return ToolResult(ok=False, error="工作区里还没有数据表，请先导入数据。" if zh else
+                              "the workspace has no tables yet: import a table first, then ask for code over it",
+                              data={"found": False})
+        columns = await asyncio.to_thread(lambda: {t: [c for c, _ in ctx.ws.schema(t)] for t in ws_tables})
         main_tables = pick_tables(ws_tables, columns, question)
-        schema = await asyncio.to_thread(_schema_lines, ctx.ws, ws_tables[:12])
+        shown = list(dict.fromkeys([*main_tables, *ws_tables]))[:12]
+        schema = await asyncio.to_thread(_schema_lines, ctx, shown)
         messages: list[dict[str, Any]] = [
             {"role": "system", "content": _system_prompt(language, schema, main_tables[0] if main_tables else None,
                                                          zh)},
