@@ -117,7 +117,7 @@ def _sample(series: Any) -> list[Any]:
 
     s = series.dropna()
     if pd.api.types.is_float_dtype(s.dtype):
-        s = s[s == s.round()].astype("int64")  # a phone column read as floats
+        s = s[(s == s.round()) & (s.abs() < 1e18)].astype("int64")  # a phone column read as floats
     if not (pd.api.types.is_integer_dtype(s.dtype) or pd.api.types.is_string_dtype(s.dtype)
             or s.dtype == object):
         return []
