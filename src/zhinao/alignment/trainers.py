@@ -82,6 +82,16 @@ def _common_args(cfg: StageConfig, out: Path) -> dict[str, Any]:
                 report_to=[], disable_tqdm=True, dataloader_num_workers=0)
 
 
+def _quiet(trainer: Any) -> Any:
+    """No log lines on stdout (transformers' printer/tqdm): ``--json`` output must stay one document;
+    our callback records every log."""
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback
+
+    for cb in (PrinterCallback, ProgressCallback):
+        trainer.remove_callback(cb)
+    return trainer
+
+
 def _lora(cfg: StageConfig, task_type: str):
     if not cfg.lora:
         return None
@@ -132,6 +142,7 @@ def train_sft(cfg: SftStage, base: Path, train: list[ds.Record], ev: list[ds.Rec
     args = SFTConfig(**_common_args(cfg, out), max_length=cfg.max_length, completion_only_loss=cfg.completion_only_loss)
     trainer = SFTTrainer(model=base_models.load_causal_lm(base), args=args, train_dataset=Dataset.from_list(rows),
                          processing_class=tok, peft_config=_lora(cfg, "CAUSAL_LM"), callbacks=callbacks)
+    _quiet(trainer)
     trainer.train(resume_from_checkpoint=_last_checkpoint(out))
     return _merged(trainer.model), tok, {}
 
@@ -161,6 +172,7 @@ def train_rm(cfg: RewardStage, base: Path, train: list[ds.Record], ev: list[ds.R
                         center_rewards_coefficient=cfg.center_rewards_coefficient or None)
     trainer = RewardTrainer(model=_seqcls(base, tok), args=args, train_dataset=Dataset.from_list(_pref_rows(train)),
                             processing_class=tok, peft_config=_lora(cfg, "SEQ_CLS"), callbacks=callbacks)
+    _quiet(trainer)
     trainer.train(resume_from_checkpoint=_last_checkpoint(out))
     model = _merged(trainer.model)
     model.eval()
@@ -182,6 +194,7 @@ def train_dpo(cfg: DpoStage, base: Path, train: list[ds.Record], ev: list[ds.Rec
     trainer = DPOTrainer(model=base_models.load_causal_lm(base), ref_model=None, args=args,
                          train_dataset=Dataset.from_list(_pref_rows(train)), processing_class=tok,
                          peft_config=_lora(cfg, "CAUSAL_LM"), callbacks=callbacks)
+    _quiet(trainer)
     trainer.train(resume_from_checkpoint=_last_checkpoint(out))
     return _merged(trainer.model), tok, {}
 
@@ -230,6 +243,7 @@ def train_ppo(cfg: PpoStage, base: Path, train: list[ds.Record], ev: list[ds.Rec
                          reward_model=_seqcls(reward_path, tok), value_model=_seqcls(reward_path, tok),
                          train_dataset=encode(prompts), eval_dataset=encode(prompts[:1]),
                          peft_config=_lora(cfg, "CAUSAL_LM"), callbacks=callbacks)
+    _quiet(trainer)
     trainer.train()
     (out / "ppo-done.json").write_text(json.dumps({"steps": done + trainer.state.global_step}), encoding="utf-8")
     return _merged(trainer.model.policy), tok, {"resumed_from_step": done, "start": str(start)}
