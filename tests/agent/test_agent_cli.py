@@ -105,9 +105,9 @@ def test_ask_json_with_the_real_default_model(settings, default_pack_path, monke
     get_settings.cache_clear()
     d = _json(runner.invoke(root, ["ask", "How many customers are in the telco table?", "-w", "demo", "--json"]))
     assert all(k in d for k in KEYS), sorted(d)
-    assert d["tool_calls"], d
-    if d["sql"]:  # whatever SQL the model wrote, the rows shown are what that SQL returns
-        assert d["rows"] == _truth(d["sql"])[: len(d["rows"])]
+    assert d["tool_calls"] and d["sql"] and d["found"], d
+    assert d["rows"] == _truth(d["sql"])[: len(d["rows"])]  # the rows shown are what its SQL returns
+    assert d["model"] == "qwen2.5-coder-0.5b"
 
 
 @pytest.mark.slow
