@@ -24,6 +24,15 @@ ROUTING_SET = [
     ("在网时长超过五年的客户有多少？", "sql"),
     ("每小时的平均话务量", "sql"),
     ("按支付方式统计平均总费用", "sql"),
+    # facts about churn, traffic and baskets are still SQL (the words of the task are not the request)
+    ("How many hours had traffic above 3000?", "sql"),
+    ("What is the churn rate among senior citizens?", "sql"),
+    ("Which contract type has the highest churn rate?", "sql"),
+    ("List the 5 busiest hours of traffic", "sql"),
+    ("离网客户的平均月费是多少？", "sql"),
+    ("购物篮里出现次数最多的商品是什么？", "sql"),
+    ("12 月份的总话务量是多少？", "sql"),
+    ("流失用户里有多少人用光纤？", "sql"),
     ("Which customers are likely to leave us, and why?", "model"),
     ("Build a churn prediction model on the telco table", "model"),
     ("Group customers into segments and describe each", "model"),
@@ -94,7 +103,7 @@ def test_embedding_routing_accuracy(router):
     right = [router.by_embedding(q).route == want for q, want in ROUTING_SET]
     acc = sum(right) / len(right)
     print(f"embedding-only routing accuracy: {acc:.3f} ({sum(right)}/{len(right)})")
-    assert acc >= 0.85
+    assert acc >= 0.7
 
 
 def test_routing_accuracy_without_a_model(router):
@@ -102,7 +111,7 @@ def test_routing_accuracy_without_a_model(router):
     got = [asyncio.run(router.route(q)).route for q, _ in ROUTING_SET]
     right = sum(g == want for g, (_, want) in zip(got, ROUTING_SET))
     print(f"routing accuracy (rule + embeddings, no model): {right}/{len(ROUTING_SET)}")
-    assert right / len(ROUTING_SET) >= 0.9
+    assert right / len(ROUTING_SET) >= 0.93
     assert all(g == "code" for g, (_, want) in zip(got, ROUTING_SET) if want == "code")
     for q in ("Write a SAS program that averages MonthlyCharges by Contract", "给我一段 pandas 代码统计流失率"):
         assert asyncio.run(router.route(q)).by == "rule"
@@ -111,7 +120,7 @@ def test_routing_accuracy_without_a_model(router):
 def test_model_decides_below_the_margin_with_a_constrained_choice(router):
     wide = Router(router.embed, tools=TOOLS, margin=10.0)  # every question is "close"
     wide._vecs = router._vectors()
-    q = "What is the mean TotalCharges for each PaymentMethod?"
+    q = "Tell me something interesting about the telco customers"  # no rule applies
     s = wide.by_embedding(q).scores
     third = sorted(s, key=lambda r: -s[r])[2]  # the model may pick any of the three best, not only the first
     model = Scripted('{"route": "%s"}' % third)
@@ -128,8 +137,18 @@ def test_a_malformed_choice_falls_back_to_the_embedding(router):
     wide = Router(router.embed, tools=TOOLS, margin=10.0)
     wide._vecs = router._vectors()
     for reply in ("not json", '{"route": "delete_everything"}', "", '["sql"]'):
-        d = asyncio.run(wide.route("How many customers use DSL internet?", Scripted(reply)))
-        assert d.by == "fallback" and d.route == router.by_embedding("How many customers use DSL internet?").route
+        q = "Tell me something interesting about the telco customers"
+        d = asyncio.run(wide.route(q, Scripted(reply)))
+        assert d.by == "fallback" and d.route == router.by_embedding(q).route
+
+
+def test_fact_requests_go_to_sql_by_rule(router):
+    for q in ("How many customers churned?", "各合约类型的离网率是多少？", "List the top 3 cells by activity"):
+        d = asyncio.run(router.route(q, Scripted('{"route": "model"}')))
+        assert d.route == "sql" and d.by == "rule", q
+    for q in ("Which customers are most likely to churn?", "预测下周话务量是多少？", "What does ARPU mean?",
+              "Plot the average charge per contract", "How many columns does telco have?"):
+        assert asyncio.run(router.route(q)).by != "rule" or asyncio.run(router.route(q)).route != "sql", q
 
 
 def test_a_clear_question_asks_no_model(router):

@@ -382,7 +382,7 @@ class AgentService:
             args: dict[str, Any] = {"question": question}
             if route == "forecast":
                 args["task"] = "forecast"
-            elif task_of(question) in ("classification", "clustering", "association"):
+            elif task_of(question):
                 args["task"] = task_of(question)
             res = await call("run_model", args)
         elif route == "chart":

@@ -234,7 +234,8 @@ def task_of(question: str, default: str | None = None) -> str | None:
 
 
 _STOP = frozenset("the a an and or of in on to for by with which what who are is be do does this that these those "
-                  "from into per how why will would can could most more our your their its it as at".split())
+                  "from into per how why will would can could most more our your their its it as at "
+                  "model train fit predict prediction report use using table data give".split())
 
 
 def _words(text: str) -> set[str]:
@@ -246,6 +247,10 @@ def _words(text: str) -> set[str]:
     for run in cjk:  # character bigrams: 离网 / 预警 / 话务
         out |= {run[i:i + 2] for i in range(max(1, len(run) - 1))}
     return out
+
+
+#: algorithms that take far longer to fit on 2 cores (chosen only when the question names them)
+_HEAVY = re.compile(r"transformer|pytorch|neural|perceptron|\bmlp\b", re.I)
 
 
 def choose_model(catalogue: list[dict[str, Any]], question: str, tables: list[str], task: str | None) -> dict[str, Any] | None:
@@ -260,11 +265,14 @@ def choose_model(catalogue: list[dict[str, Any]], question: str, tables: list[st
     have = {t.lower() for t in tables}
 
     def score(m: dict[str, Any]) -> tuple[float, str]:
-        text = " ".join(str(m.get(k, "")) for k in ("key", "name_en", "name_zh", "application_en", "application_zh",
-                                                   "algorithm"))
-        s = len(q & _words(text.replace("_", " ")))
+        own = " ".join(str(m.get(k, "")) for k in ("key", "name_en", "name_zh", "algorithm")).replace("_", " ")
+        use = " ".join(str(m.get(k, "")) for k in ("application_en", "application_zh"))
+        named = q & _words(own)
+        # the entry's own names count double: an application text may name the models it is compared with
+        s = 2 * len(named) + len((q & _words(use)) - named)
         s += 3 if (m.get("dataset") or "").lower() in have else 0
         s -= 2 if m.get("synthetic") else 0
+        s -= 1 if _HEAVY.search(str(m.get("algorithm", ""))) else 0  # equal otherwise: the cheaper fit
         return (-s, m["key"])
 
     return sorted(cands, key=score)[0]
