@@ -150,3 +150,26 @@ def test_prompt_over_the_context_length_is_refused(base_home):
     long = ds.Comparison((("user", "word " * 200),), "a", "b")
     with pytest.raises(InvalidRequest, match="over the limit"):
         ds.check_lengths([short, long], tok, 64)
+
+
+def test_agent_verdicts_become_demonstrations_and_pairs(store):
+    from zhinao.agent.models import AgentAnswerRecord
+
+    db, _ = store
+    with db.session() as s:
+        s.add(AgentAnswerRecord(tenant_id=TENANT, workspace="w", question="How many customers left in May?",
+                                answer={"answer": "12 customers left."}, sql="SELECT count(*) FROM churn",
+                                status="accepted"))
+        s.add(AgentAnswerRecord(tenant_id=TENANT, workspace="w", question="Average ARPU by plan?",
+                                answer={"answer": "ARPU is 50."}, sql="SELECT avg(arpu) FROM c",
+                                status="corrected", correction={"sql": "SELECT plan, avg(arpu) FROM c GROUP BY plan"}))
+        s.add(AgentAnswerRecord(tenant_id=TENANT + 1, workspace="w", question="other tenant", answer={"answer": "x"},
+                                status="accepted"))
+        s.add(AgentAnswerRecord(tenant_id=TENANT, workspace="w", question="unrated", answer={"answer": "y"}))
+    got = ds.collect_agent(db, TENANT)
+    assert got.stats == {"agent_answers": 2}
+    texts = [d.completion for d in got.demonstrations]
+    assert texts[0] == "12 customers left.\n\n```sql\nSELECT count(*) FROM churn\n```"
+    assert "GROUP BY plan" in texts[1]
+    (pair,) = got.comparisons
+    assert "GROUP BY plan" in pair.chosen and "GROUP BY" not in pair.rejected

@@ -175,7 +175,54 @@ def collect(db: Database, tenant_id: int, *, limit: int = 100_000) -> Collected:
                 if prompt_key(prompt) == prompt_key(_prompt_tuple(tb.messages, f"turn {b}")):
                     out.comparisons.append(Comparison(prompt, tg.response, tb.response, f"turns:{g}>{b}"))
     stats["feedback_rows"] = len(rows)
+    agent = collect_agent(db, tenant_id, limit=limit)
+    out.demonstrations += agent.demonstrations
+    out.comparisons += agent.comparisons
+    stats.update(agent.stats)
     out.stats = dict(stats)
+    return out
+
+
+def agent_text(answer: str, sql: str | None) -> str:
+    """The analyst agent's reply as one assistant message: the narrative, then its SQL."""
+    answer = (answer or "").strip()
+    return f"{answer}\n\n```sql\n{sql.strip()}\n```" if sql and sql.strip() else answer
+
+
+def collect_agent(db: Database, tenant_id: int, *, limit: int = 100_000) -> Collected:
+    """The analyst agent's verdicts: an accepted answer is a demonstration; a corrected one is a
+    demonstration of the correction and a comparison correction > original. Skipped (empty) when
+    the agent capability is not installed."""
+    out = Collected()
+    try:
+        from zhinao.agent.models import AgentAnswerRecord
+    except ImportError:
+        return out
+    from sqlalchemy.exc import OperationalError, ProgrammingError
+
+    try:
+        with db.session() as s:
+            rows = s.scalars(select(AgentAnswerRecord).where(
+                AgentAnswerRecord.tenant_id == tenant_id, AgentAnswerRecord.status.in_(("accepted", "corrected")))
+                .order_by(AgentAnswerRecord.id).limit(limit)).all()
+    except (OperationalError, ProgrammingError):  # its branch was never migrated on this store
+        return out
+    for r in rows:
+        if not (r.question or "").strip():
+            continue
+        prompt = (("user", r.question.strip()),)
+        original = agent_text((r.answer or {}).get("answer", ""), r.sql)
+        src = f"agent:{r.id}"
+        if r.status == "accepted" and original:
+            out.demonstrations.append(Demonstration(prompt, original, src + ":accepted"))
+        elif r.status == "corrected":
+            c = r.correction or {}
+            fixed = agent_text(c.get("answer") or (r.answer or {}).get("answer", ""), c.get("sql") or r.sql)
+            if fixed:
+                out.demonstrations.append(Demonstration(prompt, fixed, src + ":corrected"))
+                if original and _norm(fixed) != _norm(original):
+                    out.comparisons.append(Comparison(prompt, fixed, original, src + ":corrected>original"))
+    out.stats = {"agent_answers": len(rows)}
     return out
 
 
