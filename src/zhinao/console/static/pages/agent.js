@@ -66,16 +66,26 @@
   const TIME_NAME = /date|time|day|month|year|week|hour|period|日期|时间|月|年|周|小时/i;
   const TIME_VALUE = /^\d{4}-\d{2}(-\d{2})?([ T]\d{2}(:\d{2})?(:\d{2})?)?/;
 
-  /** A plot spec drawn from a result table: x = the first non-numeric column (else the first),
-   *  y = the numeric columns (at most 3); "line" for a time axis, "bar" otherwise. Null when the
-   *  table has one row, no number, or too many rows to read as a chart. */
-  function tableSpec(columns, rows, kind) {
-    if (!columns || !rows || rows.length < 2 || rows.length > 500 || columns.length < 2) return null;
+  /** The value columns of a result table that a chart can plot (numbers only), x excluded. */
+  function valueColumns(columns, rows) {
+    if (!columns || !rows || !rows.length) return { xi: -1, ys: [] };
     const numeric = columns.map((_, i) => rows.every((r) => r[i] === null || isNum(r[i])) && rows.some((r) => isNum(r[i])));
     let xi = numeric.findIndex((n) => !n);
     if (xi < 0) xi = 0;
-    const ys = columns.map((c, i) => i).filter((i) => i !== xi && numeric[i]).slice(0, 3);
+    return { xi, ys: columns.map((c, i) => i).filter((i) => i !== xi && numeric[i]) };
+  }
+
+  /** A plot spec drawn from a result table: x = the first non-numeric column (else the first),
+   *  y = the column ``y`` (default: the last numeric one, as the server's charts; "all": up to
+   *  3 — columns of different scales on one axis hide each other); "line" for a time axis,
+   *  "bar" otherwise. Null when the table has one row, no number, or too many rows to chart. */
+  function tableSpec(columns, rows, kind, y) {
+    if (!columns || !rows || rows.length < 2 || rows.length > 500 || columns.length < 2) return null;
+    const vc = valueColumns(columns, rows);
+    const xi = vc.xi;
+    let ys = vc.ys;
     if (!ys.length) return null;
+    ys = y === "all" ? ys.slice(0, 3) : ys.includes(Number(y)) && y !== "" && y !== undefined && y !== null ? [Number(y)] : [ys[ys.length - 1]];
     const xs = rows.map((r) => r[xi]);
     const time = TIME_NAME.test(columns[xi]) || xs.every((v) => typeof v === "string" && TIME_VALUE.test(v));
     kind = kind || (time ? "line" : "bar");
@@ -159,13 +169,23 @@
     let current = { columns: a.columns, rows: a.rows };
     const initial = a.chart || tableSpec(a.columns, a.rows);
     if (initial) {
-      const kindSel = h("select", { "data-testid": "agent-chart-kind", onchange: () => {
-        draw(kindSel.value === "auto" ? (a.chart || tableSpec(current.columns, current.rows)) : tableSpec(current.columns, current.rows, kindSel.value));
-      } }, h("option", { value: "auto" }, t("自动", "auto")), h("option", { value: "bar" }, t("柱状图", "bar")),
+      // the user picks the chart type and the value column; "auto" is the answer's own chart
+      const redraw = () => {
+        const auto = kindSel.value === "auto" && ySel.value === "";
+        draw(auto ? (a.chart || tableSpec(current.columns, current.rows))
+          : tableSpec(current.columns, current.rows, kindSel.value === "auto" ? undefined : kindSel.value, ySel.value));
+      };
+      const kindSel = h("select", { "data-testid": "agent-chart-kind", onchange: redraw },
+        h("option", { value: "auto" }, t("自动", "auto")), h("option", { value: "bar" }, t("柱状图", "bar")),
         h("option", { value: "line" }, t("折线图", "line")));
+      const vc = valueColumns(a.columns, a.rows);
+      const ySel = h("select", { "data-testid": "agent-chart-y", title: t("数值列", "Value column"), onchange: redraw },
+        h("option", { value: "" }, t("数值列：自动", "value: auto")),
+        vc.ys.map((i) => h("option", { value: String(i) }, a.columns[i])),
+        vc.ys.length > 1 ? h("option", { value: "all" }, t("全部数值列", "all value columns")) : null);
       const canSwitch = !!tableSpec(a.columns, a.rows);
       chartBox.append(h("div", { class: "row" }, h("span", { class: "muted" }, initial.title || t("图表", "Chart")),
-        h("span", { class: "spacer" }), canSwitch ? kindSel : null), figure);
+        h("span", { class: "spacer" }), canSwitch && vc.ys.length > 1 ? ySel : null, canSwitch ? kindSel : null), figure);
       box.append(chartBox);
       draw(initial);
     }
