@@ -285,7 +285,7 @@ def split_reply(reply: str, language: str) -> tuple[str, str]:
         code = m.group(2).strip()
         explanation = (reply[:m.start()] + " " + reply[m.end():]).strip()
         explanation = re.sub(r"```.*", "", explanation, flags=re.DOTALL).strip()
-        return code, explanation
+        return code, re.sub(r"[ \t]*\n(?:[ \t]*\n)+", "\n", explanation)  # the block's place leaves blank lines
     text = reply.strip()
     if language == "sql":
         m2 = re.search(r"(?is)\b(with|select)\b.*", text)
