@@ -259,7 +259,7 @@ class WorkspaceManager:
                 keep = {k: v for k, v in (ds.column_descriptions or {}).items() if k in df.columns}
             keep.update({k: v for k, v in (column_descriptions or {}).items() if k in df.columns})
             ds.source, ds.source_detail, ds.rows, ds.bytes = source, detail, int(len(df)), int(size)
-            from zhinao.agent.personal import mark_profile  # pandas-only leaf module: personal columns, issue 12
+            from zhinao.analytics.personal import mark_profile  # pandas-only: personal columns, issue 12
 
             prof = mark_profile(prof, df, ds.profile)  # "personal": {column: kind}; manual edits kept
             ds.profile, ds.column_descriptions, ds.updated_at = prof, keep, utcnow()
