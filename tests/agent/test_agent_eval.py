@@ -211,7 +211,7 @@ def test_run_eval_scores_sandboxed_answers_by_result_not_text(demo, questions):
     assert 0 <= report["p50_ms"] <= report["p95_ms"]
     assert [r["id"] for r in seen] and len(seen) == len(sql_qs)  # every record, errors included
     json.dumps(report)  # the CLI prints it as JSON
-    assert "execution accuracy" in summary_lines(report)[0]
+    assert "execution accuracy" in summary_lines(report)[0] and "error(s)" in summary_lines(report)[0]
 
 
 def test_run_eval_reports_a_gold_statement_that_fails(demo):

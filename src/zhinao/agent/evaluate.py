@@ -405,7 +405,9 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
     """A few human lines for the CLI (the JSON report holds everything)."""
     lines = [f"model {report.get('model') or '-'}: execution accuracy {report['execution_accuracy']:.1%} "
              f"({report['correct']}/{report['n']}), p50 {report['p50_ms'] / 1000:.2f} s, p95 {report['p95_ms'] / 1000:.2f} s, "
-             f"repaired {report['repaired_share']:.1%}"]
+             f"repaired {report['repaired_share']:.1%}"
+             + (f", {report['errors']} error(s) — see failures" if report.get("errors") else "")
+             + (f", {report['gold_errors']} gold statement(s) failed" if report.get("gold_errors") else "")]
     for title, key in (("category", "by_category"), ("language", "by_lang")):
         parts = [f"{k} {v['execution_accuracy']:.0%} ({v['correct']}/{v['n']})" for k, v in report[key].items()]
         lines.append(f"  by {title}: " + ", ".join(parts))
