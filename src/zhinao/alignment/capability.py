@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from zhinao.capability import Capability, CliEntry, Parts, ServiceHandler
+from zhinao.capability import Capability, CliEntry, ConsolePageEntry, Parts, ServiceHandler
 
 
 def _train(service: Any, ctx: Any, params: dict[str, Any]) -> dict[str, Any]:
@@ -28,14 +28,19 @@ class AlignmentCapability(Capability):
     name = "alignment"
     cli = (CliEntry("align", "zhinao.cli.align:app",
                     "Align models on feedback: data, SFT, reward model, DPO, PPO, eval / 对齐"),)
+    routers = ("zhinao.gateway.api.alignment:router",)
+    console_pages = (ConsolePageEntry("alignment", "/static/pages/alignment.js"),)
     job_kind_prefixes = ("alignment.",)
     migrations = Path(__file__).parent / "migrations"
-    models = ("zhinao.alignment.models",)
+    models = ("zhinao.alignment.models", "zhinao.alignment.compare")
 
     def build(self, parts: Parts) -> Any:
+        from zhinao.alignment.compare import CompareService
         from zhinao.alignment.service import AlignmentService
 
-        return AlignmentService(settings=parts.settings, db=parts.db, jobs=parts.jobs)
+        service = AlignmentService(settings=parts.settings, db=parts.db, jobs=parts.jobs)
+        service.compare = CompareService(parts.db, parts.llm)  # compare mode draws through the metered client
+        return service
 
     def job_handlers(self) -> Mapping[str, ServiceHandler]:
         return {"alignment.train": _train}
