@@ -41,6 +41,7 @@ ROUTERS = [
     "zhinao.gateway.api.usage",
     "zhinao.gateway.api.jobs",
     "zhinao.gateway.api.audit",
+    "zhinao.gateway.api.experiments",
 ]
 
 

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from zhinao.errors import EngineUnavailable, GenerationTimeout, PermissionDenied, ZhinaoError
+from zhinao.maas.experiments import ExperimentService
 from zhinao.maas.limits import Reservation
 from zhinao.maas.tenancy import Principal
 from zhinao.maas.usage import UsageEvent
@@ -48,7 +49,9 @@ class Generation:
 
     model: str  #: the name the client asked for (``kb:<collection>`` on /v1)
     _it: AsyncIterator[ChatDelta] | None = None
-    engine_model: str = ""  #: the chat model that really runs (usage, metrics)
+    #: the chat model that really runs (usage, metrics, the turn): an A/B experiment's candidate may
+    #: answer for ``model``; the conversation keeps asking for ``model``, so a rollback takes effect
+    engine_model: str = ""
     #: knowledge answers on /v1: citations go to ``extra`` and a source list ends the text
     sources_in_text: bool = False
     turn_id: int | None = None
@@ -84,7 +87,7 @@ class GenerationService:
 
     def __init__(self, platform: "Platform | None" = None, *, models: Any = None, limits: Any = None,
                  usage: Any = None, conversations: Any = None, settings: Any = None, metrics: Any = None,
-                 routes: dict[str, Route] | None = None):
+                 routes: dict[str, Route] | None = None, experiments: Any = None):
         p = platform
         self.models = models if models is not None else p.models
         self.limits = limits if limits is not None else p.limits
@@ -95,6 +98,9 @@ class GenerationService:
         #: generation metrics (maas.metrics.GenerationMetrics) — the platform's, exposed by the gateway
         self.metrics = metrics if metrics is not None else getattr(p, "generation_metrics", None)
         self._routes = routes
+        #: A/B experiments (maas.experiments): a share of a tenant's base-model traffic goes to a candidate
+        self.experiments = experiments if experiments is not None else (
+            ExperimentService(p.db, self.models) if p is not None else None)
 
     @property
     def routes(self) -> dict[str, Route]:
@@ -129,11 +135,12 @@ class GenerationService:
                                          parent_turn_id, record_turn)
         served = self.models.resolve(model)
         principal.check_model(served.spec.name, tuple(served.spec.aliases) + ((model,) if model else ()))
+        asked, served = served.spec.name, self._experiment_arm(served, principal, conversation_id)
         reservation = self._reserve(principal, served, messages, prompt, params)
         if reservation.max_tokens is not None and (params.max_tokens is None
                                                    or params.max_tokens > reservation.max_tokens):
             params = replace(params, max_tokens=reservation.max_tokens)
-        gen = Generation(model=served.spec.name, engine_model=served.spec.name)
+        gen = Generation(model=asked, engine_model=served.spec.name)  # differ on an experiment's candidate arm
         try:
             self._turn_up_front(gen, principal, messages, params, conversation_id, parent_turn_id, record_turn)
         except BaseException:
@@ -142,6 +149,23 @@ class GenerationService:
         gen._it = self._run(gen, served, principal, list(messages), params, endpoint, prompt, conversation_id,
                             parent_turn_id, record_turn, reservation, None)
         return gen
+
+    def _experiment_arm(self, served, principal: Principal, conversation_id: int | None):
+        """The model that serves this request: the candidate when it falls in a running experiment's share.
+
+        The principal was checked on the model it asked for; the candidate is the tenant admin's
+        choice (granted to the tenant when the experiment started). A failed lookup never fails
+        the request: the base model serves.
+        """
+        if self.experiments is None:
+            return served
+        try:
+            cand = self.experiments.arm(principal.tenant_id, served.spec.name, conversation_id=conversation_id,
+                                        user_id=principal.user_id, key_id=principal.key_id)
+            return self.models.resolve(cand) if cand else served
+        except Exception:
+            log.exception("experiment lookup failed; the requested model serves")
+            return served
 
     def _start_composite(self, principal: Principal, model: str, routed: tuple[str, Route],
                          messages: Sequence[Message], params: GenerationParams, conversation_id: int | None,
@@ -163,9 +187,9 @@ class GenerationService:
                        record_turn: bool) -> None:
         if record_turn and conversation_id is not None:  # console: the UI needs the turn id up front
             gen.turn_id = self.conversations.record_turn(
-                tenant_id=principal.tenant_id, user_id=principal.user_id, key_id=principal.key_id, model=gen.model,
-                messages=list(messages), params=params.as_dict(), response="", tool_calls=None,
-                finish_reason=None, prompt_tokens=0, completion_tokens=0, latency_ms=0.0,
+                tenant_id=principal.tenant_id, user_id=principal.user_id, key_id=principal.key_id,
+                model=gen.engine_model or gen.model, messages=list(messages), params=params.as_dict(), response="",
+                tool_calls=None, finish_reason=None, prompt_tokens=0, completion_tokens=0, latency_ms=0.0,
                 conversation_id=conversation_id, parent_turn_id=parent_turn_id)
 
     def _reserve(self, principal: Principal, served, messages: Sequence[Message], prompt: str | None,
@@ -277,8 +301,8 @@ class GenerationService:
                 snapshot = messages if prompt is None else [{"role": "user", "content": prompt}]
                 gen.turn_id = self.conversations.record_turn(
                     tenant_id=principal.tenant_id, user_id=principal.user_id, key_id=principal.key_id,
-                    model=gen.model, messages=snapshot, params=params.as_dict(), response=gen.content,
-                    tool_calls=gen.tool_calls, finish_reason=finish,
+                    model=gen.engine_model or gen.model, messages=snapshot, params=params.as_dict(),
+                    response=gen.content, tool_calls=gen.tool_calls, finish_reason=finish,
                     prompt_tokens=u.prompt_tokens, completion_tokens=u.completion_tokens, latency_ms=gen.latency_ms,
                     conversation_id=conversation_id, parent_turn_id=parent_turn_id)
         except Exception:

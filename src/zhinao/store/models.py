@@ -164,3 +164,25 @@ class Job(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     #: a cancel that must survive a restart: such a job ends 'cancelled', never resumed
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class Experiment(Base):
+    """An A/B experiment of one tenant: ``share`` of its conversations for ``base`` go to ``candidate``.
+
+    Rows are never deleted: an ended experiment (``status`` ended or rolled_back, ``ended_at``
+    set) still bounds the time window its comparison is computed over. At most one per tenant
+    is ``running`` (:mod:`zhinao.maas.experiments` enforces it).
+    """
+
+    __tablename__ = "experiments"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(100), default="")
+    base: Mapped[str] = mapped_column(String(200))  #: canonical model name the tenant's requests ask for
+    candidate: Mapped[str] = mapped_column(String(200))  #: canonical model name that takes ``share`` of them
+    share: Mapped[float] = mapped_column(Float, default=0.0)
+    status: Mapped[str] = mapped_column(String(20), default="running", index=True)  # running|ended|rolled_back
+    created_by: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    started_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
