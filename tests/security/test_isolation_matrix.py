@@ -78,6 +78,7 @@ DEFAULT_PATH: dict[str, Callable[[World], Any]] = {
     "passage_id": ids("passage"), "collection": const(NAMES["coll"]), "ws": const(NAMES["ws"]),
     "term": const(NAMES["term"]), "model_id": const(f"kb:{NAMES['coll']}"), "key": const("plan_tree"),
     "answer_id": ids("agent_answer"), "session_id": ids("agent_session"),
+    "experiment_id": ids("experiment"),
 }
 MSG = [{"role": "user", "content": "hello"}]
 
@@ -161,6 +162,15 @@ MATRIX: dict[tuple[str, str], tuple[Case, ...]] = {
         Case(OWN, query=lambda w: {"group_by": "tenant,key,model"}),
         Case(B, query=lambda w: {"all": "true"}, ok=frozenset({403})),
         Case(B, query=lambda w: {"tenant_id": w.ids["tenant"]}, ok=frozenset({403})),),
+    # -- A/B experiments (admin-only, per tenant) ----------------------------------------------------
+    ("GET", "/api/experiments"): (
+        Case(OWN), Case(B, query=lambda w: {"tenant_id": w.ids["tenant"]}, ok=frozenset({403})),),
+    ("POST", "/api/experiments"): (
+        Case(B, body=body(lambda w: {"base": "echo", "candidate": "echo-candidate", "share": 1.0,
+                                     "tenant_id": w.ids["tenant"]}), ok=frozenset({403})),),
+    ("GET", "/api/experiments/{experiment_id}"): (Case(B),),
+    ("PATCH", "/api/experiments/{experiment_id}"): (Case(B, body=body({"share": 1.0})),),
+    ("POST", "/api/experiments/{experiment_id}/rollback"): (Case(B),),
     # -- jobs --------------------------------------------------------------------------------------
     ("GET", "/api/jobs"): (Case(OWN), Case(B, query=lambda w: {"all": "true"}, ok=frozenset({403}))),
     ("GET", "/api/jobs/{job_id}"): (Case(B), Case(B, path={"job_id": ids("run_job")})),
@@ -483,6 +493,8 @@ def test_b_is_intact_after_the_attacks(world):
     get(f"/api/analytics/workspaces/{NAMES['ws']}/datasets/{CONTENT['score_table']}")
     run = get(f"/api/analytics/runs/{ids_['run']}").json()
     assert run["status"] == "succeeded"
+    exp = get(f"/api/experiments/{ids_['experiment']}").json()["experiment"]
+    assert (exp["status"], exp["share"], exp["name"]) == ("running", 0.0, CONTENT["exp_name"])
     assert get(f"/api/analytics/runs/{ids_['run']}/charts/{ids_['chart']}.png").content[:4] == b"\x89PNG"
     for job in ("kb_job", "run_job"):
         if ids_.get(job):

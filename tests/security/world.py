@@ -43,6 +43,7 @@ CONTENT = {
     "score_table": "bcontent_q7_scored",
     "source_desc": "bcontent-q7-data-source-description",
     "agent_correction": "bcontent-q7-agent-correction",
+    "exp_name": "bcontent-q7-experiment-name",
 }
 #: B's names: A types them into attack requests, so they count only where A did not send them
 NAMES = {
@@ -168,6 +169,11 @@ def build_world(c: TestClient) -> World:
     _ok(c.post("/api/datasources", headers=OP, json={"name": NAMES["source"], "url": f"sqlite:///{src_db}",
                                                     "tenants": ["bravo"], "description": CONTENT["source_desc"]}),
         201)
+
+    # -- an A/B experiment of B's (share 0: B's traffic is unchanged) ----------------------------------
+    _ok(c.post("/api/models", headers=OP, json={"name": "echo-candidate", "backend": "echo"}), 201)
+    ids["experiment"] = _ok(c.post("/api/experiments", headers=b.admin, json={
+        "base": "echo", "candidate": "echo-candidate", "share": 0.0, "name": CONTENT["exp_name"]}), 201)["id"]
 
     # -- A's own resources (targets for attacks that carry B's ids in a body) ---------------------------
     aid = w.a_ids
