@@ -141,9 +141,22 @@ def _present(term: str, text: str) -> float:
         return 1.0
     if len(term) >= 3 and re.search(r"[\u4e00-\u9fff]", term):
         parts = [p for p in _jieba().cut_for_search(term) if len(p) >= 2 and p != term]
-        if parts:
+        if parts and any(p in text for p in parts):
             return sum(p in text for p in parts) / len(parts) * 0.8
+    if 2 <= len(term) <= 4 and re.fullmatch(r"[\u4e00-\u9fff]+", term) and _abbreviates(term, text):
+        return ABBREVIATION_CREDIT
     return 0.0
+
+
+#: the credit of a Chinese abbreviation found spelled out ("携转" in "携号转网", "国漫" in "国际漫游")
+ABBREVIATION_CREDIT = 0.6
+
+
+def _abbreviates(term: str, text: str) -> bool:
+    """Whether ``text`` holds the characters of ``term`` in order, each at most two characters after the
+    previous one: Chinese shortens names by keeping one character of each word (携号转网 -> 携转), so a
+    question written with the short form misses the passage's long one as a substring."""
+    return re.search(".{0,2}".join(map(re.escape, term)), text) is not None
 
 
 def coverage(terms: Sequence[str] | Sequence[tuple[str, float]], text: str, stats: Stats) -> float:
@@ -303,16 +316,45 @@ def candidates(question: str, hits: Sequence[Any], stats: Stats, *, limit: int =
                max_chars: int = 160) -> list[Candidate]:
     """The sentences the model chooses from: the best ``limit`` by coverage, in passage order."""
     terms = tagged_terms(question, stats)
+    grams = char_bigrams(question)
     pool: list[tuple[float, int, int, str]] = []
     for pi, h in enumerate(hits, 1):
         head = " ".join(h.heading or [])
         for si, s in enumerate(sentences(h.body)):
             score = coverage(terms, head + " " + s, stats) if terms else 0.0
-            pool.append((score - 0.02 * pi, pi, si, s))  # earlier passages win ties
+            # earlier passages win ties; within a passage the sentence that shares more of the question's
+            # literal character pairs does (a list's items share every word: "8元语音版" / "8元流量版")
+            score += BIGRAM_TIE * bigram_share(grams, s)
+            pool.append((score - 0.02 * pi, pi, si, s))
     best = sorted(pool, key=lambda x: -x[0])[:limit]
     best.sort(key=lambda x: (x[1], x[2]))
     return [Candidate(f"S{i}", pi, s if len(s) <= max_chars else s[:max_chars] + "…", sc, s)
             for i, (sc, pi, si, s) in enumerate(best, 1)]
+
+
+#: weight of the literal overlap in a sentence's score: a tie-break, below one term's coverage
+BIGRAM_TIE = 0.05
+
+
+def char_bigrams(text: str) -> set[str]:
+    """The question's character pairs (Chinese and digits; Latin words whole), question words left out."""
+    t = fold(text)
+    for w in sorted(QUESTION_WORDS, key=len, reverse=True):
+        if re.search(r"[\u4e00-\u9fff]", w) and len(w) >= 2:
+            t = t.replace(w, " ")
+    out: set[str] = set()
+    for run in re.findall(r"[\u4e00-\u9fff0-9]+", t):
+        out.update(run[i:i + 2] for i in range(len(run) - 1))
+    out.update(re.findall(r"[a-z]{3,}", t))
+    return out
+
+
+def bigram_share(grams: set[str], sentence: str) -> float:
+    """The share of ``grams`` (:func:`char_bigrams`) that ``sentence`` contains."""
+    if not grams:
+        return 0.0
+    s = fold(sentence)
+    return sum(g in s for g in grams) / len(grams)
 
 
 def judge_prompt(question: str, cands: Sequence[Candidate], hits: Sequence[Any]) -> list[dict[str, str]]:

@@ -186,7 +186,10 @@ def quote(passage: str, sentence: str, *, max_chars: int = 220) -> str:
     """The answering sentence from ``passage``, grown with what follows while it is a lead-in.
 
     A sentence ending in a colon or a very short one ("办理方式：") introduces a list: the
-    items after it are the answer, so they are added until ``max_chars``.
+    items after it are the answer, so they are added until ``max_chars``. A clause ending in a
+    semicolon is not a sentence's end: "至营业厅、10086人工台办理；或通过微信公众号办理。" is one
+    answer in two clauses (the sentence splitter cuts at "；"), so the clauses up to the full stop
+    are added too (measured: the quote of a "where do I ..." question stopped at the first way).
     """
     sents = sentences(passage)
     if sentence not in sents:
@@ -196,7 +199,7 @@ def quote(passage: str, sentence: str, *, max_chars: int = 220) -> str:
     while sents[i].endswith(("?", "？")) and i + 1 < len(sents):
         i += 1
     out = [re.sub(r"^\s*(?:答|回答|A)\s*[:：]\s*", "", sents[i])]
-    while i + 1 < len(sents) and (out[-1].endswith((":", "：")) or len("".join(out)) < 24) \
+    while i + 1 < len(sents) and (out[-1].endswith((":", "：", "；", ";")) or len("".join(out)) < 24) \
             and len("".join(out)) + len(sents[i + 1]) <= max_chars and not _opens_entry(sents[i + 1]):
         i += 1
         out.append(sents[i])
