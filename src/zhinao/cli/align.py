@@ -258,3 +258,105 @@ def eval_(reward_model: str = typer.Option(..., "--reward-model", "-r", help="Re
     else:
         console.print(f"pair accuracy {result['pair_accuracy']:.1%} on {result['n']} pairs "
                       f"(95% CI {result['ci95'][0]:.1%}-{result['ci95'][1]:.1%}), mean margin {result['mean_margin']}")
+
+
+@app.command("deploy")
+@handle_errors
+def deploy_(name: str = typer.Argument(..., help="Registered sft/dpo/ppo model"),
+            base: Path = typer.Option(None, "--base", help="The GGUF the model derives from (default: found "
+                                      "through its chain of base models)"),
+            serve_as: str = typer.Option(None, "--as", help="Name to serve it under (default: NAME)"),
+            outtype: str = typer.Option("f16", "--outtype", help="f16 | f32 | q8_0"),
+            replace: bool = typer.Option(False, "--replace", help="Serve the new version under an existing name"),
+            threads: int = typer.Option(1, help="torch / llama.cpp threads for the check"),
+            as_json: bool = JSON) -> None:
+    """Back to GGUF, checked against transformers, registered and served. 部署模型。"""
+    from zhinao.alignment.deploy import deploy
+    from zhinao.cli.common import platform
+
+    with platform() as p:
+        with console.status(f"converting {name} to GGUF and checking it …"):
+            r = deploy(p, _tenant(p), name, serve_as=serve_as, base=str(base) if base else None, outtype=outtype,
+                       replace=replace, threads=threads)
+    if as_json:
+        output.print_json(r)
+        return
+    v = r["verify"] or {}
+    console.print(f"deployed [bold]{r['model']}[/bold] ({r['outtype']}, {r['bytes'] / 1e6:.0f} MB) at {r['path']}; "
+                  f"greedy output equal to transformers on {v.get('identical')}/{v.get('prompts')} prompts; "
+                  f"{r['total_s']} s")
+
+
+ab_app = typer.Typer(no_args_is_help=True, help="A/B experiment: a share of the tenant's chat traffic to a candidate")
+app.add_typer(ab_app, name="ab")
+
+
+def _experiments(p: Any) -> Any:
+    from zhinao.maas.experiments import ExperimentService
+
+    return ExperimentService(p.db, p.models)
+
+
+@ab_app.command("start")
+@handle_errors
+def ab_start(candidate: str = typer.Option(..., "--candidate", "-c", help="Model that takes the share"),
+             base: str = typer.Option(None, "--base", "-b", help="Model the traffic asks for (default: the "
+                                      "platform's default model)"),
+             share: float = typer.Option(..., "--share", "-s", help="Candidate's part of the conversations, 0-1"),
+             name: str = typer.Option("", "--name"), as_json: bool = JSON) -> None:
+    """Start an experiment. 开始 A/B 实验。"""
+    from zhinao.cli.common import platform
+
+    with platform() as p:
+        e = _experiments(p).start(_tenant(p), base or p.models.canonical(None), candidate, share, name=name)
+    if as_json:
+        output.print_json(e)
+    else:
+        console.print(f"experiment {e['id']}: {e['share']:.0%} of conversations for {e['base']} go to {e['candidate']}")
+
+
+@ab_app.command("share")
+@handle_errors
+def ab_share(share: float = typer.Argument(..., help="New share, 0-1"), as_json: bool = JSON) -> None:
+    """Change the running experiment's share. 调整流量比例。"""
+    from zhinao.cli.common import platform
+
+    with platform() as p:
+        e = _experiments(p).set_share(_tenant(p), share)
+    output.print_json(e) if as_json else console.print(f"experiment {e['id']}: share {e['share']:.0%}")
+
+
+@ab_app.command("status")
+@handle_errors
+def ab_status(experiment_id: int = typer.Option(None, "--id", help="Experiment id (default: running, else latest)"),
+              as_json: bool = JSON) -> None:
+    """Per arm: turns, rated, 👍 rate with its 95% interval; the difference. 对比结果。"""
+    from zhinao.cli.common import platform
+
+    with platform() as p:
+        r = _experiments(p).compare(_tenant(p), experiment_id)
+    if as_json:
+        output.print_json(r)
+        return
+    e, d = r["experiment"], r["difference"]
+    console.print(f"experiment {e['id']} ({e['status']}, share {e['share']:.0%}): {e['base']} vs {e['candidate']}")
+    output.table(["arm", "model", "turns", "rated", "👍", "👍 rate", "95% CI"],
+                 [[arm, a["model"], a["turns"], a["rated"], a["thumbs_up"],
+                   "" if a["up_rate"] is None else f"{a['up_rate']:.1%}",
+                   f"{a['ci95'][0]:.1%}–{a['ci95'][1]:.1%}"] for arm, a in r["arms"].items()])
+    if d["ci95"] is None:
+        console.print("difference: not enough ratings on both arms yet")
+    else:
+        console.print(f"candidate − base: {d['candidate_minus_base']:+.1%} (95% CI {d['ci95'][0]:+.1%} to "
+                      f"{d['ci95'][1]:+.1%}){'' if d['significant'] else ', not significant'}")
+
+
+@ab_app.command("rollback")
+@handle_errors
+def ab_rollback(as_json: bool = JSON) -> None:
+    """Share to 0, experiment rolled back: the base model serves everything. 回滚。"""
+    from zhinao.cli.common import platform
+
+    with platform() as p:
+        e = _experiments(p).rollback(_tenant(p))
+    output.print_json(e) if as_json else console.print(f"experiment {e['id']} {e['status']}: {e['base']} serves all")
