@@ -78,7 +78,7 @@ DEFAULT_PATH: dict[str, Callable[[World], Any]] = {
     "passage_id": ids("passage"), "collection": const(NAMES["coll"]), "ws": const(NAMES["ws"]),
     "term": const(NAMES["term"]), "model_id": const(f"kb:{NAMES['coll']}"), "key": const("plan_tree"),
     "answer_id": ids("agent_answer"), "session_id": ids("agent_session"),
-    "experiment_id": ids("experiment"),
+    "experiment_id": ids("experiment"), "compare_id": ids("compare"),
 }
 MSG = [{"role": "user", "content": "hello"}]
 
@@ -294,6 +294,37 @@ MATRIX: dict[tuple[str, str], tuple[Case, ...]] = {
         Case(B, query=lambda w: {"workspace": "acme_ws", "id": w.ids["agent_example"]},
              note="A's workspace, B's example"),),
     ("GET", "/api/agent/sessions/{session_id}"): (Case(B),),
+    # -- alignment (datasets, training and models: admins; compare mode: members) ----------------------
+    ("GET", "/api/alignment/stages"): (Case(OWN),),
+    ("GET", "/api/alignment/datasets"): (Case(OWN),),
+    ("POST", "/api/alignment/datasets"): (
+        Case(OWN, body=lambda w, role: {"name": NAMES["align_ds"], "kind": "preference"},
+             note="B's dataset name: A has no comparisons (400), never B's version"),),
+    ("POST", "/api/alignment/datasets/import"): (
+        Case(OWN, files=lambda w: {"file": ("a.jsonl", json.dumps({"messages": [
+            {"role": "user", "content": "acme q"}, {"role": "assistant", "content": "acme a"}]}).encode())},
+             data={"name": "acme_imported", "kind": "sft"}),),
+    ("GET", "/api/alignment/datasets/{name}/export"): (
+        Case(B, path={"name": const(NAMES["align_ds"])}), Case(B, path={"name": const(NAMES["align_ds"] + "@1")})),
+    ("POST", "/api/alignment/jobs"): (
+        Case(OWN, body=body({"stage": "dpo", "config": {"dataset": NAMES["align_ds"], "max_steps": 1}}),
+             note="B's dataset name resolves in A's tenant (not found there when the job runs)"),
+        Case(OWN, body=body({"stage": "dpo", "config": {"dataset": "../t2/bname_q7_align/v1/train.jsonl"}}),
+             ok=frozenset({400, 403}), note="a path to B's dataset folder"),),
+    ("GET", "/api/alignment/jobs"): (Case(OWN, echoes_requests=True, note="A's own jobs name what A sent"),),
+    ("GET", "/api/alignment/jobs/{job_id}"): (Case(B), Case(B, path={"job_id": ids("align_job")})),
+    ("POST", "/api/alignment/jobs/{job_id}/cancel"): (Case(B, path={"job_id": ids("align_job")}),),
+    ("GET", "/api/alignment/models"): (Case(OWN),),
+    ("GET", "/api/alignment/models/{name}"): (Case(B, path={"name": const(NAMES["align_model"])}),),
+    ("POST", "/api/alignment/compare"): (Case(OWN, body=body({"prompt": "acme question", "n": 2})),),
+    ("GET", "/api/alignment/compare"): (Case(OWN, ok=frozenset({200})),),
+    ("GET", "/api/alignment/compare/{compare_id}"): (Case(B),),
+    ("POST", "/api/alignment/compare/{compare_id}/answers"): (Case(B, body=body({"text": "acme was here"})),),
+    ("POST", "/api/alignment/compare/{compare_id}/rank"): (
+        Case(B, body=body(lambda w: {"ranks": {str(a): i + 1 for i, a in enumerate(w.ids["compare_answers"])}})),
+        Case(B, path={"compare_id": a_ids("compare")}, ok=frozenset({400, 404}),
+             body=body(lambda w: {"ranks": {str(a): i + 1 for i, a in enumerate(w.ids["compare_answers"])}}),
+             note="A's comparison, B's answer ids"),),
     # -- ops and console -----------------------------------------------------------------------------
     ("GET", "/healthz"): (Case(PUBLIC, ok=frozenset({200})),),
     ("GET", "/readyz"): (Case(PUBLIC),),
@@ -493,6 +524,11 @@ def test_b_is_intact_after_the_attacks(world):
     get(f"/api/analytics/workspaces/{NAMES['ws']}/datasets/{CONTENT['score_table']}")
     run = get(f"/api/analytics/runs/{ids_['run']}").json()
     assert run["status"] == "succeeded"
+    cmp = get(f"/api/alignment/compare/{ids_['compare']}", headers=b.member).json()
+    assert cmp["ranking"] == list(reversed(ids_["compare_answers"])) and len(cmp["answers"]) == 2
+    assert CONTENT["compare_answer"] in json.dumps(cmp, ensure_ascii=False)
+    assert [(d["name"], d["version"]) for d in get("/api/alignment/datasets").json()] == [(NAMES["align_ds"], 1)]
+    assert get(f"/api/alignment/models/{NAMES['align_model']}").json()["report"]["note"] == CONTENT["align_metric"]
     exp = get(f"/api/experiments/{ids_['experiment']}").json()["experiment"]
     assert (exp["status"], exp["share"], exp["name"]) == ("running", 0.0, CONTENT["exp_name"])
     assert get(f"/api/analytics/runs/{ids_['run']}/charts/{ids_['chart']}.png").content[:4] == b"\x89PNG"

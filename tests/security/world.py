@@ -44,6 +44,9 @@ CONTENT = {
     "source_desc": "bcontent-q7-data-source-description",
     "agent_correction": "bcontent-q7-agent-correction",
     "exp_name": "bcontent-q7-experiment-name",
+    "compare_prompt": "bcontent-q7-compare-prompt",
+    "compare_answer": "bcontent-q7-compare-written-answer",
+    "align_metric": "bcontent-q7-aligned-model-note",
 }
 #: B's names: A types them into attack requests, so they count only where A did not send them
 NAMES = {
@@ -55,6 +58,8 @@ NAMES = {
     "admin_user": "bravo-admin",
     "member_user": "bravo-member",
     "source": "bname_q7_src",
+    "align_ds": "bname_q7_align",
+    "align_model": "bname_q7_aligned",
 }
 
 
@@ -175,6 +180,24 @@ def build_world(c: TestClient) -> World:
     ids["experiment"] = _ok(c.post("/api/experiments", headers=b.admin, json={
         "base": "echo", "candidate": "echo-candidate", "share": 0.0, "name": CONTENT["exp_name"]}), 201)["id"]
 
+    # -- alignment: a ranked comparison, a preference dataset from it, a failed job, an aligned model ---
+    cmp = _ok(c.post("/api/alignment/compare", headers=b.member, json={"prompt": CONTENT["compare_prompt"], "n": 2}),
+              201)
+    cmp = _ok(c.post(f"/api/alignment/compare/{cmp['id']}/answers", headers=b.member,
+                     json={"text": CONTENT["compare_answer"]}), 201)
+    ids["compare"], ids["compare_answers"] = cmp["id"], [x["id"] for x in cmp["answers"]]
+    _ok(c.post(f"/api/alignment/compare/{cmp['id']}/rank", headers=b.member,
+               json={"ranks": {str(x): i + 1 for i, x in enumerate(reversed(ids["compare_answers"]))}}))
+    _ok(c.post("/api/alignment/datasets", headers=b.admin, json={"name": NAMES["align_ds"], "kind": "preference"}),
+        201)
+    job = _ok(c.post("/api/alignment/jobs", headers=b.admin,  # no such dataset: the job fails at once
+                     json={"stage": "dpo", "config": {"dataset": "bname_q7_nodata", "max_steps": 1}}), 202)
+    ids["align_job"] = job["job_id"]
+    _wait(c, b.admin, f"/api/alignment/jobs/{job['job_id']}")
+    c.app.state.platform.alignment.register_model(
+        b.id, NAMES["align_model"], stage="rm", base="smollm2-135m", path=str(c.app.state.platform.settings.home),
+        dataset_id=None, job_id=None, config={}, metrics={"note": CONTENT["align_metric"], "pair_accuracy": 0.5})
+
     # -- A's own resources (targets for attacks that carry B's ids in a body) ---------------------------
     aid = w.a_ids
     aid["conv"] = _ok(c.post("/api/conversations", headers=a.admin, json={"title": "acme conv"}))["id"]
@@ -184,6 +207,8 @@ def build_world(c: TestClient) -> World:
     _ok(c.post("/api/analytics/workspaces/acme_ws/datasets", headers=a.admin,
                files={"file": ("a.csv", b"x,y\n1,2\n3,4\n", "text/csv")}, data={"name": "acme_ds"}), 201)
     aid["member_user"] = a.member_user_id
+    aid["compare"] = _ok(c.post("/api/alignment/compare", headers=a.admin, json={"prompt": "acme compare", "n": 2}),
+                         201)["id"]
     return w
 
 

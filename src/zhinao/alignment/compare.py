@@ -95,8 +95,11 @@ def pairs_from_ranking(ordered: Sequence[str]) -> list[tuple[str, str]]:
     return [(ordered[i], ordered[j]) for i in range(len(ordered)) for j in range(i + 1, len(ordered))]
 
 
-def order_from_ranks(ranks: Mapping[int, int], answer_ids: Sequence[int]) -> list[int]:
+def order_from_ranks(ranks: Mapping[int, int], answer_ids: Sequence[int],
+                     shown: Mapping[int, int] | None = None) -> list[int]:
     """Answer ids best first from ``{answer_id: rank}`` (1 = best). Unranked answers are left out.
+
+    ``shown`` maps an id to the number the reviewer sees ("answer 2"), for the messages.
 
     Raises:
         InvalidRequest: an id not of this session, a rank below 1, a tie, or fewer than two ranked.
@@ -104,6 +107,8 @@ def order_from_ranks(ranks: Mapping[int, int], answer_ids: Sequence[int]) -> lis
     if not isinstance(ranks, Mapping):
         raise InvalidRequest("ranks must be an object {answer_id: rank}, 1 = best", param="ranks")
     known = set(answer_ids)
+    shown = shown or {}
+    label = lambda i: f"answer {shown.get(i, i)}"  # noqa: E731
     by_rank: dict[int, int] = {}
     for aid, rank in ranks.items():
         try:
@@ -114,9 +119,9 @@ def order_from_ranks(ranks: Mapping[int, int], answer_ids: Sequence[int]) -> lis
             raise InvalidRequest(f"answer {aid} is not an answer of this comparison; its answers are "
                                  f"{sorted(known)}", param="ranks")
         if rank < 1:
-            raise InvalidRequest(f"rank of answer {aid} must be 1 or more (1 = best)", param="ranks")
+            raise InvalidRequest(f"rank of {label(aid)} must be 1 or more (1 = best)", param="ranks")
         if rank in by_rank:
-            raise InvalidRequest(f"answers {by_rank[rank]} and {aid} are both ranked {rank}: a tie says neither "
+            raise InvalidRequest(f"{label(by_rank[rank])} and {label(aid)} are both ranked {rank}: a tie says neither "
                                  "is better, so it makes no comparison; give each answer its own rank",
                                  param="ranks")
         by_rank[rank] = aid
@@ -292,7 +297,7 @@ class CompareService:
         with self.db.session() as s:
             row = self._get(s, principal, session_id)
             answers = self._answers(s, row.id)
-            order = order_from_ranks(ranks, [a.id for a in answers])
+            order = order_from_ranks(ranks, [a.id for a in answers], {a.id: a.position for a in answers})
             by_id = {a.id: a for a in answers}
             pairs = pairs_from_ranking([by_id[i].text for i in order])
             row.ranking, row.ranked_by, row.ranked_at = order, principal.user_id, utcnow()
