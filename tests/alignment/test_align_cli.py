@@ -114,3 +114,7 @@ def test_sft_runs_as_a_platform_job_with_progress_and_registers_the_model(settin
     assert job["result"]["metrics"]["steps"] == 3 and "step 3/3" in r.stderr
     r = runner.invoke(app, ["models", "--json"])
     assert [m["name"] for m in json.loads(r.stdout)] == ["cli-sft"]
+    r = runner.invoke(app, ["eval", "-r", "cli-sft", "-p", str(path), "--json"])  # by registered name
+    assert r.exit_code == 2 and "is a sft model, not a reward model" in r.output
+    r = runner.invoke(app, ["eval", "-r", "no-such-rm", "-p", str(path), "--json"])
+    assert r.exit_code == 2 and "not found" in r.output

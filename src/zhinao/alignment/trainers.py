@@ -51,6 +51,17 @@ def _callback_class():
             self.path, self.total, self.progress, self.check = path, max(1, total), progress, check
             self.history: list[dict[str, Any]] = []
             self.t0 = time.monotonic()
+            self.t_begin: float | None = None  #: training proper (after loading and tokenising)
+            self.t_last: float | None = None
+            self.steps_here = 0  #: steps run in this process (a resumed job counts only its own)
+
+        def on_train_begin(self, args, state, control, **kw):  # noqa: ANN001
+            self.t_begin = time.monotonic()
+
+        def seconds_per_step(self) -> float | None:
+            if not self.steps_here or self.t_begin is None or self.t_last is None:
+                return None
+            return round((self.t_last - self.t_begin) / self.steps_here, 2)
 
         def on_log(self, args, state, control, logs=None, **kw):  # noqa: ANN001
             row = {"step": state.global_step, "t": round(time.monotonic() - self.t0, 2)}
@@ -64,6 +75,8 @@ def _callback_class():
                               f"step {state.global_step}/{self.total} " + " ".join(f"{k}={v}" for k, v in shown.items()))
 
         def on_step_end(self, args, state, control, **kw):  # noqa: ANN001
+            self.steps_here += 1
+            self.t_last = time.monotonic()
             if self.check is not None:
                 self.check()
 
@@ -324,8 +337,9 @@ def run_stage(service: Any, tenant_id: int, cfg: StageConfig, *, job_id: int | N
     dest = _save(model, tok, run / "model")
     steps = max([h["step"] for h in cb.history] or [0])
     metrics = {"stage": cfg.stage, "steps": steps, "wall_s": round(wall, 1),
-               "s_per_step": round(wall / steps, 2) if steps else None, "peak_rss_mb": peak_rss_mb(),
-               "n_train": len(train), "n_eval": len(ev), "lora": cfg.lora, **_loss_summary(cb.history), **extra}
+               "s_per_step": cb.seconds_per_step(), "peak_rss_mb": peak_rss_mb(),
+               "n_train": len(train), "n_eval": len(ev), "lora": cfg.lora, **_loss_summary(cb.history, "loss/policy_avg" if cfg.stage == "ppo" else "loss"),
+               **extra}
     if cfg.stage == "ppo":
         for k in ("objective/kl", "objective/scores", "objective/rlhf_reward"):
             vals = [h[k] for h in cb.history if k in h]
