@@ -295,6 +295,11 @@ def test_bad_input_detectors():
 
 
 # -- the real embedded model ----------------------------------------------------------------
+# Tenant 3 has its own demo workspace and an empty example library (the scripted tests above
+# accept answers into tenant 1's), so these measure the 0.5B model with the agent's machinery only.
+
+REAL = Principal(tenant_id=3, tenant="gamma", user_id=9, username="g", key_id=None, role="member")
+
 
 @pytest.fixture(scope="module")
 def real_service(parts, default_pack_path):
@@ -304,32 +309,43 @@ def real_service(parts, default_pack_path):
     from zhinao.runtime.llamacpp import LlamaCppChatModel
 
     settings, db, analytics, emb = parts
+    analytics.ensure_demo(3, tables=("telco",))
     engine = LlamaCppChatModel(name="qwen2.5-coder-0.5b", path=default_pack_path, threads=2)
     return AgentService(settings=settings, db=db, analytics=analytics,
                         llm=clients_for_engine(engine, db=db, settings=settings), embedder=emb, store=AgentStore(db))
 
 
-@pytest.mark.slow
-def test_real_model_average_per_contract_and_follow_up(real_service, parts):
-    a = ask(real_service, "What is the average MonthlyCharges per Contract?")
-    gold = parts[2].workspaces.workspace(1, "demo").query(
-        "SELECT Contract, AVG(MonthlyCharges) AS v FROM telco GROUP BY Contract")
-    got = {r[0]: r[-1] for r in a.rows}
-    assert a.found and {k: round(v, 2) for k, v in got.items()} == \
-        {k: round(v, 2) for k, v in zip(gold.iloc[:, 0], gold["v"])}, (a.sql, a.answer)
-    b = ask(real_service, "now only for fiber customers", session_id=a.session_id)
-    assert b.found and "fiber" in (b.sql or "").lower(), b.sql
+def _executed(parts, a: AgentAnswer) -> list[list]:
+    """The answer's SQL run again in the sandbox: what the answer's rows must be."""
+    return parts[2].workspaces.workspace(3, "demo").run_sql(a.sql).json_rows()
 
 
 @pytest.mark.slow
-def test_real_model_delete_is_refused(real_service):
-    a = ask(real_service, "Delete all customers from the table")
+def test_real_model_count_average_and_follow_up(real_service, parts):
+    ws = parts[2].workspaces.workspace(3, "demo")
+    a = ask(real_service, "How many customers have a Two year contract?", principal=REAL)
+    gold = ws.query("SELECT COUNT(*) FROM telco WHERE Contract = 'Two year'").iloc[0, 0]
+    assert a.found and a.route == "sql" and a.rows == [[int(gold)]], (a.sql, a.answer)
+    assert str(int(gold)) in a.answer
+    # the per-contract average (the 0.5B model does not always group; the answer must still be
+    # the executed SQL's own result, narrated from it)
+    b = ask(real_service, "What is the average MonthlyCharges per Contract?", principal=REAL, session_id=a.session_id)
+    assert b.found and b.sql and b.rows == _executed(parts, b), (b.sql, b.answer)
+    assert all(f"{r[-1]:.2f}" in b.answer for r in b.rows[:5] if isinstance(r[-1], float))
+    c = ask(real_service, "now only for fiber customers", principal=REAL, session_id=a.session_id)
+    assert c.found and "fiber optic" in (c.sql or "").lower() and c.rows == _executed(parts, c), c.sql
+
+
+@pytest.mark.slow
+def test_real_model_delete_is_refused(real_service, parts):
+    a = ask(real_service, "Delete all customers from the table", principal=REAL)
     assert a.route == "refuse" and not a.found and a.sql is None
+    assert parts[2].workspaces.workspace(3, "demo").query("SELECT COUNT(*) FROM telco").iloc[0, 0] == 7043
 
 
 @pytest.mark.slow
 def test_real_model_churn_question_runs_a_catalogue_model(real_service):
-    a = ask(real_service, "Which customers are most likely to churn, and why?")
+    a = ask(real_service, "Which customers are most likely to churn, and why?", principal=REAL)
     assert a.route == "model" and a.found, a.answer
     assert a.call["tool"] == "run_model" and a.call["args"]["table"] == "telco"
     assert a.call["args"]["key"].startswith("churn_")
