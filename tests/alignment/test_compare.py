@@ -12,8 +12,7 @@ import asyncio
 import pytest
 from sqlalchemy import select
 
-from zhinao.alignment import datasets as ds
-from zhinao.alignment.compare import CompareService, order_from_ranks, pairs_from_ranking
+from zhinao.alignment.compare import CompareService, collect_compare, order_from_ranks, pairs_from_ranking
 from zhinao.errors import InvalidRequest, NotFound
 from zhinao.maas.client import clients_for_engine
 from zhinao.maas.tenancy import Principal
@@ -83,7 +82,7 @@ def test_sample_rank_collect(compare, store):
     a1, a2, a3 = (a["id"] for a in sess["answers"])
     out = compare.rank(member(), sess["id"], {a3: 1, a1: 2, a2: 3})
     assert out["ranking"] == [a3, a1, a2] and out["pairs"] == 3
-    got = ds.collect(db, TENANT)
+    got = collect_compare(db, TENANT)
     pairs = [(c.chosen, c.rejected) for c in got.comparisons]
     by_id = {a["id"]: a["text"] for a in sess["answers"]}
     assert pairs == [(by_id[a3], by_id[a1]), (by_id[a3], by_id[a2]), (by_id[a1], by_id[a2])]
@@ -91,7 +90,7 @@ def test_sample_rank_collect(compare, store):
     assert got.stats["compare_rankings"] == 1
     # a new ranking replaces the old one (the reviewer changed their mind)
     compare.rank(member(), sess["id"], {a1: 1, a2: 2})
-    again = ds.collect(db, TENANT).comparisons
+    again = collect_compare(db, TENANT).comparisons
     assert [(c.chosen, c.rejected) for c in again] == [(by_id[a1], by_id[a2])]
 
 
@@ -119,7 +118,7 @@ def test_deterministic_model_gives_one_answer_and_a_reviewer_adds_one(store, tmp
     written = sess["answers"][1]
     assert written["source"] == "reviewer"
     cmp.rank(member(), sess["id"], {written["id"]: 1, only: 2})
-    got = ds.collect(db, TENANT)
+    got = collect_compare(db, TENANT)
     assert [(c.chosen, c.rejected) for c in got.comparisons] == [(written["text"], "Is 5G included?")]
     assert [d.completion for d in got.demonstrations] == [written["text"]]  # a written best answer teaches too
 

@@ -179,12 +179,6 @@ def collect(db: Database, tenant_id: int, *, limit: int = 100_000) -> Collected:
     out.demonstrations += agent.demonstrations
     out.comparisons += agent.comparisons
     stats.update(agent.stats)
-    from zhinao.alignment.compare import collect_compare  # reviewers' rankings in compare mode
-
-    ranked = collect_compare(db, tenant_id, limit=limit)
-    out.demonstrations += ranked.demonstrations
-    out.comparisons += ranked.comparisons
-    stats.update(ranked.stats)
     out.stats = dict(stats)
     return out
 

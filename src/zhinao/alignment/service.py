@@ -20,6 +20,7 @@ from typing import Any
 from sqlalchemy import func, select
 
 from zhinao.alignment import datasets as ds
+from zhinao.alignment.compare import collect_compare
 from zhinao.alignment.models import AlignedModel, AlignmentDataset
 from zhinao.errors import Conflict, InvalidRequest, NotFound
 from zhinao.store.db import Database
@@ -66,8 +67,9 @@ class AlignmentService:
                                  "eval_fraction": eval_fraction, "seed": seed}
         if records is None:
             got = ds.collect(self.db, tenant_id)
-            stats["collected"] = got.stats
-            records = [*got.demonstrations, *got.comparisons]
+            ranked = collect_compare(self.db, tenant_id)  # reviewers' rankings in compare mode
+            stats["collected"] = {**got.stats, **ranked.stats}
+            records = [*got.demonstrations, *ranked.demonstrations, *got.comparisons, *ranked.comparisons]
         ds.require_usable(records, kind, where=f"dataset {name!r}")
         want = ds.Demonstration if kind == "sft" else ds.Comparison
         cleaned, report = ds.clean([r for r in records if isinstance(r, want)], names)
