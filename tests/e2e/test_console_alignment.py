@@ -72,3 +72,32 @@ def test_compare_mode_ranks_and_saves_then_builds_a_dataset(admin_page, live_ser
     page.locator("[data-testid=align-start]").wait_for()
     options = page.locator("[data-testid=align-start] select[name=dataset] option").all_inner_texts()
     assert any(o.startswith("console-pairs@1") for o in options), options
+
+
+def test_training_tab_draws_the_recorded_loss_and_kl_series(admin_page, live_server):
+    """A job's recorded series (the trainer's progress.jsonl rows) become the loss and KL charts.
+
+    The job names a dataset that does not exist, so it fails at once without training; the rows
+    are written where the trainer's callback writes them (the job's run folder), in its format.
+    """
+    import json
+
+    page = admin_page
+    token = page.console_token
+    r = live_server.api("POST", "/api/alignment/jobs", token=token,
+                        json={"stage": "ppo", "config": {"dataset": "no-such-data", "reward_model": "no-rm",
+                                                         "max_steps": 3}})
+    assert r.status_code == 202, r.text
+    job_id = r.json()["job_id"]
+    tenant = live_server.api("GET", "/api/me", token=token).json()["tenant_id"]
+    run = live_server.home / "alignment" / "runs" / f"t{tenant}" / f"job{job_id}"
+    run.mkdir(parents=True, exist_ok=True)
+    rows = [{"step": s, "t": s * 0.5, "loss": 1.0 / s, "objective/kl": 0.01 * s, "objective/scores": 0.1 * s}
+            for s in (1, 2, 3)]
+    (run / "progress.jsonl").write_text("".join(json.dumps(x) + "\n" for x in rows), encoding="utf-8")
+    page.goto(f"{live_server.base_url}/#/alignment/training/{job_id}")
+    page.locator("[data-testid=align-job] [data-testid=align-job-status][data-status=failed]").wait_for(timeout=30_000)
+    for chart in ("loss", "reward", "kl"):
+        page.locator(f"[data-testid=align-chart][data-chart={chart}] .echart canvas").wait_for()
+    assert "no-such-data" in page.locator("[data-testid=align-job]").inner_text()
+    assert page.locator("[data-testid=align-jobs] tbody tr").count() >= 1
