@@ -189,3 +189,18 @@ def test_tokens_and_bm25():
     scores = bm25(["fiber"], [["fiber", "optic"], ["dsl"], []])
     assert scores[0] > 0 and scores[1] == 0 and scores[2] == 0
     assert bm25([], [["x"]]) == [0.0]
+
+
+def test_retrieval_sees_every_change_to_the_library_even_from_another_process(store):
+    other = AgentStore(store.db)  # another process's store: its own cache over the same tables
+    for q, sql in LIBRARY[:2]:
+        store.add_example(A, "demo", q, sql=sql)
+    assert other.similar_examples(A, "demo", "frequent basket items") == []
+    eid = store.add_example(A, "demo", *LIBRARY[4])
+    assert [e["id"] for e in other.similar_examples(A, "demo", "frequent basket items")] == [eid]
+    store.add_example(A, "demo", LIBRARY[4][0], sql="SELECT 42")  # replaced: the new SQL is retrieved
+    assert other.similar_examples(A, "demo", "frequent basket items")[0]["sql"] == "SELECT 42"
+    store.delete_example(A, eid)
+    assert other.similar_examples(A, "demo", "frequent basket items") == []
+    store.clear_examples(A, "demo")
+    assert other.similar_examples(A, "demo", "fiber optic customers") == []

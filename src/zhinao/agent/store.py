@@ -22,13 +22,16 @@ import json
 import logging
 import math
 import re
+import threading
 import uuid
 from collections import Counter
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, select
+import numpy as np
+from sqlalchemy import delete, func, select
 
 from zhinao.agent.models import AgentAnswerRecord, AgentExample, AgentSession
 from zhinao.errors import InvalidRequest, NotFound
@@ -114,12 +117,6 @@ def bm25(query: Sequence[str], docs: Sequence[Sequence[str]], *, k1: float = 1.5
     return out
 
 
-def _cosine(a: Sequence[float], b: Sequence[float]) -> float:
-    na = math.sqrt(sum(x * x for x in a))
-    nb = math.sqrt(sum(x * x for x in b))
-    return sum(x * y for x, y in zip(a, b)) / (na * nb) if na and nb else 0.0
-
-
 def _norm_question(q: str) -> str:
     return " ".join(q.lower().split()).rstrip("?？。.!！ ")
 
@@ -131,6 +128,8 @@ class AgentStore:
 
     def __init__(self, db: Database):
         self.db = db
+        self._cache: dict[tuple[int, str], _Library] = {}
+        self._lock = threading.Lock()
 
     # -- sessions --------------------------------------------------------------------------
     def new_session(self, tenant_id: int, user_id: int | None, workspace: str) -> str:
@@ -354,6 +353,29 @@ class AgentStore:
                                                      AgentExample.workspace == workspace))
             return int(r.rowcount or 0)
 
+    def _library(self, s: Any, tenant_id: int, workspace: str) -> "_Library | None":
+        """The workspace's examples with their tokens, cached in this process until the library changes
+        (count, newest id or newest time differ: an add, a replacement, a delete — in any process)."""
+        where = (AgentExample.tenant_id == tenant_id, AgentExample.workspace == workspace)
+        sig = tuple(s.execute(select(func.count(), func.max(AgentExample.id), func.max(AgentExample.created_at))
+                              .where(*where)).one())
+        if not sig[0]:
+            return None
+        key = (tenant_id, workspace)
+        with self._lock:
+            lib = self._cache.get(key)
+        if lib is not None and lib.sig == sig:
+            return lib
+        rows = list(s.scalars(select(AgentExample).where(*where).order_by(AgentExample.id)))
+        lib = _Library(sig=sig, ids=[r.id for r in rows], dicts=[self._example_dict(r) for r in rows],
+                       tokens=[tokens(r.question) for r in rows], questions=[r.question for r in rows],
+                       vectors=[r.embedding for r in rows])
+        with self._lock:
+            if len(self._cache) >= 256:  # a bound for servers with many workspaces
+                self._cache.pop(next(iter(self._cache)))
+            self._cache[key] = lib
+        return lib
+
     def similar_examples(self, tenant_id: int, workspace: str, question: str, k: int = 3,
                          embed: Embed | None = None, *, min_score: float = 0.0) -> list[dict[str, Any]]:
         """The ``k`` examples of the workspace closest to ``question``, best first, each with a ``score``.
@@ -366,22 +388,41 @@ class AgentStore:
         if k <= 0 or not (question or "").strip():
             return []
         with self.db.session() as s:
-            rows = list(s.scalars(select(AgentExample).where(AgentExample.tenant_id == tenant_id,
-                                                             AgentExample.workspace == workspace)))
-            if not rows:
+            lib = self._library(s, tenant_id, workspace)
+            if lib is None:
                 return []
-            lexical = bm25(tokens(question), [tokens(r.question) for r in rows])
+            lexical = bm25(tokens(question), lib.tokens)
             top = max(lexical) or 1.0
-            lex_norm = [x / top for x in lexical]
+            scores = np.asarray(lexical, dtype=float) / top
             if embed is None:
-                scored = [(x, r) for x, r in zip(lex_norm, rows) if x > 0]
+                keep = scores > 0
             else:
-                q_vec = list(embed([question])[0])
-                missing = [r for r in rows if not r.embedding or len(r.embedding) != len(q_vec)]
-                if missing:
-                    for r, v in zip(missing, embed([r.question for r in missing])):
-                        r.embedding = [float(x) for x in v]  # stored: each example is embedded once
-                scored = [(0.7 * _cosine(q_vec, r.embedding) + 0.3 * x, r) for x, r in zip(lex_norm, rows)]
-            scored = [(sc, r) for sc, r in scored if sc > min_score]
-            scored.sort(key=lambda t: (-t[0], -t[1].id))
-            return [{**self._example_dict(r), "score": round(float(sc), 4)} for sc, r in scored[:k]]
+                q_vec = np.asarray(embed([question])[0], dtype=float)
+                missing = [i for i, v in enumerate(lib.vectors) if not v or len(v) != len(q_vec)]
+                if missing:  # embedded once, stored with the example
+                    fresh = embed([lib.questions[i] for i in missing])
+                    by_id = {lib.ids[i]: [float(x) for x in v] for i, v in zip(missing, fresh)}
+                    for r in s.scalars(select(AgentExample).where(AgentExample.id.in_(list(by_id)))):
+                        r.embedding = by_id[r.id]
+                    for i in missing:
+                        lib.vectors[i] = by_id[lib.ids[i]]
+                m = np.asarray(lib.vectors, dtype=float)  # (n, dim)
+                norms = np.linalg.norm(m, axis=1) * (np.linalg.norm(q_vec) or 1.0)
+                cos = (m @ q_vec) / np.where(norms == 0, 1.0, norms)
+                scores = 0.7 * cos + 0.3 * scores
+                keep = np.ones(len(scores), dtype=bool)
+            order = sorted((i for i in range(len(scores)) if keep[i] and scores[i] > min_score),
+                           key=lambda i: (-scores[i], -lib.ids[i]))
+            return [{**lib.dicts[i], "score": round(float(scores[i]), 4)} for i in order[:k]]
+
+
+@dataclass
+class _Library:
+    """One workspace's examples as retrieval reads them (see :meth:`AgentStore._library`)."""
+
+    sig: tuple[Any, ...]
+    ids: list[int]
+    dicts: list[dict[str, Any]]
+    tokens: list[list[str]]
+    questions: list[str]
+    vectors: list[list[float] | None]
