@@ -287,9 +287,9 @@
       await poll();
     }
 
-    el.append(ctx.card(t("开始一个阶段", "Start a stage"), start));
-    el.append(detail);
-    el.append(ctx.card(t("训练任务", "Training jobs"), jobsBox));
+    const startCard = ctx.card(t("开始一个阶段", "Start a stage"), start);
+    // a job's charts first when one is opened; the start form first otherwise
+    el.append(...(jobId ? [detail, startCard] : [startCard, detail]), ctx.card(t("训练任务", "Training jobs"), jobsBox));
     if (jobId) await showJob(jobId);
     return () => { gone = true; if (timer) clearTimeout(timer); for (const d of disposers.splice(0)) d(); };
   }
