@@ -26,9 +26,12 @@ def test_compare_mode_ranks_and_saves_then_builds_a_dataset(admin_page, live_ser
 
     page.fill("[data-testid=align-prompt]", PROMPT)
     page.select_option("[data-testid=align-n]", "3")
+    page.select_option("[data-testid=align-model]", "echo")  # the operator sees the test model, labelled
     with page.expect_response(lambda r: r.url.endswith("/api/alignment/compare") and r.request.method == "POST") as resp:
         page.click("[data-testid=align-sample]")
     assert resp.value.status == 201
+    sent = resp.value.request.post_data_json
+    assert (sent["prompt"], sent["n"], sent["model"]) == (PROMPT, 3, "echo")
     answers = page.locator("[data-testid=align-answer]")
     answers.first.wait_for()
     assert answers.count() == 1  # echo: three draws, one text

@@ -61,7 +61,12 @@
     const prompt = h("textarea", { rows: 3, style: { width: "100%" }, "data-testid": "align-prompt",
       placeholder: t("输入要比较回答的问题，例如：国际漫游怎么开通？", "A question to compare answers to, e.g. How do I turn on roaming?") });
     const nSel = h("select", { "data-testid": "align-n" }, [2, 3, 4].map((n) => h("option", { value: n, selected: n === 3 }, String(n))));
-    const model = h("input", { placeholder: t("模型（默认）", "Model (default)"), style: { width: "180px" }, "data-testid": "align-model" });
+    // the chat page's model list: test models (echo) are the operator's, labelled as such
+    let models = [];
+    try { models = (await api("/api/models")).filter((m) => !m.test_model || ctx.isOperator); } catch (_) { models = []; }
+    const model = h("select", { "data-testid": "align-model", title: t("模型", "Model") },
+      h("option", { value: "" }, t("默认模型", "Default model")),
+      models.map((m) => h("option", { value: m.name }, m.name + (m.test_model ? t("（测试）", " (test)") : ""))));
     const box = h("div", { "data-testid": "align-compare" });
     const recent = h("div", {});
     const sampleBtn = h("button", { class: "btn primary", "data-testid": "align-sample", onclick: async () => {
