@@ -104,3 +104,24 @@ def test_training_tab_draws_the_recorded_loss_and_kl_series(admin_page, live_ser
         page.locator(f"[data-testid=align-chart][data-chart={chart}] .echart canvas").wait_for()
     assert "no-such-data" in page.locator("[data-testid=align-job]").inner_text()
     assert page.locator("[data-testid=align-jobs] tbody tr").count() >= 1
+
+
+def test_a_member_gets_compare_mode_only_in_english(page, live_server):
+    """Members rank answers but do not train: only the compare tab, and the page in English."""
+    import json
+
+    r = live_server.api("POST", "/api/users", json={"username": "e2e-align-member", "password": "member-pass-123",
+                                                   "role": "member"})
+    assert r.status_code == 201, r.text
+    token = live_server.login("e2e-align-member", "member-pass-123")
+    page.add_init_script(f"localStorage.setItem('zhinao.token', {json.dumps(token)});"
+                         "localStorage.setItem('zhinao.lang', 'en');")
+    page.goto(live_server.base_url + "/#/alignment/training")  # a tab members do not have: compare instead
+    page.locator("[data-testid=align-prompt]").wait_for()
+    assert page.locator("[data-testid=page-title]").inner_text().strip() == "Alignment"
+    assert page.locator("[data-testid^=align-tab-]").all_inner_texts() == ["Compare"]
+    page.fill("[data-testid=align-prompt]", "Is roaming free in the EU?")
+    page.click("[data-testid=align-sample]")
+    page.locator("[data-testid=align-answer]").first.wait_for()
+    assert live_server.api("POST", "/api/alignment/jobs", token=token,
+                           json={"stage": "sft", "config": {"dataset": "x"}}).status_code == 403
