@@ -194,6 +194,32 @@ def test_code_route_writes_sas_and_says_it_was_not_run(parts):
     assert "proc means" in a.code["source"].lower() and "not executed" in a.answer
 
 
+def test_data_the_workspace_lacks_is_said_not_invented(parts):
+    svc, engine = make_service(parts)
+    a = ask(svc, "What is the average DOU per customer?")
+    assert not a.found and a.sql is None and not a.rows
+    assert "DOU" in a.answer and "data_volume" in a.answer and "cannot answer" in a.answer
+    z = ask(svc, "客户的平均 MOU 是多少？")
+    assert not z.found and "MOU" in z.answer and "没有" in z.answer
+    assert not [p for p in engine.prompts if not p[1].response_format]  # no SQL was asked for
+    ok = ask(svc, "What is the ARPU per Contract?")  # the glossary maps ARPU to MonthlyCharges here
+    assert ok.route == "sql" and ok.found
+
+
+def test_an_ambiguous_column_gets_a_clear_answer_and_nothing_breaks(parts):
+    import pandas as pd
+
+    svc, _ = make_service(parts)
+    an = parts[2]
+    an.workspaces.ensure(1, "twin")
+    for name in ("a", "b"):
+        an.workspaces.save_frame(1, "twin", name, pd.DataFrame({"id": [1, 2], "v": [1.0, 2.0]}), source="test")
+    a = ask(svc, "SELECT v FROM a JOIN b ON a.id = b.id", workspace="twin")
+    assert not a.found and a.sql is None and "ambiguous" in a.answer.lower(), a.answer
+    b = ask(svc, "SELECT a.v FROM a JOIN b ON a.id = b.id ORDER BY 1", workspace="twin", session_id=a.session_id)
+    assert b.found and b.rows == [[1.0], [2.0]]
+
+
 def test_empty_workspace(parts):
     svc, engine = make_service(parts)
     a = ask(svc, "What is the average revenue?", workspace="empty")

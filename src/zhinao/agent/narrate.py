@@ -128,6 +128,14 @@ def missing_table_text(names: list[str], tables: list[str], zh: bool) -> str:
     return (f"工作区里没有表 {n}；现有的表：{t}。" if zh else f"The workspace has no table {n}; its tables are: {t}.")
 
 
+def lacking_text(lacking: list[tuple[str, list[str]]], zh: bool) -> str:
+    """The workspace lacks the data a term needs: say which, invent nothing."""
+    parts = [f"{t}（需要 {', '.join(m)}）" if zh else f"{t} (needs {', '.join(m)})" for t, m in lacking]
+    return ("工作区里没有计算 " + "、".join(parts) + " 所需的数据，所以无法回答；可以导入含这些字段的表，或在术语表里改写公式。" if zh else
+            "The workspace has no data to compute " + ", ".join(parts) + ", so I cannot answer this; import a "
+            "table with such columns or edit the term's formula in the glossary.")
+
+
 def narrate(route: str, result: Any, zh: bool) -> str:
     """The answer text for a tool result (``ToolResult``) of ``route``."""
     if result is None:
@@ -157,5 +165,5 @@ def narrate(route: str, result: Any, zh: bool) -> str:
     return result.summary
 
 
-__all__ = ["empty_text", "failure_text", "fmt", "missing_table_text", "model_text", "narrate", "refusal_text",
+__all__ = ["empty_text", "failure_text", "fmt", "lacking_text", "missing_table_text", "model_text", "narrate", "refusal_text",
            "table_text"]

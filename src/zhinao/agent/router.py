@@ -86,7 +86,7 @@ CODE_REQUEST = re.compile(r"\b(sas|pandas|python|pyspark|r script)\b|\b(write|gi
 
 #: a question that asks for a measured fact (counts, sums, averages, shares, lists, top-k)
 FACT_REQUEST = re.compile(
-    r"\bhow (many|much)\b|\b(the|an?) (average|median|total|sum|number|count) (of |\w+ )|"
+    r"\bhow (many|much)\b|\b(what|which) (is|was|are|were) (the |our )?[\w-]+( \w+)? (per|by|for each|of each|in each)\b|\b(the|an?) (average|median|total|sum|number|count) (of |\w+ )|"
     r"\b(what|which) (is|was|are|were) the (\d+ )?(average|mean|median|total|sum|number|count|share|"
     r"percentage|fraction|proportion|ratio|rate|max|maximum|min|minimum|highest|lowest|largest|smallest|longest|"
     r"shortest|top|overall|\w+ (rate|share|count|total|average))\b|\b(average|mean|median|total|sum|count|number) "

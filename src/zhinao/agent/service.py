@@ -118,6 +118,41 @@ def missing_tables(question: str, tables: Sequence[str], columns: set[str]) -> l
     return sorted(set(named))
 
 
+_IDENT = re.compile(r"\b([A-Za-z][A-Za-z0-9]*_[A-Za-z0-9_]+)\b")
+_DEMO_PREFIX = re.compile(r"^\s*[\w ]*demo\s*:\s*", re.I)
+
+
+def lacking_terms(question: str, glossary: Sequence[dict[str, Any]], columns: set[str]) -> list[tuple[str, list[str]]]:
+    """Glossary terms the question asks about that no column of the workspace can compute.
+
+    A term's ``formula`` lists ways to compute it, separated by ``;`` (``SUM(data_volume) /
+    COUNT(DISTINCT user); Telco demo: AVG(MonthlyCharges)``). A way is possible when every
+    column-like name in it (``snake_case``) is a column here, or when it names a column here;
+    a term is lacking only when it has column-like names and no way is possible — "DOU" over
+    a table without any usage volume, not "penetration rate", whose formula is prose.
+    """
+    out = []
+    low = question.lower()
+    for g in glossary:
+        names = [n for n in (g.get("term"), g.get("term_en")) if n]
+        if not any(re.search(r"(?<![a-z])" + re.escape(n.lower()) + r"(?![a-z])", low) for n in names):
+            continue
+        ways = [w for w in str(g.get("formula") or "").split(";") if w.strip()]
+        idents = [[i for i in _IDENT.findall(_DEMO_PREFIX.sub("", w))] for w in ways]
+        if not ways or not any(idents):
+            continue
+        possible = False
+        for w, ids in zip(ways, idents):
+            words = {x.lower() for x in re.findall(r"[A-Za-z_][A-Za-z0-9_]*", _DEMO_PREFIX.sub("", w))}
+            if (ids and all(i.lower() in columns for i in ids)) or (not ids and words & columns):
+                possible = True
+                break
+        if not possible:
+            missing = sorted({i for ids in idents for i in ids if i.lower() not in columns})
+            out.append((str(g.get("term")), missing))
+    return out
+
+
 def may_see_personal(principal: Any, settings: Any = None) -> bool:
     """Whether the caller's role may see columns marked personal (``Settings.agent_personal_roles``)."""
     try:
@@ -361,6 +396,14 @@ class AgentService:
             state["_route"] = decision.as_dict()
         route = decision_route
         res: ToolResult | None = None
+        if route == "sql" and not follow:
+            lacking = await asyncio.to_thread(self._lacking, ctx, question)
+            if lacking:
+                res = ToolResult(ok=False, data={"found": False}, error=nr.lacking_text(lacking, zh))
+                for ev in events:
+                    yield ev
+                yield {"event": "done", "route": route, "result": res}
+                return
         if route == "sql":
             if ctx.model is None:
                 res = ToolResult(ok=False, error="no model is available to write SQL on this platform")
@@ -439,6 +482,13 @@ class AgentService:
         answer.answer = nr.narrate(route, ToolResult(ok=res.ok, summary=res.summary, columns=answer.columns,
                                                      rows=answer.rows, chart=answer.chart, code=res.code,
                                                      data=res.data, error=res.error), zh)
+
+    def _lacking(self, ctx: ToolContext, question: str) -> list[tuple[str, list[str]]]:
+        try:
+            glossary = self.analytics.workspaces.glossary(ctx.tenant_id, ctx.workspace)
+        except ZhinaoError:
+            return []
+        return lacking_terms(question, glossary, self._column_names(ctx.ws, ctx.ws.tables()))
 
     def _marks(self, ctx: ToolContext) -> dict[str, dict[str, str]]:
         try:
@@ -538,4 +588,4 @@ class AgentService:
         return {"answer_id": rec["id"], "example_id": ex, "status": "corrected", "feedback": fb}
 
 
-__all__ = ["AgentService", "MeteredModel", "is_follow_up", "may_see_personal", "missing_tables", "write_request"]
+__all__ = ["AgentService", "MeteredModel", "is_follow_up", "lacking_terms", "may_see_personal", "missing_tables", "write_request"]
