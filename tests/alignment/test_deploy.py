@@ -152,6 +152,7 @@ def test_a_checkpoint_that_does_not_fit_its_base_registers_nothing(plat, tmp_pat
     (bad / "config.json").write_text(json.dumps({"model_type": "llama", "num_hidden_layers": 7,
                                                 "num_attention_heads": 9, "architectures": ["LlamaForCausalLM"]}))
     _register(p, "bad-sft", bad)
+    (bad / "model.safetensors").write_bytes(b"")  # present (the shapes are refused before it is read)
     # a model already serving under the name keeps its file through a failed --replace
     keep = p.settings.model_dir / "keep.gguf"
     keep.parent.mkdir(parents=True, exist_ok=True)
@@ -171,8 +172,7 @@ def test_a_checkpoint_that_does_not_fit_its_base_registers_nothing(plat, tmp_pat
         deploy(p, _tenant(p), "bad-sft", serve_as="bad-new")
     assert "bad-new" not in p.models
     # no weights at all
-    (bad / "config.json").write_text(json.dumps({"model_type": "llama", "num_hidden_layers": 30,
-                                                "num_attention_heads": 9}))
+    (bad / "model.safetensors").unlink()
     with pytest.raises(InvalidRequest, match="no weights"):
         deploy(p, _tenant(p), "bad-sft", serve_as="bad-new")
     assert "bad-new" not in p.models and (not aligned.exists() or not any(aligned.iterdir()))

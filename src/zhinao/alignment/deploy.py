@@ -26,6 +26,7 @@ sees its file change; a failure leaves the previous model serving.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -107,6 +108,26 @@ def _permute(w: Any, n_head: int) -> Any:
     return w.reshape(n_head, 2, w.shape[0] // n_head // 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
 
 
+def _weight_files(folder: Path) -> list[Path]:
+    files = sorted(folder.glob("*.safetensors")) or sorted(folder.glob("pytorch_model*.bin"))
+    if not files:
+        raise InvalidRequest(f"{folder} has no weights (*.safetensors or pytorch_model*.bin)", param="model")
+    return files
+
+
+@functools.lru_cache(maxsize=2)
+def _read_gguf(path: str, mtime_ns: int, size: int) -> Any:
+    """GGUFReader parses every metadata array element by element (~12 s for a 49k vocabulary): once per file."""
+    import gguf
+
+    return gguf.GGUFReader(path)
+
+
+def _reader(path: Path) -> Any:
+    st = path.stat()
+    return _read_gguf(str(path), st.st_mtime_ns, st.st_size)
+
+
 def _load_state(folder: Path) -> dict[str, Any]:
     import torch
 
@@ -151,7 +172,8 @@ def convert(hf_dir: Path | str, base_gguf: Path | str, out: Path | str, *, outty
     if not cfg_path.is_file():
         raise InvalidRequest(f"{hf_dir} is not a Hugging Face model folder (no config.json)", param="model")
     cfg = json.loads(cfg_path.read_text(encoding="utf-8"))
-    reader = gguf.GGUFReader(str(base_gguf))
+    _weight_files(hf_dir)
+    reader = _reader(base_gguf)
     arch = _field_value(reader.fields["general.architecture"])
     if arch not in SUPPORTED_ARCHS:
         raise InvalidRequest(f"architecture {arch!r} of {base_gguf.name} is not supported for deploy "
