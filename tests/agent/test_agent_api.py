@@ -157,3 +157,23 @@ def test_another_tenant_gets_404_for_everything(client):
     assert c.get("/api/agent/examples", headers=b, params={"workspace": "demo"}).json() == []
     # A's verdict is untouched
     assert c.get(f"/api/agent/answers/{a['answer_id']}", headers=OP).json()["status"] == "accepted"
+
+
+def test_admins_seed_the_library_with_checked_examples(client):
+    c = client
+    sql = "SELECT PaymentMethod, COUNT(*) AS n FROM telco GROUP BY 1"
+    r = c.post("/api/agent/examples", headers=OP, json={"workspace": "demo", "question": "customers per payment method",
+                                                        "sql": sql + ";"})
+    assert r.status_code == 201, r.text
+    assert r.json()["source"] == "manual" and r.json()["sql"] == sql
+    for bad, word in (("DELETE FROM telco", ""), ("SELECT no_such_column FROM telco", "no_such_column"),
+                      ("SELECT * FROM read_text('/etc/passwd')", "")):
+        r = c.post("/api/agent/examples", headers=OP, json={"workspace": "demo", "question": "q", "sql": bad})
+        assert r.status_code == 400 and word in r.json()["error"]["message"], (bad, r.text)
+    r = c.post("/api/agent/examples", headers=OP, json={"workspace": "demo", "question": "q"})
+    assert r.status_code == 400  # neither SQL nor a call
+    r = c.post("/api/agent/examples", headers=OP, json={"workspace": "nope", "question": "q", "sql": "SELECT 1"})
+    assert r.status_code == 400 and "nope" in r.json()["error"]["message"]
+    lib = c.get("/api/agent/examples", headers=OP, params={"workspace": "demo"}).json()
+    assert [e["question"] for e in lib] == ["customers per payment method"]
+    assert _truth(c, "SELECT COUNT(*) FROM telco") == [[7043]]

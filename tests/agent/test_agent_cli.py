@@ -85,6 +85,13 @@ def test_agent_eval_scores_per_model_and_examples_lists_the_library(settings, tm
     assert out.exit_code == 0 and "execution accuracy 50.0%" in out.stdout, out.output
 
     assert _json(runner.invoke(root, ["agent", "examples", "-w", "demo", "--json"])) == []
+    lib = _json(runner.invoke(root, ["agent", "examples", "-w", "demo", "--add", "customers per contract",
+                                     "--sql", Q, "--json"]))
+    assert [(e["question"], e["sql"], e["source"]) for e in lib] == [("customers per contract", Q, "manual")]
+    r = runner.invoke(root, ["agent", "examples", "-w", "demo", "--add", "x", "--sql", "DROP TABLE telco"])
+    assert r.exit_code == 2 and "Traceback" not in r.output
+    r = runner.invoke(root, ["agent", "examples", "-w", "demo", "--add", "x"])
+    assert r.exit_code == 2 and "--sql" in r.output
     r = runner.invoke(root, ["agent", "examples", "-w", "nope"])
     assert r.exit_code == 2 and "nope" in r.output
 

@@ -289,6 +289,11 @@ MATRIX: dict[tuple[str, str], tuple[Case, ...]] = {
     ("GET", "/api/agent/examples"): (
         Case(B, query=lambda w: {"workspace": NAMES["ws"]}),
         Case(OWN, query=lambda w: {"workspace": "acme_ws"}, ok=frozenset({200})),),
+    ("POST", "/api/agent/examples"): (
+        Case(B, body=body({"workspace": NAMES["ws"], "question": "acme q", "sql": "SELECT 1"}),
+             ok=frozenset({400, 403, 404}), note="B's workspace (named in the body: a 400; members: 403)"),
+        Case(B, body=body({"workspace": "acme_ws", "question": "acme q", "sql": f"SELECT * FROM {NAMES['dataset']}"}),
+             ok=frozenset({400, 403}), note="A's workspace, SQL over B's table"),),
     ("DELETE", "/api/agent/examples"): (
         Case(B, query=lambda w: {"workspace": NAMES["ws"]}),
         Case(B, query=lambda w: {"workspace": "acme_ws", "id": w.ids["agent_example"]},

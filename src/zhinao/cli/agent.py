@@ -58,6 +58,17 @@ class LocalAgent:
     def gold_rows(self, workspace: str, sql: str) -> list[list[Any]]:
         return self.p.analytics.workspaces.workspace(self.pr.tenant_id, workspace).run_sql(sql).json_rows()
 
+    def add_example(self, workspace: str, question: str, sql: str) -> dict:
+        from zhinao.analytics.sandbox import check_sql
+        from zhinao.agent.store import AgentStore
+
+        ws = self.p.analytics.workspaces.workspace(self.pr.tenant_id, workspace)
+        check_sql(sql, ws.tables())
+        ws.run_sql(sql, max_rows=1)
+        store = AgentStore(self.p.db)
+        return store.example(self.pr.tenant_id, store.add_example(self.pr.tenant_id, workspace, question, sql=sql,
+                                                                  source="manual"))
+
     def examples(self, workspace: str) -> list[dict]:
         self.p.analytics.workspaces.get(self.pr.tenant_id, workspace)  # an unknown workspace says so
         from zhinao.agent.store import AgentStore
@@ -85,6 +96,9 @@ class RemoteAgent:
 
     def gold_rows(self, workspace: str, sql: str) -> list[list[Any]]:
         return self.r.post(f"/api/analytics/workspaces/{quote(workspace, safe='')}/query", {"sql": sql})["rows"]
+
+    def add_example(self, workspace: str, question: str, sql: str) -> dict:
+        return self.r.post("/api/agent/examples", {"workspace": workspace, "question": question, "sql": sql})
 
     def examples(self, workspace: str) -> list[dict]:
         return self.r.get("/api/agent/examples", workspace=workspace)
@@ -219,11 +233,20 @@ def evaluate(questions: Path = typer.Argument(None, help="JSON-lines question fi
 
 @app.command("examples")
 @handle_errors
-def examples(workspace: str = WS, local: bool = LOCAL, as_json: bool = JSON) -> None:
-    """The workspace's example library (accepted and corrected answers). 示例库。"""
+def examples(workspace: str = WS,
+             add: str = typer.Option(None, "--add", help="Add this question to the library (with --sql)"),
+             sql: str = typer.Option(None, "--sql", help="The SQL that answers --add's question (checked, run once)"),
+             local: bool = LOCAL, as_json: bool = JSON) -> None:
+    """The workspace's example library (accepted, corrected and added answers); --add/--sql seeds it. 示例库。"""
+    from zhinao.errors import InvalidRequest
+
+    if bool(add) != bool(sql):
+        raise InvalidRequest("--add QUESTION and --sql SQL go together")
     with agent_backend(local) as b:
         if workspace == "demo":
             b.ensure_demo()
+        if add:
+            b.add_example(workspace, add, sql.strip().rstrip(";"))
         rows = b.examples(workspace)
     if as_json:
         output.print_json(rows)

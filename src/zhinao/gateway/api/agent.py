@@ -44,6 +44,13 @@ class AskIn(BaseModel):
     stream: bool = Field(False, description="Answer with server-sent events")
 
 
+class ExampleIn(BaseModel):
+    workspace: str = Field(..., description="The workspace whose library it joins", max_length=64)
+    question: str = Field(..., description="A question users ask", max_length=MAX_QUESTION_CHARS)
+    sql: str | None = Field(None, description="The SQL that answers it (one read-only query)", max_length=20000)
+    call: dict[str, Any] | None = Field(None, description='Or the tool call: {"tool": name, "args": {...}}')
+
+
 class CorrectIn(BaseModel):
     sql: str | None = Field(None, description="The SQL that answers the question", max_length=20000)
     answer: str | None = Field(None, description="The right answer, in words", max_length=20000)
@@ -180,6 +187,27 @@ def list_examples(principal: PrincipalDep, platform: PlatformDep,
     """The workspace's example library (question -> SQL or tool call), newest first."""
     _workspace(platform, principal, workspace, in_body=False)
     return _store(platform).examples(principal.tenant_id, workspace)
+
+
+@router.post("/examples", status_code=201)
+def add_example(body: ExampleIn, principal: PrincipalDep, platform: PlatformDep):
+    """Add a worked example by hand (admins): seeds a workspace's library before users accept answers.
+
+    The SQL must run read-only on the workspace (checked and executed in the sandbox first)."""
+    principal.require_admin()
+    workspace = body.workspace.strip()
+    _workspace(platform, principal, workspace, in_body=True)
+    sql = (body.sql or "").strip().rstrip(";").strip() or None
+    if sql is not None:
+        from zhinao.analytics.sandbox import check_sql
+
+        ws = platform.analytics.workspaces.workspace(principal.tenant_id, workspace)
+        check_sql(sql, ws.tables())  # one read-only query over this workspace's own tables
+        ws.run_sql(sql, max_rows=1)  # and it runs (a wrong column is a 400 here, not a bad example later)
+    store = _store(platform)
+    eid = store.add_example(principal.tenant_id, workspace, body.question, sql=sql, call=body.call, source="manual",
+                            created_by=principal.user_id)
+    return store.example(principal.tenant_id, eid)
 
 
 @router.delete("/examples")
