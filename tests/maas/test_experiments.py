@@ -229,3 +229,40 @@ def test_bad_input(world):
     p.tenancy.update_tenant(t["bravo"]["id"], models=["base-m"])
     r = c.post("/api/experiments", json=ok, headers=t["bravo"]["admin"])
     assert r.status_code == 403 and "cand-m" in r.text, r.text
+
+
+def test_cli_ab_start_status_rollback(settings):
+    """``zhinao align ab``: the same service from the command line (tenant default, as the operator)."""
+    from typer.testing import CliRunner
+
+    from zhinao.cli.align import app
+
+    settings.models_path.parent.mkdir(parents=True, exist_ok=True)
+    settings.models_path.write_text(MODELS, encoding="utf-8")
+    runner = CliRunner()
+    r = runner.invoke(app, ["ab", "start", "--base", "base-m", "--candidate", "cand-m", "--share", "0.25", "--json"])
+    assert r.exit_code == 0, r.output
+    exp = json.loads(r.output)
+    assert (exp["base"], exp["candidate"], exp["share"], exp["status"]) == ("base-m", "cand-m", 0.25, "running")
+    r = runner.invoke(app, ["ab", "start", "--base", "base-m", "--candidate", "cand-m", "--share", "0.5"])
+    assert r.exit_code != 0 and "already running" in r.output
+    r = runner.invoke(app, ["ab", "share", "2"])
+    assert r.exit_code != 0 and "share" in r.output
+    p = Platform(settings)
+    tid = p.tenancy.tenant_by_name("default")["id"]
+    conv = p.conversations.create(tid, None)["id"]
+    cand = ExperimentService(p.db, p.models).arm(tid, "base-m", conversation_id=conv) or "base-m"
+    turn = p.conversations.record_turn(tenant_id=tid, user_id=None, key_id=None, model=cand, messages=[],
+                                       params={}, response="r", tool_calls=None, finish_reason="stop",
+                                       prompt_tokens=1, completion_tokens=1, latency_ms=1.0, conversation_id=conv)
+    p.conversations.feedback(turn, tid, None, rating=1)
+    r = runner.invoke(app, ["ab", "status", "--json"])
+    assert r.exit_code == 0, r.output
+    arms = json.loads(r.output)["arms"]
+    arm = "candidate" if cand == "cand-m" else "base"
+    assert (arms[arm]["turns"], arms[arm]["rated"], arms[arm]["thumbs_up"]) == (1, 1, 1)
+    r = runner.invoke(app, ["ab", "status"])
+    assert r.exit_code == 0 and "not enough ratings" in r.output, r.output
+    r = runner.invoke(app, ["ab", "rollback", "--json"])
+    assert r.exit_code == 0 and json.loads(r.output)["status"] == "rolled_back"
+    assert ExperimentService(p.db, p.models).arm(tid, "base-m", conversation_id=conv) is None
