@@ -143,6 +143,10 @@ def test_jobs_refuse_paths_and_bad_fields_and_show_series(world):
     assert job["status"] == "failed" and "missing" in (job["error"] or ""), job
     assert job["stage"] == "dpo" and job["series"] == [] and "params" not in job
     assert [j["id"] for j in c.get(f"{A}/jobs", headers=admin).json()] == [job_id]
+    # the audit row says which stage was submitted (and never the config's values)
+    rows = c.get("/api/audit", headers=admin, params={"route": "/api/alignment/jobs", "status": 202}).json()
+    rows = rows if isinstance(rows, list) else rows.get("items", rows.get("rows", []))
+    assert rows and rows[0]["detail"] == {"fields": ["config", "stage"], "values": {"stage": "dpo"}}, rows
     assert c.post(f"{A}/jobs/{job_id}/cancel", headers=admin).status_code == 409  # already finished
     # the series the trainer's callback writes (progress.jsonl in the job's run folder) come back for the charts
     svc = c.app.state.platform.alignment

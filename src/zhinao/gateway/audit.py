@@ -56,6 +56,7 @@ SAFE_FIELDS = frozenset({
     "backend", "models", "aliases", "rpm", "tpm", "tokens_per_day", "can_write", "access_tags", "rating",
     "directory", "path", "base_url", "url", "uri", "kind", "model", "collection", "workspace", "dataset",
     "title", "tags", "type", "table", "source", "wait", "expires_in_days", "grants",
+    "stage",  # the alignment stage a training job runs (sft, rm, dpo, ppo)
 })
 SECRET = re.compile(r"pass(word|wd|phrase)?|secret|api[_-]?key|^key$|^token$|_token$|token_|credential|"
                     r"authorization|private|cookie|session", re.I)
