@@ -109,6 +109,8 @@ def test_admin_builds_exports_and_imports_datasets(world):
     r = c.post(f"{A}/datasets", json={"name": "demos", "kind": "sft"}, headers=admin)
     assert r.status_code == 201, r.text  # the written best answers are demonstrations
     assert c.get(f"{A}/datasets/nope/export", headers=admin).status_code == 404
+    r = c.get(f"{A}/datasets/..%2F..%2Fetc/export", headers=admin)
+    assert r.status_code in (400, 404) and "passwd" not in r.text
     assert c.get(f"{A}/datasets/ranked/export?split=x", headers=admin).status_code == 400
     r = c.post(f"{A}/datasets", json={"name": "empty", "kind": "preference"}, headers=_other_admin(c))
     assert r.status_code == 400 and "no comparisons" in r.json()["error"]["message"]

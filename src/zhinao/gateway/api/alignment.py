@@ -83,11 +83,11 @@ def _compare(platform: Any) -> Any:
     return cmp
 
 
-def _check_ref(value: Any, field: str) -> None:
+def _check_ref(value: Any, field: str, where: str = "config.") -> None:
     if value in (None, ""):
         return
     if not isinstance(value, str) or not _NAME.fullmatch(value):
-        raise InvalidRequest(f"config.{field} must be a name (a dataset, name@version, a base pack or a registered "
+        raise InvalidRequest(f"{where}{field} must be a name (a dataset, name@version, a base pack or a registered "
                              f"model), not {value!r}; over the API files are imported first "
                              "(POST /api/alignment/datasets/import)", param=field)
 
@@ -156,7 +156,7 @@ def export_dataset(name: str, principal: AdminDep, platform: PlatformDep,
     """The version's JSONL (``name`` or ``name@N``), as stored: scrubbed, TRL's format."""
     if split not in ("train", "eval", "all"):
         raise InvalidRequest("split must be train, eval or all", param="split")
-    _check_ref(name, "name")
+    _check_ref(name, "dataset", where="")
     d = _svc(platform).dataset(principal.tenant_id, name)
     parts = ("train", "eval") if split == "all" else (split,)
     body = "".join((Path(d["path"]) / f"{p}.jsonl").read_text(encoding="utf-8") for p in parts)
