@@ -133,7 +133,7 @@ class ExperimentService:
             raise InvalidRequest(f"base and candidate are the same model ({base_c!r}); name two models",
                                  param="candidate")
         with self.db.session() as s:
-            tenant = s.get(Tenant, tenant_id)
+            tenant = s.get(Tenant, tenant_id) if -2**63 <= tenant_id < 2**63 else None
             if tenant is None:
                 raise NotFound(f"tenant {tenant_id} not found", param="tenant_id")
             for m, param in ((base_c, "base"), (cand_c, "candidate")):
