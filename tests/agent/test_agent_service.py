@@ -43,9 +43,11 @@ def _last_user(messages) -> str:
 
 def telco_script(messages, params) -> str:
     """SQL a capable model would write for the questions these tests ask (and a route choice)."""
-    if params.response_format and params.response_format.get("type") == "json_schema":
-        return '{"route": "sql"}'
     q = _last_user(messages).lower()
+    if params.response_format and params.response_format.get("type") == "json_schema":
+        enum = params.response_format["json_schema"]["schema"]["properties"]["route"]["enum"]
+        return '{"route": "chart"}' if re.search(r"plot|chart|draw", q) and "chart" in enum else '{"route": "sql"}'
+
     if "that query failed" in q:  # a repair request: answer with a working statement
         return "```sql\nSELECT COUNT(*) AS n FROM telco\n```"
     if "fiber" in q and "monthlycharges" in q.replace(" ", ""):
@@ -280,6 +282,14 @@ def test_stream_yields_tool_events_then_the_answer(parts):
     assert events[0]["tool"] == "run_sql" and events[0]["ok"]
     json.dumps(events[-1]["answer"])  # JSON-ready
     assert events[-1]["answer"]["rows"]
+
+    async def chart_first():  # a chart with no earlier result: the SQL's event, the chart's, the answer
+        return [ev async for ev in svc.ask_stream(ADMIN, "demo", "Plot the average MonthlyCharges per Contract")]
+
+    events = asyncio.run(chart_first())
+    assert [(e["event"], e.get("tool")) for e in events] == [("tool", "run_sql"), ("tool", "make_chart"),
+                                                             ("answer", None)]
+    assert events[-1]["answer"]["chart"]["type"] == "bar" and events[-1]["answer"]["route"] == "chart"
 
 
 def test_accept_and_correct_feed_the_library_and_the_feedback_store(parts):

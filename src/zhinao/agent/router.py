@@ -1,14 +1,15 @@
 """Route a question to one of the agent's skills before any model is asked.
 
-Two rules run before the embeddings, because the words of a *task* drown the words of the
+Three rules run before the embeddings, because the words of a *task* drown the words of the
 *request* in an embedding: a request for code (it names SAS / Python / pandas, or asks to
 write a program) is ``code`` ("SAS code for the churn rate" is not a churn model), and a
 request for a measured fact — how many, the average / total / share, list / give the top
 N, 多少 / 平均 / 合计 / 比例 / 列出 / 前 N — that asks for no prediction, segments, rules,
 chart, definition or schema is ``sql`` ("how many hours had traffic above 5000" is not a
-forecast, "the churn rate per contract" is not a churn model). On the shipped demo set the
-embeddings alone sent 52 of its 89 SQL questions elsewhere (to forecast for anything about
-traffic, to model for anything about churn or baskets); see docs/benchmarks.md.
+forecast, "the churn rate per contract" is not a churn model); a request to plot or chart is
+``chart`` ("plot the average charge per contract" is not only its query). On the shipped
+demo set the embeddings alone sent 52 of its 89 SQL questions elsewhere (to forecast for
+anything about traffic, to model for anything about churn or baskets).
 
 Routes: ``sql`` (a number or table from the data), ``model`` (a catalogue model: churn,
 segments, baskets), ``forecast`` (a catalogue forecaster), ``chart``, ``code`` (write SQL /
@@ -83,6 +84,10 @@ ROUTE_EXAMPLES: dict[str, tuple[str, ...]] = {
 #: code words would otherwise drown in the task they describe, e.g. "SAS code for the churn rate")
 CODE_REQUEST = re.compile(r"\b(sas|pandas|python|pyspark|r script)\b|\b(write|give me|generate|show me)\b.{0,40}"
                           r"\b(code|program|script|snippet|query i can run)\b|代码|程序|脚本", re.I)
+
+#: a request to draw: ``chart`` (the service runs the SQL first when the request names its data)
+CHART_REQUEST = re.compile(r"\b(plot|chart|visuali[sz]e|visuali[sz]ation|draw)\b|画.{0,8}图|柱状图|条形图|折线图|饼图|"
+                           r"散点图|图表|可视化", re.I)
 
 #: a question that asks for a measured fact (counts, sums, averages, shares, lists, top-k)
 FACT_REQUEST = re.compile(
@@ -204,6 +209,8 @@ class Router:
         d = self.by_embedding(question)
         if "code" in self.routes and CODE_REQUEST.search(question or ""):
             return RouteDecision("code", ROUTES["code"], "rule", d.margin, d.scores)
+        if "chart" in self.routes and CHART_REQUEST.search(question or ""):
+            return RouteDecision("chart", ROUTES["chart"], "rule", d.margin, d.scores)
         if "sql" in self.routes and is_fact_request(question):
             return RouteDecision("sql", ROUTES["sql"], "rule", d.margin, d.scores)
         if d.margin >= self.margin or model is None:
@@ -255,5 +262,5 @@ async def ask_model(model: Any, question: str, routes: Sequence[str]) -> str | N
     return parse_choice(text, routes)
 
 
-__all__ = ["DEFAULT_MARGIN", "ROUTES", "ROUTE_EXAMPLES", "CODE_REQUEST", "FACT_REQUEST", "RouteDecision", "Router", "ask_model", "choice_schema",
+__all__ = ["DEFAULT_MARGIN", "ROUTES", "ROUTE_EXAMPLES", "CHART_REQUEST", "CODE_REQUEST", "FACT_REQUEST", "RouteDecision", "Router", "ask_model", "choice_schema",
            "is_fact_request", "parse_choice", "route_texts"]

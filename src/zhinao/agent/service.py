@@ -29,7 +29,7 @@ from typing import Any
 
 from zhinao.agent import narrate as nr
 from zhinao.agent.base import AgentAnswer, ToolCall, ToolContext, ToolResult, tools
-from zhinao.agent.router import DEFAULT_MARGIN, ROUTES, Router
+from zhinao.agent.router import DEFAULT_MARGIN, FACT_REQUEST, ROUTES, Router
 from zhinao.agent.tools_builtin import (DescribeSchema, Explain, MakeChart, RunModel, RunSql, chart_spec, is_zh,
                                         sqlgen_index, task_of)
 from zhinao.errors import InvalidRequest, NotFound, ZhinaoError
@@ -429,9 +429,12 @@ class AgentService:
                 args["task"] = task_of(question)
             res = await call("run_model", args)
         elif route == "chart":
-            if not (state.get("last") or {}).get("rows") and ctx.model is not None:
+            own_data = bool(FACT_REQUEST.search(question))  # "plot the average charge per contract"
+            if (own_data or not (state.get("last") or {}).get("rows")) and ctx.model is not None:
                 await self._prepare_sql(ctx, question)
                 first = await call("run_sql", {"question": question})
+                while events:  # the SQL's event now, before the chart is drawn
+                    yield events.pop(0)
                 if not first.ok:
                     res = first
             if res is None:
@@ -445,8 +448,8 @@ class AgentService:
             res = await call("describe_schema", {"question": question})
         else:
             res = await call("explain", {"question": question})
-        for ev in events:
-            yield ev
+        while events:
+            yield events.pop(0)
         yield {"event": "done", "route": route, "result": res}
 
     async def _prepare_sql(self, ctx: ToolContext, question: str) -> None:
