@@ -307,7 +307,7 @@ class RagChat:
     def __init__(self, *, llm: Any, get_collection: Callable[..., dict[str, Any]],
                  retrieve: Callable[..., list[Hit]], relevance_threshold: Callable[[], float],
                  passages: Callable[..., tuple[Any, Callable[[], list[str]]]] | None = None,
-                 answerability: str = "model", answer_style: str = "extractive"):
+                 answerability: str = "coverage", answer_style: str = "extractive"):
         self.llm, self.get_collection, self.retrieve = llm, get_collection, retrieve
         self.relevance_threshold, self.passages = relevance_threshold, passages
         self.answerability, self.answer_style = answerability, answer_style
