@@ -136,7 +136,8 @@ def test_sessions_are_scoped(compare):
 
 @pytest.mark.parametrize("kw, msg", [
     ({"n": 1}, "2 to 4"), ({"n": 5}, "2 to 4"), ({"prompt": "  "}, "empty"),
-    ({"temperatures": [0.5]}, "temperatures"), ({"prompt": "x" * 9000}, "over"),
+    ({"temperatures": [0.5]}, "temperatures"), ({"prompt": "x" * 9000}, "over"), ({"seed": 2**40}, "seed"),
+    ({"seed": -1}, "seed"), ({"max_tokens": 0}, "max_tokens"),
 ])
 def test_bad_sample_requests(compare, kw, msg):
     args = {"prompt": "hello", "n": 2, **kw}

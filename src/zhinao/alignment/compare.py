@@ -188,6 +188,8 @@ class CompareService:
             raise InvalidRequest(f"n must be {MIN_ANSWERS} to {MAX_ANSWERS} answers, not {n}", param="n")
         if not 1 <= int(max_tokens) <= 4096:
             raise InvalidRequest("max_tokens must be 1 to 4096", param="max_tokens")
+        if not 0 <= int(seed) <= 2**31 - 1 - MAX_ANSWERS:  # engines take a 32-bit seed; each draw adds one
+            raise InvalidRequest(f"seed must be 0 to {2**31 - 1 - MAX_ANSWERS}", param="seed")
         temps = list(temperatures) if temperatures else list(DEFAULT_TEMPERATURES[:n])
         if len(temps) != n or any(not 0 <= float(t) <= 2 for t in temps):
             raise InvalidRequest(f"temperatures: give {n} values in [0, 2] (one per answer), or none",
