@@ -201,3 +201,25 @@ def test_bad_requests(plat, tmp_path):
     _register(p, "y-sft", tmp_path, base=str(tmp_path))
     with pytest.raises(NotFound, match="--base"):
         find_base_gguf(svc, _tenant(p), "y-sft", p.settings)
+
+
+@pytest.mark.slow
+def test_qwen2_checkpoint_round_trips_without_a_qk_permute(default_pack_path, tmp_path):
+    """The qwen2 architecture (q/k/v biases, NEOX RoPE, tied output): converted as is, same greedy tokens."""
+    import torch
+
+    torch.set_num_threads(1)
+    from zhinao.alignment import deploy as d
+    from zhinao.alignment.base_models import prepare
+    from zhinao.settings import Settings
+
+    home = tmp_path / "home"
+    (home / "models").mkdir(parents=True)
+    (home / "models" / Path(default_pack_path).name).symlink_to(default_pack_path)
+    folder = prepare("qwen2.5-coder-0.5b", Settings(home=home))
+    out = tmp_path / "qwen.gguf"
+    w = d.convert(folder, default_pack_path, out, outtype="f16")
+    assert w["arch"] == "qwen2"
+    zh = [{"role": "user", "content": "用一句话说明天空为什么是蓝色的。"}]
+    v = d.verify(out, folder, max_tokens=10, prompts=(PROMPTS[0], zh))
+    assert v.tokenisation_equal and v.identical == v.prompts == 2, v.as_dict()

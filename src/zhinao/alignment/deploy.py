@@ -301,7 +301,8 @@ def verify(gguf_path: Path | str, hf_dir: Path | str, *, max_tokens: int = 16, t
                 for i, t in enumerate(got):
                     row = logits[len(hf_ids) - 1 + i]
                     v.max_margin = max(v.max_margin, float(row.max() - row[t]))
-            v.samples.append({"prompt": messages[-1]["content"], "transformers": tok.decode(ref, skip_special_tokens=True),
+            v.samples.append({"prompt": messages[-1]["content"],
+                              "transformers": tok.decode(ref, skip_special_tokens=True),
                               "llama_cpp": tok.decode(got, skip_special_tokens=True)})
     finally:
         llm.close() if hasattr(llm, "close") else None

@@ -13,6 +13,9 @@ killed with the process resumes from its last checkpoint the next time the platf
     zhinao align dpo --dataset faq-pairs --base-model my-sft
     zhinao align ppo --dataset faq-pairs --base-model my-sft --reward-model my-rm
     zhinao align eval --reward-model my-rm --pairs held-out.jsonl --json
+    zhinao align deploy my-dpo                             # back to GGUF, checked, registered, served
+    zhinao align ab start --candidate my-dpo --share 0.2   # A/B: 20% of conversations for the default model
+    zhinao align ab status; zhinao align ab rollback
 """
 
 from __future__ import annotations
