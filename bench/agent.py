@@ -120,8 +120,12 @@ async def run_spider(h: Harness, questions: list[dict[str, Any]], config: Any, o
                               "fixes": a.fixes, "attempts": len(a.attempts), "plain_error": p.error,
                               "agent_error": a.error, "ms_plain": p.ms, "ms_agent": a.ms}
             done += 1
-            if done % 10 == 0:
-                log(f"  [{tag}] {done}/{len(questions)} questions")
+            log(f"  [{tag}] {done}/{len(questions)} {q['id']} plain {'ok' if p.ok else 'error'} {p.ms / 1000:.1f} s, "
+                f"agent {'ok' if a.ok else 'error'} {a.ms / 1000:.1f} s, {len(a.attempts)} attempts"
+                f"{', fixed' if a.fixes else ''}{', repaired' if a.repaired else ''}")
+            with open(out_dir / f"spider-{tag}-progress.jsonl", "a", encoding="utf-8") as fh:
+                fh.write(json.dumps({"id": q["id"], "plain_sql": p.sql, "agent_sql": a.sql, **extra[q["id"]]},
+                                    ensure_ascii=False, default=str) + "\n")
     check = load_check()
     result: dict[str, Any] = {}
     for mode in ("plain", "agent"):
@@ -240,9 +244,25 @@ async def run_shipped(h: Harness, config: Any, log: Any) -> dict[str, Any]:
     return out
 
 
+def make_engine(kind: str, name: str, path: Path, threads: int, ctx: int, settings: Any, slots: int = 2) -> Any:
+    """llama-server (what the platform serves; ``cache_prompt``), or llama.cpp in this process
+    where the llama-server binary is not built. Two slots: the plain and the agent prompt
+    each keep their own cached prefix (the server picks the slot by longest common prefix)."""
+    from zhinao.runtime.llama_server import LlamaServerChatModel, find_llama_server
+    from zhinao.runtime.llamacpp import LlamaCppChatModel
+
+    if kind == "llama-server":
+        try:
+            find_llama_server(settings.llama_server_bin)
+        except Exception as e:  # noqa: BLE001 - any reason the binary is unusable
+            raise SystemExit(f"llama-server is not available ({e}); use --engine llamacpp") from None
+        return LlamaServerChatModel(name, path=str(path), slots=slots, threads=threads, context_window=ctx,
+                                    settings=settings)
+    return LlamaCppChatModel(name, path=str(path), threads=threads, context_window=ctx)
+
+
 async def main_async(a: argparse.Namespace) -> dict[str, Any]:
     from zhinao.agent.sqlgen import SqlConfig
-    from zhinao.runtime.llama_server import LlamaServerChatModel
     from zhinao.settings import Settings
 
     out_dir = Path(a.out_dir)
@@ -259,15 +279,14 @@ async def main_async(a: argparse.Namespace) -> dict[str, Any]:
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "machine": f"{platform.machine()} {os.cpu_count()} cores ({platform.node()})",
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
-        "threads": a.threads, "config": config.__dict__, "models": {}}
+        "threads": a.threads, "slots": a.slots, "engine": a.engine, "config": config.__dict__, "models": {}}
     for key in [m.strip() for m in a.models.split(",") if m.strip()]:
         path = model_path(key)
         with tempfile.TemporaryDirectory(prefix="zhinao-bench-agent-") as tmp:
             home = Path(tmp)
             os.environ["ZHINAO_HOME"] = str(home)
             settings = Settings(home=home, env="test")
-            engine = LlamaServerChatModel(PACKS.get(key, key), path=str(path), slots=1, threads=a.threads,
-                                          context_window=a.ctx, settings=settings)
+            engine = make_engine(a.engine, PACKS.get(key, key), path, a.threads, a.ctx, settings, a.slots)
             await engine.start()
             try:
                 h = Harness(home, engine)
@@ -302,7 +321,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--models", default="0.5b", help="comma-separated: 0.5b, 1.5b (or a pack name)")
     ap.add_argument("--limit", type=int, default=100, help="seeded random sample of Spider dev (0: all 917)")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=2, help="llama.cpp threads (1 is steadier on busy cores)")
+    ap.add_argument("--slots", type=int, default=2, help="llama-server slots (one per prompt family keeps its cache)")
+    ap.add_argument("--engine", choices=("llama-server", "llamacpp"), default="llama-server")
     ap.add_argument("--ctx", type=int, default=8192)
     ap.add_argument("--candidates", type=int, default=1)
     ap.add_argument("--budget-s", dest="budget_s", type=float, default=20.0)
