@@ -85,3 +85,16 @@ def test_the_default_answerability_check_calls_no_model(tmp_path):
             assert list(s.scalars(select(UsageRecord))) == []
     finally:
         close_service(svc)
+
+
+def test_an_english_acronym_counts_and_abbreviations_weigh_what_their_long_form_weighs():
+    text = "enterprise dedicated internet access: service level agreement\nlatency below 30 ms"
+    assert ab._present("sla", text) == ab.ABBREVIATION_CREDIT
+    assert ab._present("dia", text) == ab.ABBREVIATION_CREDIT
+    assert ab._present("als", text) == 0.0  # initials out of order
+    stats = ab.Stats(["携号转网需要在网满 120 天。", "携号转网免手续费。", "宽带月租 100 元。", "补卡免费。", "副卡每月 10 元。"])
+    # df of the short form = df of the long form (an absent entity's df is 0, the heaviest weight)
+    assert stats.df("携转") == stats.df("携号转网") == 2 and stats.df("卫星") == 0
+    assert stats.weight("携转") < stats.weight("卫星")
+    # jieba cuts the unknown short form into single characters; they are kept together as one term
+    assert "携转" in ab.key_terms("携转要多久？", stats)

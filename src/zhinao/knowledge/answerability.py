@@ -96,7 +96,7 @@ def tagged_terms(question: str, stats: "Stats | None" = None) -> list[tuple[str,
         i += 1
         if len(t) == 1 and re.fullmatch(r"[\u4e00-\u9fff]", t) and i < len(words) and stats is not None:
             nxt = words[i][0]
-            if len(nxt) == 1 and re.fullmatch(r"[\u4e00-\u9fff]", nxt) and stats.df(t + nxt) > 0:
+            if len(nxt) == 1 and re.fullmatch(r"[\u4e00-\u9fff]", nxt) and stats.literal_df(t + nxt) > 0:
                 t, flag, i = t + nxt, "n", i + 1
         if not t or t in QUESTION_WORDS or re.fullmatch(r"[\W_]+", t) or _INTERROGATIVE.match(t):
             continue
@@ -116,9 +116,22 @@ class Stats:
         self.n = len(self.texts)
         self._df: dict[str, int] = {}
 
+    def literal_df(self, term: str) -> int:
+        """Passages containing ``term`` as a substring."""
+        key = "\0" + term
+        if key not in self._df:
+            self._df[key] = sum(term in t for t in self.texts)
+        return self._df[key]
+
     def df(self, term: str) -> int:
+        """Passages containing ``term``; for a term no passage contains literally, those that spell it out
+        (:func:`_abbreviates`), so that an abbreviation weighs what its long form weighs, not what an absent
+        entity does."""
         if term not in self._df:
-            self._df[term] = sum(term in t for t in self.texts)
+            n = self.literal_df(term)
+            if n == 0 and _abbreviation_like(term):
+                n = sum(_abbreviates(term, t) for t in self.texts)
+            self._df[term] = n
         return self._df[term]
 
     def weight(self, term: str) -> float:
@@ -143,7 +156,7 @@ def _present(term: str, text: str) -> float:
         parts = [p for p in _jieba().cut_for_search(term) if len(p) >= 2 and p != term]
         if parts and any(p in text for p in parts):
             return sum(p in text for p in parts) / len(parts) * 0.8
-    if 2 <= len(term) <= 4 and re.fullmatch(r"[\u4e00-\u9fff]+", term) and _abbreviates(term, text):
+    if _abbreviation_like(term) and _abbreviates(term, text):
         return ABBREVIATION_CREDIT
     return 0.0
 
@@ -152,10 +165,21 @@ def _present(term: str, text: str) -> float:
 ABBREVIATION_CREDIT = 0.6
 
 
+def _abbreviation_like(term: str) -> bool:
+    """2-4 Chinese characters or 2-5 Latin letters: the shapes abbreviations take."""
+    return bool(re.fullmatch(r"[\u4e00-\u9fff]{2,4}|[a-z]{2,5}", term))
+
+
 def _abbreviates(term: str, text: str) -> bool:
-    """Whether ``text`` holds the characters of ``term`` in order, each at most two characters after the
-    previous one: Chinese shortens names by keeping one character of each word (携号转网 -> 携转), so a
-    question written with the short form misses the passage's long one as a substring."""
+    """Whether ``text`` spells ``term`` out. Chinese shortens names by keeping one character of each word
+    (携号转网 -> 携转): the characters in order, each at most two after the previous one. English keeps
+    the initials (SLA = service level agreement): consecutive words starting with the letters. A question
+    written with the short form otherwise misses the passage's long one as a substring."""
+    if re.fullmatch(r"[a-z]+", term):
+        if len(term) < 2:
+            return False
+        pat = r"\b" + r"[a-z]*[\s-]+".join(map(re.escape, term)) + r"[a-z]*"
+        return re.search(pat, text) is not None
     return re.search(".{0,2}".join(map(re.escape, term)), text) is not None
 
 
