@@ -56,3 +56,22 @@ def test_unknown_and_uninstalled_bases_say_what_to_do(tmp_path):
         base_models.resolve("gpt-17", Settings(home=tmp_path))
     with pytest.raises(NotFound, match="zhinao models install qwen2.5-coder-1.5b"):
         base_models.resolve("qwen2.5-coder-1.5b", Settings(home=tmp_path))
+
+
+@pytest.mark.slow
+def test_the_default_qwen_pack_converts_from_its_gguf_and_passes_the_sanity_check(default_pack_path, tmp_path):
+    """Qwen2.5-Coder-0.5B Q4_K_M (the Chinese base) dequantized into transformers (~2 min, 2.4 GB here)."""
+    from pathlib import Path
+
+    import torch
+
+    torch.set_num_threads(1)
+    s = Settings(home=tmp_path / "home")
+    s.model_dir.mkdir(parents=True)
+    (s.model_dir / Path(default_pack_path).name).symlink_to(default_pack_path)
+    folder = base_models.prepare("qwen2.5-coder-0.5b", s)
+    meta = json.loads((folder / "zhinao-base.json").read_text())
+    assert meta["pack"] == "qwen2.5-coder-0.5b" and meta["sanity"]["reply"]
+    assert meta["sanity"]["loss"] < 0.7 * meta["sanity"]["random_level"]
+    tok = base_models.load_tokenizer(folder)
+    assert tok.decode(tok("话费余额")["input_ids"]) == "话费余额"  # the Chinese tokenizer came through whole
