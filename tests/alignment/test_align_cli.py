@@ -106,7 +106,7 @@ def test_sft_runs_as_a_platform_job_with_progress_and_registers_the_model(settin
     demos = tmp_path / "demos.jsonl"
     ds.write_jsonl(demos, [ds.Demonstration(c.prompt, c.chosen) for c in recs])
     assert runner.invoke(app, ["data", "demos", "--kind", "sft", "--from-jsonl", str(demos)]).exit_code == 0
-    r = runner.invoke(app, ["sft", "-d", "demos", "-b", str(base), "-o", "cli-sft", "--set", "max_steps=3",
+    r = runner.invoke(app, ["sft", "-d", "demos", "-b", str(base), "--output-name", "cli-sft", "--set", "max_steps=3",
                             "--set", "max_length=64", "--json"])
     assert r.exit_code == 0, r.output
     job = json.loads(r.stdout)

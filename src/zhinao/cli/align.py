@@ -49,7 +49,7 @@ def _tenant(p: Any) -> int:
 @app.command("data")
 @handle_errors
 def data(name: str = typer.Argument(..., help="Dataset name (a slug); a new version when the content changed"),
-         kind: str = typer.Option("preference", "--kind", "-k", help="sft (demonstrations) | preference (comparisons)"),
+         kind: str = typer.Option("preference", "--kind", help="sft (demonstrations) | preference (comparisons)"),
          from_jsonl: Path = typer.Option(None, "--from-jsonl", help="Import a TRL-format JSONL file instead of the "
                                          "stored feedback"),
          eval_fraction: float = typer.Option(0.2, help="Share of prompts held out for evaluation"),
@@ -180,11 +180,11 @@ def _follow(p: Any, job_id: int) -> dict[str, Any]:
         raise typer.Exit(130) from None
 
 
-CONFIG = typer.Option(None, "--config", "-c", help="YAML file with the stage's fields")
+CONFIG = typer.Option(None, "--config", help="YAML file with the stage's fields")
 SET = typer.Option(None, "--set", help="field=value (repeatable); wins over --config")
 DATASET = typer.Option(None, "--dataset", "-d", help="Dataset name[@version] or a JSONL file")
 BASE = typer.Option(None, "--base-model", "-b", help="Pack name, registered model, or model folder")
-OUT = typer.Option(None, "--output-name", "-o", help="Name to register the trained model under")
+OUT = typer.Option(None, "--output-name", help="Name to register the trained model under")
 HELP_CONFIG = typer.Option(False, "--help-config", help="List the stage's config fields with their help")
 DETACH = typer.Option(False, "--detach", help="Queue the job and return (it runs in a server's job runner)")
 
@@ -302,7 +302,7 @@ def _experiments(p: Any) -> Any:
 
 @ab_app.command("start")
 @handle_errors
-def ab_start(candidate: str = typer.Option(..., "--candidate", "-c", help="Model that takes the share"),
+def ab_start(candidate: str = typer.Option(..., "--candidate", help="Model that takes the share"),
              base: str = typer.Option(None, "--base", "-b", help="Model the traffic asks for (default: the "
                                       "platform's default model)"),
              share: float = typer.Option(..., "--share", "-s", help="Candidate's part of the conversations, 0-1"),
