@@ -12,7 +12,7 @@ Markdown file the demo did not write) with ``bench/data/china_mobile_faq_questio
         [--pack qwen2.5-coder-0.5b --pack qwen2.5-coder-1.5b] [--threads 2] [--engine llama-server|llamacpp]
         [--sets demo,cmfaq] [--write docs/benchmarks.md]
 
-With ``--answerability coverage --style extractive`` no model is called at all.
+With ``--answerability coverage --style extractive`` (the product's defaults) no model is called at all.
 """
 
 from __future__ import annotations
@@ -103,7 +103,8 @@ def write_section(path: Path, text: str) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--answerability", default="model", help="model, coverage or both: coverage,model")
+    ap.add_argument("--answerability", default=None,
+                    help="model, coverage or both: coverage,model (default: the product's, ZHINAO_KB_ANSWERABILITY)")
     ap.add_argument("--style", default="extractive", choices=("extractive", "generative"))
     ap.add_argument("--pack", action="append", default=None, help="model pack(s) to answer with")
     ap.add_argument("--threads", type=int, default=2)
@@ -117,6 +118,7 @@ def main() -> None:
     from zhinao.runtime.packs import installed_path
     from zhinao.settings import Settings
 
+    args.answerability = args.answerability or Settings().kb_answerability
     runs = []  # (label, pack or None, answerability)
     for mode in args.answerability.split(","):
         if mode == "coverage" and args.style == "extractive":
