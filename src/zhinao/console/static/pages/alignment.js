@@ -330,7 +330,18 @@
         } catch (e) { ctx.showError(e); }
       } }, t("评估报告", "Report")) },
     ], models, { testid: "align-models", empty: t("还没有训练好的模型", "No trained models yet") })));
-    return () => {};
+    // A/B panel: pages/alignment_ab.js (its own module, loaded on first use)
+    try {
+      if (!window.ZhinaoAlignmentAB) {
+        await new Promise((resolve, reject) => {
+          const s = document.createElement("script");
+          s.src = "/static/pages/alignment_ab.js"; s.onload = resolve;
+          s.onerror = () => reject(new Error("failed to load /static/pages/alignment_ab.js"));
+          document.head.appendChild(s);
+        });
+      }
+      return await window.ZhinaoAlignmentAB.render(el, ctx);
+    } catch (e) { ctx.showError(e); return () => {}; }
   }
 
   // ------------------------------------------------------------------ page
