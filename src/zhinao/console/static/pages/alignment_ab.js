@@ -13,6 +13,7 @@
  * series, which charts.js's generic bar spec does not have). The share can be changed while it
  * runs, and Rollback (after a confirmation) sends every request back to the base model at once.
  *
+ * Labels say 点赞 / thumbs-up in words: the chart canvas and many servers have no emoji font.
  * Model names are only ever set as text (h() uses textContent; tooltips are escaped here).
  * Exposes window.ZhinaoAlignmentAB = { render(el, ctx) -> dispose, option(cmp, lang) }.
  */
@@ -62,10 +63,10 @@
           + (r.n !== null ? `<br>${esc(tr("已评价", "rated"))}: ${esc(r.n)}` : "");
       } },
       xAxis: { type: "category", data: cats, axisLabel: { width: 200, overflow: "truncate", interval: 0 } },
-      yAxis: { type: "value", name: tr("👍 率 %（差值：百分点）", "👍 rate % (difference: points)"), nameTextStyle: { align: "left" },
+      yAxis: { type: "value", name: tr("点赞率 %（差值：百分点）", "thumbs-up rate % (difference: points)"), nameTextStyle: { align: "left" },
         min: Math.min(0, Math.floor(Math.min(0, ...lows) / 10) * 10), max: 100 },
       series: [
-        { type: "bar", name: tr("👍 率", "👍 rate"), barWidth: "40%",
+        { type: "bar", name: tr("点赞率", "thumbs-up rate"), barWidth: "40%",
           data: rows.map((r) => ({ value: num(r.v), itemStyle: { color: r.color } })) },
         { type: "custom", name: "95% CI", encode: { x: 0, y: [1, 2] }, z: 10, tooltip: { show: false },
           data: rows.map((r, i) => (r.ci ? [i, num(r.ci[0]), num(r.ci[1])] : [i, null, null])),
@@ -139,8 +140,8 @@
         { label: t("模型", "Model"), key: "model" },
         { label: t("回答数", "Turns"), render: (r) => h("span", { "data-testid": "ab-turns" }, String(r.turns)), num: false },
         { label: t("已评价", "Rated"), render: (r) => h("span", { "data-testid": "ab-rated" }, String(r.rated)) },
-        { label: "👍 / 👎", render: (r) => `${r.thumbs_up} / ${r.thumbs_down}` },
-        { label: t("👍 率", "👍 rate"), render: (r) => h("span", { "data-testid": "ab-rate" }, pct(r.up_rate)) },
+        { label: t("赞 / 踩", "up / down"), render: (r) => `${r.thumbs_up} / ${r.thumbs_down}` },
+        { label: t("点赞率", "Thumbs-up rate"), render: (r) => h("span", { "data-testid": "ab-rate" }, pct(r.up_rate)) },
         { label: t("95% 置信区间（Wilson）", "95% interval (Wilson)"), render: (r) => h("span", { "data-testid": "ab-ci" }, r.rated ? ci(r.ci95, pct) : "—") },
       ], rows, { testid: "ab-arms" });
     }
