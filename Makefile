@@ -19,3 +19,10 @@ test: test-deps
 bench:
 	ZHINAO_EXTRAS=test,bench bash scripts/setup.sh
 	.venv/bin/python bench/serving.py
+
+# issue 13: data → SFT → RM → DPO and PPO → report → deploy on the demo data (SmolLM2-135M);
+# leaves demo-sft, demo-rm, demo-dpo, demo-ppo registered; PROFILE=ci runs a few steps each
+.PHONY: align-demo
+align-demo:
+	@bash scripts/setup.sh
+	OMP_NUM_THREADS=1 TRL_EXPERIMENTAL_SILENCE=1 .venv/bin/zhinao align demo --profile $${PROFILE:-demo}

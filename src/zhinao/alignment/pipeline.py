@@ -35,11 +35,11 @@ PROFILES: dict[str, dict[str, Any]] = {
            "ppo": {"max_steps": 2, "per_device_train_batch_size": 2, "response_length": 12},
            "report": {"limit": 3, "pair_limit": 6, "max_new_tokens": 16},
            "max_length": 320, "deploy": ["demo-dpo"]},
-    "demo": {"sft": {"max_steps": 60, "per_device_train_batch_size": 4, "learning_rate": 3e-4},
-             "rm": {"max_steps": 80, "per_device_train_batch_size": 4, "learning_rate": 1e-4},
-             "dpo": {"max_steps": 60, "per_device_train_batch_size": 4, "learning_rate": 5e-5},
-             "ppo": {"max_steps": 12, "per_device_train_batch_size": 4, "response_length": 32},
-             "report": {"limit": 24, "pair_limit": None, "max_new_tokens": 64},
+    "demo": {"sft": {"max_steps": 30, "per_device_train_batch_size": 4, "learning_rate": 3e-4},
+             "rm": {"max_steps": 40, "per_device_train_batch_size": 4, "learning_rate": 1e-4},
+             "dpo": {"max_steps": 20, "per_device_train_batch_size": 4, "learning_rate": 5e-5},
+             "ppo": {"max_steps": 6, "per_device_train_batch_size": 4, "response_length": 32},
+             "report": {"limit": 16, "pair_limit": None, "max_new_tokens": 48},
              "max_length": 384, "deploy": ["demo-dpo", "demo-ppo"]},
 }
 

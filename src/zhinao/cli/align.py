@@ -16,6 +16,8 @@ killed with the process resumes from its last checkpoint the next time the platf
     zhinao align deploy my-dpo                             # back to GGUF, checked, registered, served
     zhinao align ab start --candidate my-dpo --share 0.2   # A/B: 20% of conversations for the default model
     zhinao align ab status; zhinao align ab rollback
+    zhinao align report my-dpo --limit 16                  # win rates over SFT and base, KL, behaviour
+    zhinao align demo --profile ci                         # the whole loop on the demo data (make align-demo)
 """
 
 from __future__ import annotations
@@ -363,3 +365,48 @@ def ab_rollback(as_json: bool = JSON) -> None:
     with platform() as p:
         e = _experiments(p).rollback(_tenant(p))
     output.print_json(e) if as_json else console.print(f"experiment {e['id']} {e['status']}: {e['base']} serves all")
+
+
+@app.command("report")
+@handle_errors
+def report_(name: str = typer.Argument(..., help="Registered sft/dpo/ppo model"),
+            reward_model: str = typer.Option(None, "--reward-model", "-r", help="Judge (default: the PPO config's, "
+                                             "else the newest reward model)"),
+            pairs: Path = typer.Option(None, "--pairs", "-p", help="Held-out preference JSONL (default: the demo's "
+                                       "eval split)"),
+            limit: int = typer.Option(16, "--limit", help="Held-out prompts answered per model (and per behaviour set)"),
+            max_new_tokens: int = typer.Option(64, help="Tokens per greedy answer"),
+            threads: int = typer.Option(1, help="torch threads"),
+            as_json: bool = JSON) -> None:
+    """Evaluation report: RM accuracy, win rates over SFT and base, KL, false-premise and refusal rates. 评估报告。"""
+    from zhinao.alignment.report import report, summary_lines
+    from zhinao.cli.common import platform
+
+    with platform() as p:
+        rep = report(_service(p), _tenant(p), name, reward_model=reward_model, pairs=pairs, limit=limit,
+                     max_new_tokens=max_new_tokens, threads=threads)
+    if as_json:
+        sys.stdout.write(json.dumps(rep, ensure_ascii=False) + "\n")
+    else:
+        for line in summary_lines(rep):
+            console.print(line, highlight=False)
+
+
+@app.command("demo")
+@handle_errors
+def demo_(profile: str = typer.Option("demo", "--profile", help="ci (a few steps each) | demo"),
+          base_model: str = typer.Option("smollm2-135m", "--base-model", "-b", help="Pack name or model folder"),
+          threads: int = typer.Option(1, help="torch threads"),
+          no_deploy: bool = typer.Option(False, "--no-deploy", help="Stop after the report"),
+          as_json: bool = JSON) -> None:
+    """The whole loop on the demo data: data → SFT → RM → DPO, PPO → report → deploy. 一键演示。"""
+    from zhinao.alignment import pipeline
+    from zhinao.cli.common import platform
+
+    with platform() as p:
+        r = pipeline.run(p, _tenant(p), profile=profile, base_model=base_model, threads=threads,
+                         deploy=not no_deploy, echo=lambda s: err_console.print(s, highlight=False))
+    if as_json:
+        sys.stdout.write(pipeline.dumps(r) + "\n")
+    else:
+        console.print(f"align demo ({profile}): {r['total_s']} s; per stage {r['stages']}")
