@@ -93,3 +93,40 @@ def test_kl_is_positive_for_a_changed_model(ev_base, tmp_path):
     kl, n = ev.kl(other, base, msgs)
     assert n > 0 and kl > 1e-3
     assert ev.kl(base, base, msgs)[0] == pytest.approx(0.0, abs=1e-5)
+
+
+def test_report_cli_on_a_model_registered_from_the_base_and_refusals(settings, base_home):
+    """``zhinao align report`` end to end: a sft model that *is* the base reads 50% over the base, KL 0;
+    a reward model or an unknown name is a clear error, not a traceback."""
+    import json
+    import shutil
+
+    from typer.testing import CliRunner
+
+    from zhinao.cli.align import app
+    from zhinao.platform import Platform
+
+    src = base_home / "alignment" / "base" / "smollm2-135m"
+    dst = settings.home / "alignment" / "base" / "smollm2-135m"
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(src, dst)
+    p = Platform(settings)
+    p.bootstrap()
+    tenant = p.tenancy.tenant_by_name("default")["id"]
+    svc = p.service("alignment")
+    svc.register_model(tenant, "same-as-base", stage="sft", base="smollm2-135m", path=str(dst), dataset_id=None,
+                       job_id=None, config={}, metrics={})
+    p.db.dispose()
+    runner = CliRunner()
+    r = runner.invoke(app, ["report", "same-as-base", "--limit", "1", "--max-new-tokens", "6", "--json"])
+    assert r.exit_code == 0, r.output
+    rep = json.loads(r.stdout.strip().splitlines()[-1])
+    assert rep["sft"] is None and rep["win_rate"]["over_base"]["preference_split"]["win_rate"] == 0.5
+    assert rep["kl"]["per_answer"] == pytest.approx(0.0, abs=1e-5)
+    assert "report" in svc.model(tenant, "same-as-base")["metrics"] and "reward_model" not in rep
+    svc.register_model(tenant, "a-judge", stage="rm", base="smollm2-135m", path=str(dst), dataset_id=None,
+                       job_id=None, config={}, metrics={})
+    r = runner.invoke(app, ["report", "a-judge"])
+    assert r.exit_code != 0 and "reward model" in r.output
+    r = runner.invoke(app, ["report", "no-such-model"])
+    assert r.exit_code != 0 and "not found" in r.output
