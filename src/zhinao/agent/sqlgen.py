@@ -201,6 +201,9 @@ def fix_sql(sql: str, index: SchemaIndex, linked: LinkedSchema | None = None, *,
                     if a != real.lower() or real not in used:
                         used[real] = a
                 owners = sorted({used[real] for real in set(aliases.values()) if index.column(real, name) is not None})
+                sel = col.find_ancestor(exp.Select)  # only a table of the column's own SELECT
+                local = {(x.alias or x.name).lower() for x in (sel or root).find_all(exp.Table)}
+                owners = [o for o in owners if o in local]
                 if len(owners) == 1:  # right column, wrong table
                     written = {(x.alias or x.name).lower(): (x.alias or x.name) for x in root.find_all(exp.Table)}
                     owner = written.get(owners[0], owners[0])
