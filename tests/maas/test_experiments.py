@@ -246,6 +246,8 @@ def test_cli_ab_start_status_rollback(settings):
     assert (exp["base"], exp["candidate"], exp["share"], exp["status"]) == ("base-m", "cand-m", 0.25, "running")
     r = runner.invoke(app, ["ab", "start", "--base", "base-m", "--candidate", "cand-m", "--share", "0.5"])
     assert r.exit_code != 0 and "already running" in r.output
+    r = runner.invoke(app, ["ab", "share", "0.25", "--json"])
+    assert r.exit_code == 0 and json.loads(r.output)["share"] == 0.25, r.output
     r = runner.invoke(app, ["ab", "share", "2"])
     assert r.exit_code != 0 and "share" in r.output
     p = Platform(settings)
