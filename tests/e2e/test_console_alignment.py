@@ -9,6 +9,8 @@ shows its start form with that dataset.
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -68,7 +70,12 @@ def test_compare_mode_ranks_and_saves_then_builds_a_dataset(admin_page, live_ser
     page.locator("[data-testid=align-datasets] tbody tr").filter(has_text="console-pairs@1").wait_for()
     ds = live_server.api("GET", "/api/alignment/datasets", token=token).json()
     mine = [d for d in ds if d["name"] == "console-pairs"]
-    assert len(mine) == 1 and mine[0]["kind"] == "preference" and mine[0]["n_train"] + mine[0]["n_eval"] == 1
+    # the session's server is shared: other pages' feedback (thumbs, the agent's corrections) may add pairs
+    assert len(mine) == 1 and mine[0]["kind"] == "preference" and mine[0]["n_train"] + mine[0]["n_eval"] >= 1
+    rows = [json.loads(line) for line in live_server.api(
+        "GET", "/api/alignment/datasets/console-pairs/export?split=all", token=token).text.splitlines() if line]
+    ranked = [r for r in rows if r["chosen"][-1]["content"] == BETTER]
+    assert len(ranked) == 1 and ranked[0]["rejected"][-1]["content"] == PROMPT, rows
 
     # the training tab offers it as a stage's dataset
     page.click("[data-testid=align-tab-training]")
