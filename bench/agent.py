@@ -205,7 +205,7 @@ def demo_index(h: Harness) -> tuple[Any, Any]:
     return ws, SchemaIndex.from_workspace(ws, descriptions=desc, glossary=glossary)
 
 
-async def run_shipped(h: Harness, config: Any, log: Any) -> dict[str, Any]:
+async def run_shipped(h: Harness, config: Any, log: Any, limit: int = 0, seed: int = 0) -> dict[str, Any]:
     """The shipped question set's SQL questions over the demo workspace, plain vs agent, scored by
     :func:`zhinao.agent.evaluate.run_eval` (its tool-call questions need the agent service: the
     ``zhinao agent eval`` figures cover them)."""
@@ -219,6 +219,10 @@ async def run_shipped(h: Harness, config: Any, log: Any) -> dict[str, Any]:
     if not evaluate.DEMO_QUESTIONS.is_file():
         return {"skipped": f"{evaluate.DEMO_QUESTIONS} is not there yet"}
     qs = [q for q in evaluate.load_questions(evaluate.DEMO_QUESTIONS) if q.get("sql")]
+    if limit and limit < len(qs):  # the same seeded sample for both modes
+        import random
+
+        qs = random.Random(seed).sample(qs, limit)
     ws, index = demo_index(h)
     ddl = index.ddl()
 
@@ -308,7 +312,7 @@ async def main_async(a: argparse.Namespace) -> dict[str, Any]:
                     log(f"[{key}] spider plain {entry['spider']['plain']['accuracy']} "
                         f"agent {entry['spider']['agent']['accuracy']}")
                 if a.set in ("shipped", "both"):
-                    entry["shipped"] = await run_shipped(h, config, log)
+                    entry["shipped"] = await run_shipped(h, config, log, a.limit, a.seed)
                 report["models"][key] = entry
             finally:
                 await engine.close()
@@ -319,7 +323,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--set", choices=("spider", "shipped", "both"), default="spider")
     ap.add_argument("--models", default="0.5b", help="comma-separated: 0.5b, 1.5b (or a pack name)")
-    ap.add_argument("--limit", type=int, default=100, help="seeded random sample of Spider dev (0: all 917)")
+    ap.add_argument("--limit", type=int, default=100, help="seeded random sample of Spider dev / of the shipped SQL questions (0: all)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2, help="llama.cpp threads (1 is steadier on busy cores)")
     ap.add_argument("--slots", type=int, default=2, help="llama-server slots (one per prompt family keeps its cache)")
