@@ -53,7 +53,8 @@ def test_chinese_terms_link_columns_through_descriptions_and_glossary(telco):
     arpu = telco.link("各合约类型的平均ARPU")
     cols = [c for _, c, _ in arpu.columns[:3]]
     assert "MonthlyCharges" in cols and "Contract" in cols  # ARPU's formula names MonthlyCharges
-    assert "Formula: SUM(revenue)" in telco.hint_text(arpu)
+    hint = telco.hint_text(arpu)
+    assert "Formula here: AVG(MonthlyCharges)" in hint and "SUM(revenue)" not in hint  # no absent columns
 
 
 def test_value_written_whole_is_found(telco):
@@ -96,3 +97,19 @@ def test_join_hints_from_shared_key_names(tmp_path):
     linked = idx.link("titles of songs by Ann")
     assert linked.values and linked.values[0].value == "Ann"
     assert set(linked.tables[:2]) == {"singer", "song"}
+
+
+def test_glossary_formulas_in_the_prompt_only_name_what_the_workspace_has(telco, tmp_path):
+    """The default glossary is written for the demo ("COUNT(users at start)", "AVG(Churn = 'Yes')"):
+    on a foreign table the prompt keeps the definitions but no formula naming absent columns or values
+    (the 0.5B model copied `users_at_start` into its SQL on the Orange churn table)."""
+    ws = Workspace(tmp_path / "orange.duckdb")
+    ws.write_table("orange", pd.read_csv(ORANGE))
+    orange = SchemaIndex.from_workspace(ws, glossary=GLOSSARY)
+    text = orange.prompt_text()
+    assert "离网率" in text and "Churn rate" in text  # the term and its definition stay
+    for absent in ("users at start", "MonthlyCharges", "Churn = 'Yes'", "Telco demo"):
+        assert absent not in text, absent
+    demo = telco.prompt_text()
+    assert "AVG(MonthlyCharges)" in demo and "AVG(Churn = 'Yes')" in demo  # computable on the demo table
+    assert "users at start" not in demo and "Telco demo" not in demo

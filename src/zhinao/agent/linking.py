@@ -28,6 +28,10 @@ from typing import Any
 
 from zhinao.analytics.workspace import q
 
+#: words of SQL that may stand bare in a glossary formula (not column names)
+_SQL_WORDS = frozenset({"AND", "OR", "NOT", "IS", "NULL", "AS", "DISTINCT", "CASE", "WHEN", "THEN", "ELSE", "END",
+                        "IN", "LIKE", "BETWEEN", "TRUE", "FALSE", "ALL", "OVER", "BY", "PARTITION", "ORDER"})
+
 #: text columns with more distinct values than this keep only their most frequent ones
 MAX_VALUES = 200
 #: values longer than this are prose (titles, comments), not labels: not indexed
@@ -378,10 +382,37 @@ class SchemaIndex:
             lines += [self._term_line(g) for g in linked.terms]
         return "\n".join(lines)
 
-    @staticmethod
-    def _term_line(g: Mapping[str, Any]) -> str:
+    def usable_formula(self, formula: str) -> str:
+        """The parts of a glossary formula that this workspace can compute, or "".
+
+        A glossary is shared by workspaces: the default one says ``COUNT(churned) / COUNT(users
+        at start); Telco demo: AVG(Churn = 'Yes')``. Shown on a table without those columns, a
+        small model copies the names and writes ``users_at_start`` (seen on the Orange churn
+        table). So each ``;``-separated part is kept only when every name in it that is not a
+        function call, a string or a ``label:`` prefix is a column of this workspace.
+        """
+        known = {c.name.lower() for c in self._cols}
+        kept = []
+        for part in str(formula or "").split(";"):
+            expr = re.sub(r"^\s*[^:()']{1,40}:\s*", "", part).strip()  # "Telco demo: ..." -> "..."
+            bare = re.sub(r"'[^']*'|\"[^\"]*\"", " ", expr)
+            names = [m.group(1) for m in re.finditer(r"([A-Za-z_\u4e00-\u9fff][\w\u4e00-\u9fff]*)\s*(\()?", bare)
+                     if not m.group(2)]
+            words = [n for n in names if n.upper() not in _SQL_WORDS]
+            if not (expr and words and all(w.lower() in known for w in words)):
+                continue
+            # a quoted value must be one the named columns hold ('Yes' means nothing to a BOOLEAN Churn)
+            cols = [c for c in self._cols if c.name.lower() in {w.lower() for w in words}]
+            literals = re.findall(r"'([^']*)'", expr)
+            if literals and not all(any(lit in c.values for c in cols) for lit in literals):
+                continue
+            kept.append(expr)
+        return "; ".join(kept)
+
+    def _term_line(self, g: Mapping[str, Any]) -> str:
         d = g.get("definition_en") or g.get("definition_zh") or ""
-        f = f" Formula: {g['formula']}" if g.get("formula") else ""
+        formula = self.usable_formula(g.get("formula") or "")
+        f = f" Formula here: {formula}" if formula else ""
         en = f" ({g['term_en']})" if g.get("term_en") and g.get("term_en") != g.get("term") else ""
         return f"--   {g.get('term')}{en}: {d}{f}"
 
