@@ -244,3 +244,20 @@ def test_a_symlinked_pack_passes_the_model_path_check(tmp_path) -> None:
     outside.write_bytes(b"GGUF" + b"\0" * 64)
     with pytest.raises(InvalidRequest, match="outside the model folders"):
         check_model_file(str(outside), s.model_roots)
+
+
+def test_an_uninstalled_pack_named_as_a_model_says_how_to_install_it():
+    """A new ZHINAO_HOME has no pack registered: asking for one names the install command."""
+    from zhinao.errors import ModelNotFound
+    from zhinao.runtime.manager import ModelManager
+    from zhinao.runtime.registry import ModelSpec
+
+    models = ModelManager(default="echo")
+    models.register(ModelSpec(name="echo", backend="echo"))
+    for asked in ("qwen2.5-coder-1.5b", "Qwen2.5-Coder-1.5B-Instruct"):
+        with pytest.raises(ModelNotFound) as e:
+            models.canonical(asked)
+        assert "zhinao models install qwen2.5-coder-1.5b" in str(e.value) and "echo" in str(e.value)
+    with pytest.raises(ModelNotFound) as e:
+        models.canonical("no-such-model")
+    assert "install" not in str(e.value)

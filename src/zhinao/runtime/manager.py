@@ -145,7 +145,13 @@ class ModelManager:
         name = self._aliases.get(name, name)
         if name not in self._models:
             known = ", ".join(sorted(self._models)) or "none"
-            raise ModelNotFound(f"The model {name!r} does not exist. Available models: {known}.", param="model")
+            hint = ""
+            from zhinao.runtime.packs import PACKS  # a pack not installed in this home: say how to add it
+
+            pack = next((p for p in PACKS.values() if name == p.name or name in p.aliases), None)
+            if pack is not None:
+                hint = f" It is a model pack: install it with `zhinao models install {pack.name}`."
+            raise ModelNotFound(f"The model {name!r} does not exist. Available models: {known}.{hint}", param="model")
         return name
 
     def resolve(self, name: str | None) -> ServedModel:
