@@ -471,9 +471,26 @@
 
   window.addEventListener("hashchange", () => { if (state.user) renderShell(); });
 
+  // the charts module (and ECharts behind it) for pages that draw: loaded once, on first use
+  let chartsLoading = null;
+  function loadCharts() {
+    if (window.ZhinaoCharts && window.echarts) return Promise.resolve(window.ZhinaoCharts);
+    if (!chartsLoading) {
+      chartsLoading = new Promise((resolve, reject) => {
+        const done = () => window.ZhinaoCharts.load().then(() => resolve(window.ZhinaoCharts), reject);
+        if (window.ZhinaoCharts) return done();
+        const s = document.createElement("script");
+        s.src = "/static/charts.js"; s.onload = done;
+        s.onerror = () => { chartsLoading = null; reject(new Error("failed to load /static/charts.js")); };
+        document.head.appendChild(s);
+      });
+    }
+    return chartsLoading;
+  }
+
   window.Zhinao = {
     registerPage, t, h, icon, api, sse, markdown, renderMarkdown, toast, showError, modal, confirm: confirmBox, table, form, card,
-    compact, fmtNum, fmtTime, fmtDuration, clear, navigate, ApiError, isAdmin, isOperator, roleLabel,
+    compact, fmtNum, fmtTime, fmtDuration, clear, navigate, loadCharts, ApiError, isAdmin, isOperator, roleLabel,
     get lang() { return state.lang; }, get user() { return state.user; }, setLang,
   };
 

@@ -33,21 +33,7 @@
   ];
 
   // ------------------------------------------------------------------ loading charts.js + css once
-  let chartsLoading = null;
-  function loadCharts() {
-    if (window.ZhinaoCharts && window.echarts) return Promise.resolve(window.ZhinaoCharts);
-    if (!chartsLoading) {
-      chartsLoading = new Promise((resolve, reject) => {
-        const done = () => window.ZhinaoCharts.load().then(() => resolve(window.ZhinaoCharts), reject);
-        if (window.ZhinaoCharts) return done();
-        const s = document.createElement("script");
-        s.src = "/static/charts.js"; s.onload = done;
-        s.onerror = () => { chartsLoading = null; reject(new Error("failed to load /static/charts.js")); };
-        document.head.appendChild(s);
-      });
-    }
-    return chartsLoading;
-  }
+  const loadCharts = () => window.Zhinao.loadCharts();  // one loader for every page (app.js)
   function loadCss() {
     if (document.querySelector('link[data-page-css="agent"]')) return;
     const l = document.createElement("link");

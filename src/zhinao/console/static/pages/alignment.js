@@ -19,21 +19,7 @@
   const POLL_MS = 2000;
 
   // the chart code (charts.js + vendored ECharts) is loaded on first use only
-  let chartsLoading = null;
-  function loadCharts() {
-    if (window.ZhinaoCharts && window.echarts) return Promise.resolve(window.ZhinaoCharts);
-    if (!chartsLoading) {
-      chartsLoading = new Promise((resolve, reject) => {
-        const done = () => window.ZhinaoCharts.load().then(() => resolve(window.ZhinaoCharts), reject);
-        if (window.ZhinaoCharts) return done();
-        const s = document.createElement("script");
-        s.src = "/static/charts.js"; s.onload = done;
-        s.onerror = () => { chartsLoading = null; reject(new Error("failed to load /static/charts.js")); };
-        document.head.appendChild(s);
-      });
-    }
-    return chartsLoading;
-  }
+  const loadCharts = () => window.Zhinao.loadCharts();  // one loader for every page (app.js)
 
   const STATUS = { queued: ["排队", "queued", "warn"], running: ["训练中", "running", "warn"], succeeded: ["完成", "succeeded", "ok"],
     failed: ["失败", "failed", "bad"], cancelled: ["已取消", "cancelled", ""] };

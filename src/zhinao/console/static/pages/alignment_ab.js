@@ -28,16 +28,7 @@
   const ci = (c, f) => (Array.isArray(c) ? `[${f(c[0])}, ${f(c[1])}]` : "—");
   const STATUS = { running: ["进行中", "running", "ok"], ended: ["已结束", "ended", ""], rolled_back: ["已回滚", "rolled back", "warn"] };
 
-  function loadCharts() {
-    if (window.ZhinaoCharts) return window.ZhinaoCharts.load();
-    return new Promise((resolve, reject) => {
-      const s = document.createElement("script");
-      s.src = "/static/charts.js";
-      s.onload = () => window.ZhinaoCharts.load().then(resolve, reject);
-      s.onerror = () => reject(new Error("failed to load /static/charts.js"));
-      document.head.appendChild(s);
-    });
-  }
+  const loadCharts = () => window.Zhinao.loadCharts();  // one loader for every page (app.js)
 
   /** The ECharts option for a comparison: 👍 rate per arm and the difference, in %, with 95% error bars.
    *  Pure (no DOM), so a test can check it. An arm with no rating has no bar and no error bar. */

@@ -221,21 +221,7 @@
     "data-testid": testid, "data-status": s }, word(ctx.t, "status", s));
 
   // the chart code (charts.js + vendored ECharts) is loaded on first use only
-  let chartsLoading = null;
-  function loadCharts() {
-    if (window.ZhinaoCharts && window.echarts) return Promise.resolve(window.ZhinaoCharts);
-    if (!chartsLoading) {
-      chartsLoading = new Promise((resolve, reject) => {
-        const done = () => window.ZhinaoCharts.load().then(() => resolve(window.ZhinaoCharts), reject);
-        if (window.ZhinaoCharts) return done();
-        const s = document.createElement("script");
-        s.src = "/static/charts.js"; s.onload = done;
-        s.onerror = () => { chartsLoading = null; reject(new Error("failed to load /static/charts.js")); };
-        document.head.appendChild(s);
-      });
-    }
-    return chartsLoading;
-  }
+  const loadCharts = () => window.Zhinao.loadCharts();  // one loader for every page (app.js)
 
   // ------------------------------------------------------------------ catalogue and the run dialog
   /** The role editor of the run dialog: one control per role, filled from POST /bind. */
