@@ -1,5 +1,6 @@
 """Demo data loaded by ``make run`` (``zhinao serve --demo``): the sample telecom knowledge
-base (marked as sample content) and the analytics ``demo`` workspace (real public data).
+base (marked as sample content), the analytics ``demo`` workspace (real public data) and that
+workspace's starting example library for the analyst agent (sample question → SQL pairs).
 Idempotent: re-running adds nothing. A failing part is logged and never stops the platform."""
 
 from __future__ import annotations
@@ -27,4 +28,13 @@ def load_demo(platform) -> dict[str, str]:
     except Exception as e:
         log.exception("demo analytics workspace failed to load")
         status["analytics"] = f"failed: {e}"
+    try:  # the demo workspace's starting example library (the agent learns from accepted answers)
+        from zhinao.agent.demo_examples import seed_demo_examples
+        from zhinao.agent.store import AgentStore
+
+        seed_demo_examples(AgentStore(platform.db), tenant_id, "demo")
+        status["agent"] = "loaded"
+    except Exception as e:
+        log.exception("demo agent example library failed to load")
+        status["agent"] = f"failed: {e}"
     return status
