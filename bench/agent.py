@@ -15,7 +15,12 @@ over a supervised llama-server (``cache_prompt`` on), as the server runs them. `
 also times the first token of a repeated schema prompt against a cold one.
 
 The shipped set (``src/zhinao/agent/demo/eval_questions.jsonl``, its SQL questions) runs over
-the demo workspace the same two ways, scored by ``zhinao.agent.evaluate.run_eval``.
+the demo workspace the same ways, scored by ``zhinao.agent.evaluate.run_eval``; with
+``--examples empty,seeded`` the agent also answers a third time with the demo's shipped sample
+example library (``agent/demo/accepted_examples.jsonl``, none of its questions or SQL an eval
+one) retrieved as the service retrieves it. The headline is the empty library:
+
+    .venv/bin/python bench/agent.py --set shipped --models 0.5b --limit 40 --seed 0 --examples empty,seeded
 """
 
 from __future__ import annotations
@@ -188,13 +193,15 @@ async def measure_ttft(engine: Any, system: str, questions: list[str], repeats: 
 
 
 def demo_index(h: Harness) -> tuple[Any, Any]:
-    """The demo workspace (telco, milan_total, groceries) with its descriptions and glossary."""
+    """The demo workspace (every shipped demo table: telco, thucnews, milan_total, groceries — the
+    shipped questions ask all four) with its descriptions and glossary."""
     from zhinao.agent.linking import SchemaIndex
     from zhinao.analytics.glossary import DEFAULT_GLOSSARY
+    from zhinao.analytics.service import DEMO_TABLES
 
     h.workspaces.ensure(1, "demo")
     have = {d["name"] for d in h.workspaces.datasets(1, "demo")}
-    for key in ("telco", "milan_total", "groceries"):
+    for key in DEMO_TABLES:
         if key not in have:
             h.workspaces.import_demo(1, "demo", key)
     ws = h.workspaces.workspace(1, "demo")
@@ -205,8 +212,35 @@ def demo_index(h: Harness) -> tuple[Any, Any]:
     return ws, SchemaIndex.from_workspace(ws, descriptions=desc, glossary=glossary)
 
 
-async def run_shipped(h: Harness, config: Any, log: Any, limit: int = 0, seed: int = 0) -> dict[str, Any]:
-    """The shipped question set's SQL questions over the demo workspace, plain vs agent, scored by
+def _summary(recs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Accuracy, per category / language, latency and repairs of one mode's per-question records."""
+    def share(key: str) -> dict[str, Any]:
+        groups: dict[str, list[bool]] = defaultdict(list)
+        for r in recs:
+            groups[r[key]].append(r["correct"])
+        return {k: {"execution_accuracy": round(sum(v) / len(v), 4), "correct": sum(v), "n": len(v)}
+                for k, v in sorted(groups.items())}
+
+    ms = [r["ms"] for r in recs if not r.get("error")]
+    n = len(recs)
+    return {"execution_accuracy": round(sum(r["correct"] for r in recs) / n, 4) if n else 0.0,
+            "correct": sum(r["correct"] for r in recs), "n": n,
+            "p50_ms": round(pct(ms, 50), 1), "p95_ms": round(pct(ms, 95), 1),
+            "repaired_share": round(sum(bool(r.get("repaired")) for r in recs) / n, 4) if n else 0.0,
+            "by_lang": share("lang"), "by_category": share("category"),
+            "failed_ids": [r["id"] for r in recs if not r["correct"]]}
+
+
+async def run_shipped(h: Harness, config: Any, log: Any, limit: int = 0, seed: int = 0,
+                      examples: tuple[str, ...] = ("empty",), out_dir: Path | None = None,
+                      tag: str = "") -> dict[str, Any]:
+    """The shipped question set's SQL questions over the demo workspace: plain, and the agent with
+    each example library of ``examples`` — ``empty`` (the headline: no worked examples) and
+    ``seeded`` (the demo's shipped sample library, ``agent/demo/accepted_examples.jsonl``, loaded
+    into the bench workspace's store and retrieved as the service retrieves it: the 3 closest by
+    :meth:`~zhinao.agent.store.AgentStore.similar_examples`). The modes run question by question,
+    so a load change hits them alike and a stopped run still has comparable partial results
+    (``shipped-<tag>-progress.jsonl``). Each answer is scored by
     :func:`zhinao.agent.evaluate.run_eval` (its tool-call questions need the agent service: the
     ``zhinao agent eval`` figures cover them)."""
     try:
@@ -219,14 +253,23 @@ async def run_shipped(h: Harness, config: Any, log: Any, limit: int = 0, seed: i
     if not evaluate.DEMO_QUESTIONS.is_file():
         return {"skipped": f"{evaluate.DEMO_QUESTIONS} is not there yet"}
     qs = [q for q in evaluate.load_questions(evaluate.DEMO_QUESTIONS) if q.get("sql")]
-    if limit and limit < len(qs):  # the same seeded sample for both modes
-        import random
-
+    if limit and limit < len(qs):  # the same seeded sample for every mode
         qs = random.Random(seed).sample(qs, limit)
     ws, index = demo_index(h)
     ddl = index.ddl()
+    store = None
+    if "seeded" in examples:
+        from zhinao.agent.demo_examples import seed_demo_examples
+        from zhinao.agent.store import AgentStore
+
+        store = AgentStore(h.db)
+        store.clear_examples(1, "demo")
+        log(f"  seeded the demo library with {seed_demo_examples(store, 1, 'demo')} examples")
+    last: dict[str, Any] = {}
 
     def as_answer(o: Any) -> AgentAnswer:
+        last.clear()
+        last.update(fixes=o.fixes, attempts=len(o.attempts), linked=o.linked, error=o.error)
         return AgentAnswer(answer="", sql=o.sql, columns=o.columns, rows=o.rows if o.ok else [], repaired=o.repaired)
 
     async def ask_plain(text: str) -> AgentAnswer:
@@ -235,16 +278,37 @@ async def run_shipped(h: Harness, config: Any, log: Any, limit: int = 0, seed: i
     async def ask_agent(text: str) -> AgentAnswer:
         return as_answer(await answer_sql(h.model, ws, index, text, config=config))
 
+    async def ask_seeded(text: str) -> AgentAnswer:
+        exs = await asyncio.to_thread(store.similar_examples, 1, "demo", text, 3)  # type: ignore[union-attr]
+        out = as_answer(await answer_sql(h.model, ws, index, text, examples=exs, config=config))
+        last["examples"] = [e["question"] for e in exs]
+        return out
+
     def gold(sql: str) -> list[list[Any]]:
         return ws.run_sql(sql, max_rows=config.max_rows).json_rows()
 
-    out: dict[str, Any] = {"n_sql_questions": len(qs)}
-    for mode, ask in (("plain", ask_plain), ("agent", ask_agent)):
-        rep = await evaluate.run_eval(ask, qs, gold)
-        out[mode] = {k: rep[k] for k in ("execution_accuracy", "correct", "n", "p50_ms", "p95_ms", "repaired_share",
-                                         "by_lang", "by_category")}
-        out[mode]["failed_ids"] = [f["id"] for f in rep["failures"]]
-        log(f"  shipped {mode}: {rep['execution_accuracy']}")
+    modes = [("plain", ask_plain)] + [("agent" if e == "empty" else f"agent_{e}", ask_seeded if e == "seeded" else ask_agent)
+                                      for e in examples]
+    recs: dict[str, list[dict[str, Any]]] = {m: [] for m, _ in modes}
+    progress = (out_dir / f"shipped-{tag}-progress.jsonl") if out_dir else None
+    for i, q in enumerate(qs, 1):
+        line = []
+        for mode, ask in modes:
+            rep = await evaluate.run_eval(ask, [q], gold)
+            rec = {**rep["results"][0], "lang": q["lang"], "category": q["category"],
+                   **(rep["failures"][0] if rep["failures"] else {}), **last, "mode": mode}
+            rec.setdefault("pred_sql", None)
+            recs[mode].append(rec)
+            line.append(f"{mode} {'ok' if rec['correct'] else 'miss'} {rec['ms'] / 1000:.1f} s")
+            if progress is not None:
+                with open(progress, "a", encoding="utf-8") as fh:
+                    fh.write(json.dumps({"qid": q["id"], "gold_sql": q["sql"], **rec}, ensure_ascii=False,
+                                        default=str) + "\n")
+        log(f"  [shipped {tag}] {i}/{len(qs)} {q['id']}: " + ", ".join(line))
+    out: dict[str, Any] = {"n_sql_questions": len(qs), "examples": list(examples)}
+    for mode, _ in modes:
+        out[mode] = _summary(recs[mode])
+        log(f"  shipped {mode}: {out[mode]['execution_accuracy']}")
     return out
 
 
@@ -284,6 +348,11 @@ async def main_async(a: argparse.Namespace) -> dict[str, Any]:
         "machine": f"{platform.machine()} {os.cpu_count()} cores ({platform.node()})",
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
         "threads": a.threads, "slots": a.slots, "engine": a.engine, "config": config.__dict__, "models": {}}
+    examples = tuple(dict.fromkeys(e.strip() for e in a.examples.split(",") if e.strip())) or ("empty",)
+    bad = [e for e in examples if e not in ("empty", "seeded")]
+    if bad:
+        raise SystemExit(f"--examples takes empty, seeded or both (comma-separated), not {', '.join(bad)}")
+    report["examples"] = {"shipped": list(examples), "spider": ["empty"]}
     for key in [m.strip() for m in a.models.split(",") if m.strip()]:
         path = model_path(key)
         with tempfile.TemporaryDirectory(prefix="zhinao-bench-agent-") as tmp:
@@ -312,7 +381,8 @@ async def main_async(a: argparse.Namespace) -> dict[str, Any]:
                     log(f"[{key}] spider plain {entry['spider']['plain']['accuracy']} "
                         f"agent {entry['spider']['agent']['accuracy']}")
                 if a.set in ("shipped", "both"):
-                    entry["shipped"] = await run_shipped(h, config, log, a.limit, a.seed)
+                    entry["shipped"] = await run_shipped(h, config, log, a.limit, a.seed, examples=examples,
+                                                         out_dir=out_dir, tag=key)
                 report["models"][key] = entry
             finally:
                 await engine.close()
@@ -334,6 +404,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-repairs", dest="max_repairs", type=int, default=2)
     ap.add_argument("--json-mode", dest="json_mode", action="store_true")
     ap.add_argument("--no-fixes", dest="no_fixes", action="store_true")
+    ap.add_argument("--examples", default="empty",
+                    help="the agent's example library on the shipped set: empty, seeded, or empty,seeded (both, "
+                         "one run); Spider is always measured with an empty library")
     ap.add_argument("--ttft", action="store_true", help="also time a repeated vs a cold schema prompt")
     ap.add_argument("--out-dir", default="bench/results/agent")
     ap.add_argument("--out", default="", help="the JSON result (default OUT_DIR/agent-<set>.json)")

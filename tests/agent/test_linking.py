@@ -107,9 +107,15 @@ def test_glossary_formulas_in_the_prompt_only_name_what_the_workspace_has(telco,
     ws.write_table("orange", pd.read_csv(ORANGE))
     orange = SchemaIndex.from_workspace(ws, glossary=GLOSSARY)
     text = orange.prompt_text()
-    assert "离网率" in text and "Churn rate" in text  # the term and its definition stay
+    # terms it cannot compute stay out of the cached prefix (twenty such lines distract a small model) ...
+    assert "离网率" not in text and "Business glossary" not in text
+    # ... and a question that names one still gets its definition, without the foreign formula
+    text = orange.hint_text(orange.link("各州的离网率是多少？"))
+    assert "离网率" in text and "Churn rate" in text
     for absent in ("users at start", "MonthlyCharges", "Churn = 'Yes'", "Telco demo"):
         assert absent not in text, absent
     demo = telco.prompt_text()
-    assert "AVG(MonthlyCharges)" in demo and "AVG(Churn = 'Yes')" in demo  # computable on the demo table
+    assert "AVG(MonthlyCharges)" in demo  # computable on the demo table, and written as DuckDB runs it:
+    assert "AVG(CASE WHEN Churn = 'Yes' THEN 1 ELSE 0 END)" in demo and "AVG(Churn = 'Yes')" not in demo
     assert "users at start" not in demo and "Telco demo" not in demo
+    assert "养卡" not in demo  # no formula here: only as a hint when a question names it

@@ -46,6 +46,13 @@ _STOP = frozenset("""a an the of in on at to for by with and or is are was were 
 whose how many much show list give find return tell me all each every that this these those there their its it as from
 number count please than more less most least have has had get select display name names""".split()) - {"name", "names"}
 _STOP_ZH = frozenset("的 了 是 在 和 与 及 或 有 多少 什么 哪些 哪个 各 每个 请 查询 一下 显示 列出 给出 统计 吗 呢 按 中 为".split())
+#: values that name no entity: a question's "no" or "yes" is not evidence it means ``PhoneService = 'No'``
+#: (the schema lists these values anyway), so they are never hinted from the question's words
+_GENERIC_VALUES = frozenset("yes no y n true false t f none null nan other others unknown n/a na 0 1 是 否 无 有 其他 未知 "
+                            "one two three four five six seven eight nine ten 一 二 两 三 四 五".split())
+#: a value shared by this many columns is a category of the schema ("No internet service" in six
+#: add-on columns), not a thing the question names: hinted only when written whole
+_SHARED_VALUE_COLUMNS = 3
 _TEXT_TYPES = ("VARCHAR", "TEXT", "STRING", "CHAR", "ENUM")
 _NUM_TYPES = ("INT", "DOUBLE", "FLOAT", "DECIMAL", "REAL", "NUMERIC", "BIGINT", "HUGEINT", "SMALLINT", "TINYINT")
 
@@ -212,8 +219,16 @@ class SchemaIndex:
             col_docs.append(doc)
         self._col_bm25 = BM25(col_docs)
         self._tab_bm25 = BM25([tokens(t.name) * 2 + tokens(t.description) for t in self.tables])
-        self._values: list[tuple[int, str]] = [(i, v) for i, c in enumerate(self._cols) for v in c.values]
+        rows = {t.name: t.rows for t in self.tables}
+        self._values: list[tuple[int, str]] = [(i, v) for i, c in enumerate(self._cols) if _labelish(c, rows.get(c.table))
+                                               for v in c.values]
         self._val_tokens = [tokens(v, keep_stop=True) for _, v in self._values]
+        # words of column and table names: a question's "internet service" names the column
+        # InternetService, it is no evidence for the value 'No internet service'
+        self._name_words = {w for c in self._cols for w in tokens(c.name, keep_stop=True)} | {
+            w for t in self.tables for w in tokens(t.name, keep_stop=True)}
+        spread = Counter(v.lower() for _, v in self._values)
+        self._shared_values = {v for v, n in spread.items() if n >= _SHARED_VALUE_COLUMNS}
         self._val_bm25 = BM25(self._val_tokens)
         self._col_vecs: list[list[float]] | None = None
         if embed is not None and self._cols:
@@ -321,31 +336,46 @@ class SchemaIndex:
         return found
 
     def _link_values(self, question: str, qt: list[str], limit: int = 8) -> list[ValueHit]:
-        """Values sharing a (non-numeric) term with the question, or written in it whole."""
+        """Stored values the question names: written in it whole, or sharing a word with it that
+        is the value's own — not a stop word, not a word of a column or table name, not a
+        generic value ("no", "yes"), and at least half of the value's own words.
+
+        Why so strict: a hint is an invitation to filter. Shown ``Contract = 'Month-to-month'``
+        for "the average charge for each contract type", or ``OnlineSecurity = 'No internet
+        service'`` for "each internet service type", the 0.5B model writes a ``WHERE`` where the
+        question wants a ``GROUP BY`` (measured on the shipped set)."""
         ql = str(question or "").lower()
         qset = {t for t in qt if not t.replace(".", "").isdigit()}
+        evidence = {t for t in qset if t not in self._name_words and t not in _GENERIC_VALUES}
         scored: dict[int, float] = {}
-        for i, s in self._val_bm25.scores(qset).items():
-            vt = set(self._val_tokens[i])
-            cover = len(vt & qset) / max(1, len(vt))
+        for i, s in self._val_bm25.scores(evidence).items():
+            v = self._values[i][1].lower()
+            if v in _GENERIC_VALUES or v in self._shared_values:
+                continue
+            own = {t for t in self._val_tokens[i] if t not in _STOP and t not in _STOP_ZH and t not in _GENERIC_VALUES
+                   and t not in self._name_words} or set(self._val_tokens[i])
+            cover = len(own & evidence) / max(1, len(own))
+            if cover < 0.5:
+                continue
             scored[i] = s * (0.5 + cover)
         for i, (_, v) in enumerate(self._values):  # written whole ("Paris", "Month-to-month")
             vl = v.lower()
-            if len(vl) >= 3 and vl in ql:
+            if len(vl) >= 3 and vl in ql and vl not in _GENERIC_VALUES:
                 if _CJK.search(vl) or re.search(rf"(?<![a-z0-9]){re.escape(vl)}(?![a-z0-9])", ql):
                     scored[i] = scored.get(i, 0.0) + 10.0
         if not scored:
             return []
         top = max(scored.values())
-        hits, per_col = [], Counter()
+        hits, per_col, shown = [], Counter(), set()
         for i, s in sorted(scored.items(), key=lambda x: (-x[1], x[0])):
             if s < 0.35 * top:
                 break
             ci, v = self._values[i]
             c = self._cols[ci]
-            if per_col[ci] >= 3:
+            if per_col[ci] >= 3 or (v.lower() in self._shared_values and v.lower() in shown):
                 continue
             per_col[ci] += 1
+            shown.add(v.lower())
             hits.append(ValueHit(c.table, c.name, v, s / top))
             if len(hits) >= limit:
                 break
@@ -364,7 +394,11 @@ class SchemaIndex:
         if joins:
             out.append("-- Likely joins:\n" + "\n".join(f"--   {a} = {b}" for a, b in joins))
         if glossary and self.glossary and linked is None:
-            out.append("-- Business glossary:\n" + "\n".join(self._term_line(g) for g in self.glossary))
+            # only terms this workspace can compute: the rest explain words no query here uses, and
+            # twenty lines of them distract a small model; a question that names one gets it as a hint
+            usable = [g for g in self.glossary if self.usable_formula(g.get("formula") or "")]
+            if usable:
+                out.append("-- Business glossary:\n" + "\n".join(self._term_line(g) for g in usable))
         if linked is not None:
             hints = self.hint_text(linked)
             if hints:
@@ -375,7 +409,8 @@ class SchemaIndex:
         """The per-question part: stored values and glossary terms the question mentions."""
         lines = []
         if linked.values:
-            lines.append("-- Stored values matching the question (use them exactly):")
+            lines.append("-- Stored values the question names (filter on one only where the question asks for "
+                         "that value; copy it exactly):")
             lines += [f"--   {v.table}.{v.column} = {_lit(v.value)}" for v in linked.values]
         if linked.terms:
             lines.append("-- Terms in the question:")
@@ -411,7 +446,7 @@ class SchemaIndex:
 
     def _term_line(self, g: Mapping[str, Any]) -> str:
         d = g.get("definition_en") or g.get("definition_zh") or ""
-        formula = self.usable_formula(g.get("formula") or "")
+        formula = "; ".join(runnable_formula(f) for f in self.usable_formula(g.get("formula") or "").split("; ") if f)
         f = f" Formula here: {formula}" if formula else ""
         en = f" ({g['term_en']})" if g.get("term_en") and g.get("term_en") != g.get("term") else ""
         return f"--   {g.get('term')}{en}: {d}{f}"
@@ -471,6 +506,57 @@ class SchemaIndex:
                     if c.name.lower() in (f"{stem}_id", f"{stem}id", f"{b.name.lower()}_id") and _joinable(c, bid):
                         out.append((f"{a.name}.{c.name}", f"{b.name}.{bid.name}"))
         return out
+
+
+def condition_aggregates(root: Any) -> list[str]:
+    """Rewrite, in place, aggregates over a condition in a sqlglot tree; returns what changed.
+
+    ``AVG(Churn = 'Yes')`` → ``AVG(CASE WHEN Churn = 'Yes' THEN 1 ELSE 0 END)``: DuckDB has no AVG
+    of a BOOLEAN (a glossary formula is often written this way, and the model copies it); SUM
+    likewise. ``COUNT(Churn = 'Yes')`` → ``COUNT(CASE WHEN Churn = 'Yes' THEN 1 END)``: COUNT of a
+    condition counts every row, which no question means — small models write it for "how many
+    ... are". Here, not in the SQL engine, because the glossary lines of the prompt use it too.
+    """
+    from sqlglot import exp
+
+    conds = (exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE, exp.In, exp.Like, exp.ILike, exp.And, exp.Or,
+             exp.Not, exp.Is, exp.Between)
+    fixes = []
+    for agg in list(root.find_all(exp.Avg, exp.Sum, exp.Count)):
+        arg = agg.this
+        while isinstance(arg, exp.Paren):
+            arg = arg.this
+        if not isinstance(arg, conds):
+            continue
+        name = type(agg).__name__.upper()
+        default = None if isinstance(agg, exp.Count) else exp.Literal.number(0)
+        case = exp.Case(ifs=[exp.If(this=arg.copy(), true=exp.Literal.number(1))], default=default)
+        agg.set("this", case)
+        fixes.append(f"{name}(<condition>) → {name}(CASE WHEN <condition> THEN 1{' ELSE 0' if default else ''} END)")
+    return fixes
+
+
+def runnable_formula(expr: str) -> str:
+    """A glossary formula as DuckDB runs it (``AVG(Churn = 'Yes')`` → ``AVG(CASE WHEN ...)``);
+    unchanged where it does not parse as an expression."""
+    try:
+        import sqlglot
+
+        root = sqlglot.parse_one(expr, read="duckdb")
+    except Exception:  # noqa: BLE001 - prose formulas stay prose
+        return expr
+    return root.sql("duckdb") if condition_aggregates(root) else expr
+
+
+def _labelish(c: ColumnInfo, rows: int | None) -> bool:
+    """A text column whose values are labels a question may name (``'Fiber optic'``), not one
+    that is nearly unique per row — ids, titles, free text — whose most frequent 200 values are
+    an arbitrary sample that would only add noise to the value index."""
+    if not c.values:
+        return False
+    if c.distinct is not None and rows and c.distinct > MAX_VALUES and c.distinct > 0.5 * rows:
+        return False
+    return True
 
 
 def _keyish(name: str) -> bool:

@@ -36,7 +36,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from zhinao.agent.base import ModelFn
-from zhinao.agent.linking import LinkedSchema, SchemaIndex, tokens
+from zhinao.agent.linking import LinkedSchema, SchemaIndex, condition_aggregates, tokens
 from zhinao.analytics.sandbox import check_sql, parse_single_query, plain
 from zhinao.errors import InvalidRequest, RateLimited
 from zhinao.runtime.base import GenerationParams, Message
@@ -65,6 +65,7 @@ class SqlConfig:
     fix_identifiers: bool = True  #: misspelt / mis-qualified columns fixed without the model
     fix_values: bool = True  #: literals snapped to the stored value; LIKE made case-insensitive
     hints: bool = True  #: linked values and glossary terms after the schema
+    shape_hints: bool = True  #: one-line rules for the question's shape (ratio, per group, top-k, time)
     full_schema_columns: int = 150  #: schemas this small go in whole (the cacheable prefix)
     link_k: int = 12
     max_rows: int = 1000
@@ -253,6 +254,7 @@ def fix_sql(sql: str, index: SchemaIndex, linked: LinkedSchema | None = None, *,
                 if new is not None and new != lit.this:
                     fixes.append(f"{info.name} = '{lit.this}' → '{new}'")
                     lit.replace(exp.Literal.string(new))
+        fixes += condition_aggregates(root)
     if not fixes:
         return sql, []
     return root.sql("duckdb"), list(dict.fromkeys(fixes))
@@ -399,6 +401,82 @@ async def _check_and_run(ws: Any, index: SchemaIndex, reply: str, linked: Linked
     return _Try(sql, None, cols, rows, trunc, fixes)
 
 
+# -- question shapes ---------------------------------------------------------------------
+#
+# The 0.5B model knows SQL but not which shape a question wants: it answers "the churn rate of
+# each contract" with ``WHERE Contract = ...``, "the top 3" without ``LIMIT``, "a fraction" with
+# ``COUNT(*)``. Each shape below is recognised from words any analyst's question uses (English
+# and Chinese, nothing about one schema) and adds one line after the schema, only when it
+# applies, so the model reads the one rule it needs and not a list of all of them.
+
+_RATIO = re.compile(r"\b(rate|ratio|fraction|share|percentage|percent|proportion)s?\b|率|比例|占比|比重|百分比|份额", re.I)
+_PERCENT = re.compile(r"\b(percentage|percent)\b|%|百分比|百分之", re.I)
+_EACH = re.compile(r"\b(each|every|per)\b|\b(grouped|broken down|split) by\b|\bby (type|group|category|segment)\b|"
+                   r"各(?!自)|(?<!平均)每(个|种|类|一|位)|按|分别|不同", re.I)
+_SUPERLATIVE = re.compile(r"\b(top|highest|lowest|most|least|largest|smallest|fewest|biggest|busiest|quietest)\b|"
+                          r"最(高|多|低|少|大|小|忙|闲|长|短)|前\s*\d+", re.I)
+_LOW = re.compile(r"\b(lowest|least|smallest|fewest|quietest|bottom)\b|最(低|少|小|闲|短)", re.I)
+_WHICH = re.compile(r"\b(which|top|list the \d+|the \d+)\b|哪|前\s*\d+|\d+\s*(个|种|位|天|名|类|项)", re.I)
+#: k of "top k": a number of things ("3 regions", "前 10 种"), never part of a date, an hour or a range
+_COUNT_K = re.compile(r"(?<![\d\-/:.])(\d{1,3})(?![\d\-/:.]|\s*[年月日号时点%])(?=\s*(?:个|种|位|天|名|类|项|家)|\s+[a-z])",
+                      re.I)
+_TIME = re.compile(r"\b(19|20)\d\d\b|\b(date|day|days|daily|week|weeks|weekly|weekend|weekends|weekday|hour|hours|"
+                   r"hourly|month of|months? number|january|february|march|april|may|june|july|august|september|"
+                   r"october|november|december|morning|evening|night|time)\b|年|月|日|号|周|星期|小时|点|天|早上|晚上|上午|下午",
+                   re.I)
+
+
+def question_hints(question: str, index: SchemaIndex, linked: LinkedSchema | None = None) -> list[str]:
+    """One-line SQL shape rules for the shapes ``question`` has (ratio, per-group, top-k, time),
+    as ``--`` comment lines to put after the schema. Empty for a plain lookup.
+
+    Why per question: a small model follows the one rule in front of it; shown every rule for
+    every question, it applies them where they do not belong (``GROUP BY`` on a single count)."""
+    text = str(question or "")
+    out: list[str] = []
+    each = bool(_EACH.search(text))
+    if _RATIO.search(text):
+        scale = "100.0 * AVG(...)" if _PERCENT.search(text) else "a fraction between 0 and 1, not a percentage"
+        out.append("-- A rate or share of rows: AVG(CASE WHEN <condition> THEN 1 ELSE 0 END) over the rows it is a "
+                   "share of; of a total: SUM(CASE WHEN <condition> THEN x ELSE 0 END) / SUM(x) "
+                   f"({scale}). The condition is what is counted; a WHERE only narrows the base.")
+    if each:
+        out.append("-- 'each / per / 各 / 按 <column>': GROUP BY that column and SELECT the column and the measure; "
+                   "no WHERE on its values.")
+    if _SUPERLATIVE.search(text) and (_WHICH.search(text) or each):
+        m = _COUNT_K.search(text)
+        k = int(m.group(1)) if m and 0 < int(m.group(1)) <= 100 else 1
+        order = "ASC" if _LOW.search(text) else "DESC"
+        out.append(f"-- Top / bottom: ORDER BY the measure {order} LIMIT {k}, selecting the label and the measure.")
+    if _TIME.search(text):
+        cols = _time_columns(index, linked)
+        if cols:
+            c = cols[0]
+            out.append(f"-- Time ({', '.join(cols[:3])}): a period is {c} >= TIMESTAMP 'YYYY-MM-DD' AND {c} < "
+                       f"TIMESTAMP '<the day after its last day>'; a day is CAST({c} AS DATE); hour({c}), "
+                       f"month({c}), dayofweek({c}) (0 = Sunday, 6 = Saturday).")
+    return out
+
+
+def _time_columns(index: SchemaIndex, linked: LinkedSchema | None) -> list[str]:
+    """DATE / TIMESTAMP columns of the table the question is most about (the best linked one),
+    written as the query must write them (``"timestamp"`` is a keyword: quoted)."""
+    names = list(linked.tables) if linked is not None and linked.tables else index.table_names
+    out = []
+    for tn in names[:1]:  # the table the question is about; "个月" in a customer question is no time window
+        t = index.table(tn)
+        for c in (t.columns if t else []):
+            if c.type.upper().startswith(("DATE", "TIMESTAMP")):
+                ident = c.name if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", c.name) and c.name.lower() not in _KEYWORDS \
+                    else '"' + c.name.replace('"', '""') + '"'
+                out.append(ident)
+    return out
+
+
+#: identifiers a query must quote to use as a column name
+_KEYWORDS = frozenset("timestamp date time interval order group select from where user year month day hour".split())
+
+
 # -- prompts -----------------------------------------------------------------------------
 
 def build_messages(index: SchemaIndex, question: str, *, linked: LinkedSchema | None = None,
@@ -420,6 +498,10 @@ def build_messages(index: SchemaIndex, question: str, *, linked: LinkedSchema | 
             msgs += [{"role": "user", "content": str(turn["question"])},
                      {"role": "assistant", "content": _as_reply(str(turn["sql"]), config)}]
     hint = index.hint_text(linked) if (linked is not None and config.hints) else ""
+    if config.hints and config.shape_hints:
+        shapes = question_hints(question, index, linked)
+        if shapes:
+            hint = (hint + "\n" if hint else "") + "\n".join(shapes)
     if history and any(t.get("sql") for t in history):
         question = f"Follow-up to the previous question (keep its filters unless told otherwise): {question}"
     msgs.append({"role": "user", "content": (hint + "\n\n" if hint else "") + question})
