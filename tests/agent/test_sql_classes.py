@@ -207,3 +207,13 @@ def test_glossary_formulas_are_shown_as_duckdb_runs_them():
     assert runnable_formula("AVG(Churn = 'Yes')") == "AVG(CASE WHEN Churn = 'Yes' THEN 1 ELSE 0 END)"
     assert runnable_formula("AVG(MonthlyCharges)") == "AVG(MonthlyCharges)"
     assert runnable_formula("COUNT(users at start)") == "COUNT(users at start)"  # prose stays prose
+
+
+def test_time_words_name_a_window_not_a_value(tmp_path):
+    w = Workspace(tmp_path / "tw.duckdb")
+    w.write_table("accounts", pd.DataFrame({"term": ["Month-to-month", "One year", "Two year"] * 20,
+                                            "spend": [float(i) for i in range(60)]}))
+    idx = SchemaIndex.from_workspace(w)
+    assert [v.value for v in idx.link("Total spend for each month, by month number").values] == []
+    assert [v.value for v in idx.link("How many month-to-month accounts?").values] == ["Month-to-month"]
+    assert "Two year" in [v.value for v in idx.link("Average spend of two-year accounts").values]

@@ -53,6 +53,10 @@ _GENERIC_VALUES = frozenset("yes no y n true false t f none null nan other other
 #: a value shared by this many columns is a category of the schema ("No internet service" in six
 #: add-on columns), not a thing the question names: hinted only when written whole
 _SHARED_VALUE_COLUMNS = 3
+#: time units: questions use them for windows ("each month", "per day"), so a value made of them
+#: ('Month-to-month', 'One year') is hinted only when written whole ("month-to-month", "one-year")
+_TIME_WORDS = frozenset("second minute hour day week month quarter year daily weekly monthly yearly annual "
+                        "秒 分钟 小时 天 日 周 星期 月 季度 年".split())
 _TEXT_TYPES = ("VARCHAR", "TEXT", "STRING", "CHAR", "ENUM")
 _NUM_TYPES = ("INT", "DOUBLE", "FLOAT", "DECIMAL", "REAL", "NUMERIC", "BIGINT", "HUGEINT", "SMALLINT", "TINYINT")
 
@@ -346,23 +350,30 @@ class SchemaIndex:
         question wants a ``GROUP BY`` (measured on the shipped set)."""
         ql = str(question or "").lower()
         qset = {t for t in qt if not t.replace(".", "").isdigit()}
-        evidence = {t for t in qset if t not in self._name_words and t not in _GENERIC_VALUES}
+        evidence = {t for t in qset if t not in self._name_words and t not in _GENERIC_VALUES and t not in _TIME_WORDS}
         scored: dict[int, float] = {}
         for i, s in self._val_bm25.scores(evidence).items():
             v = self._values[i][1].lower()
             if v in _GENERIC_VALUES or v in self._shared_values:
                 continue
             own = {t for t in self._val_tokens[i] if t not in _STOP and t not in _STOP_ZH and t not in _GENERIC_VALUES
-                   and t not in self._name_words} or set(self._val_tokens[i])
+                   and t not in self._name_words and t not in _TIME_WORDS} or set(self._val_tokens[i])
             cover = len(own & evidence) / max(1, len(own))
             if cover < 0.5:
                 continue
             scored[i] = s * (0.5 + cover)
+        qflat = " ".join(re.findall(r"\w+", ql))  # "two-year" and "two year" alike
         for i, (_, v) in enumerate(self._values):  # written whole ("Paris", "Month-to-month")
             vl = v.lower()
-            if len(vl) >= 3 and vl in ql and vl not in _GENERIC_VALUES:
-                if _CJK.search(vl) or re.search(rf"(?<![a-z0-9]){re.escape(vl)}(?![a-z0-9])", ql):
+            if len(vl) < 3 or vl in _GENERIC_VALUES:
+                continue
+            if _CJK.search(vl):
+                if vl in ql:
                     scored[i] = scored.get(i, 0.0) + 10.0
+                continue
+            vflat = " ".join(re.findall(r"\w+", vl))
+            if vflat and re.search(rf"(?<![a-z0-9]){re.escape(vflat)}(?![a-z0-9])", qflat):
+                scored[i] = scored.get(i, 0.0) + 10.0
         if not scored:
             return []
         top = max(scored.values())
