@@ -177,3 +177,32 @@ def test_admins_seed_the_library_with_checked_examples(client):
     lib = c.get("/api/agent/examples", headers=OP, params={"workspace": "demo"}).json()
     assert [e["question"] for e in lib] == ["customers per payment method"]
     assert _truth(c, "SELECT COUNT(*) FROM telco") == [[7043]]
+
+
+def test_sessions_are_listed_per_user_newest_first(client):
+    """GET /api/agent/sessions: the caller's conversations with their first question and answer
+    count (admins: the tenant's); a member sees only their own; another tenant sees none."""
+    c = client
+    a = _ask(c, question=Q)
+    _ask(c, question=Q2, session_id=a["session_id"])
+    b = _ask(c, question="SELECT COUNT(*) AS n FROM telco")
+    got = c.get("/api/agent/sessions", headers=OP).json()
+    assert [s["id"] for s in got][:2] == [b["session_id"], a["session_id"]]
+    first = next(s for s in got if s["id"] == a["session_id"])
+    assert first["question"] == Q and first["answers"] == 2 and first["workspace"] == "demo"
+    assert [s["id"] for s in c.get("/api/agent/sessions", headers=OP, params={"limit": 1}).json()] == [b["session_id"]]
+    assert c.get("/api/agent/sessions", headers=OP, params={"workspace": "nope"}).status_code == 404
+    assert c.get("/api/agent/sessions", headers=OP, params={"limit": 0}).status_code in (400, 422)
+    # a member of the same tenant (a user of their own, logged in): only their own conversation
+    u = c.post("/api/users", headers=OP, json={"username": "ana", "password": "password-123", "role": "member"})
+    assert u.status_code == 201, u.text
+    login = c.post("/api/auth/login", json={"username": "ana", "password": "password-123", "tenant": "default"})
+    assert login.status_code == 200, login.text
+    member = {"Authorization": f"Bearer {login.json()['token']}"}
+    assert c.get("/api/agent/sessions", headers=member).json() == []
+    m = _ask(c, headers=member, question=Q2)
+    assert [s["id"] for s in c.get("/api/agent/sessions", headers=member).json()] == [m["session_id"]]
+    assert m["session_id"] in {s["id"] for s in c.get("/api/agent/sessions", headers=OP).json()}
+    # another tenant: nothing of this one
+    other = _other_tenant(c)
+    assert c.get("/api/agent/sessions", headers=other).json() == []

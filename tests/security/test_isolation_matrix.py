@@ -298,6 +298,10 @@ MATRIX: dict[tuple[str, str], tuple[Case, ...]] = {
         Case(B, query=lambda w: {"workspace": NAMES["ws"]}),
         Case(B, query=lambda w: {"workspace": "acme_ws", "id": w.ids["agent_example"]},
              note="A's workspace, B's example"),),
+    ("GET", "/api/agent/sessions"): (
+        Case(OWN, ok=frozenset({200}), echoes_requests=True,
+             note="A's own conversations only (their first questions name what A itself sent)"),
+        Case(B, query=lambda w: {"workspace": NAMES["ws"]}, note="B's workspace name: a 404, not B's sessions"),),
     ("GET", "/api/agent/sessions/{session_id}"): (Case(B),),
     # -- alignment (datasets, training and models: admins; compare mode: members) ----------------------
     ("GET", "/api/alignment/stages"): (Case(OWN),),
@@ -479,6 +483,7 @@ SELF_CHECK = [
     ("admin", "/api/analytics/workspaces/{ws}/datasets/{name}/csv"),
     ("admin", "/api/kb/search?q=confidential+pricing"),
     ("admin", "/api/agent/answers/{answer_id}"), ("admin", "/api/agent/sessions/{session_id}"),
+    ("admin", "/api/agent/sessions"),
     ("admin", "/api/agent/examples?workspace=bname_q7_ws"),
 ]
 

@@ -501,14 +501,9 @@ def _check_sql(ctx: ToolContext, sql: str) -> dict[str, Any]:
     cols, rows = list(res.columns), res.json_rows()
     masked: list[str] = []
     if not ctx.allow_personal:
-        found = personal.result_personal(cols, _marks(ctx))
-        if rows and len(set(cols)) == len(cols):  # a renamed personal column (phone AS p) by its values
-            import pandas as pd
+        from zhinao.agent.tools_builtin import mask_personal  # names, value shapes and the statement's lineage
 
-            found.update({c: k for c, k in personal.detect(pd.DataFrame(rows, columns=cols)).items()
-                          if c not in found})
-        if found:
-            rows, masked = personal.mask(cols, rows, found), sorted(found)
+        rows, masked = mask_personal(cols, rows, _marks(ctx), sql)
     head = "\n".join([" | ".join(cols)] + [" | ".join("" if v is None else str(v) for v in r) for r in rows[:10]])
     more = f"\n... ({len(rows)}{'+' if res.truncated else ''} rows)" if len(rows) > 10 or res.truncated else ""
     return {"ok": True, "executed": True, "columns": cols, "rows": rows, "masked": masked, "output": head + more,

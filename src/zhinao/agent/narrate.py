@@ -11,6 +11,7 @@ a chart, a schema listing, a definition, generated code, and a refusal or failur
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
 
 #: labelled values read out in a narrative (the table holds the rest)
@@ -107,8 +108,66 @@ def _factors(data: dict[str, Any]) -> list[str]:
     return list(data.get("factors") or [])[:6 if data.get("task") == "clustering" else 3]
 
 
+_CJK = re.compile(r"[\u4e00-\u9fff]")
+_Q = r"[\"'“”`]?"
+#: (pattern over an English error of the sandbox, DuckDB, sqlglot or a tool, Chinese explanation);
+#: the first that matches wins; ``{1}``… are the pattern's groups
+_ZH_ERRORS: tuple[tuple[re.Pattern[str], str], ...] = tuple((re.compile(p, re.I | re.S), z) for p, z in (
+    (r"Referenced column " + _Q + r"([^\"'”`]+?)" + _Q + r" not found", "查询用到了不存在的列 “{1}”"),
+    (r"Table with name " + _Q + r"([^\"'”`\s]+?)" + _Q + r" does not exist", "查询用到了不存在的表 “{1}”"),
+    (r"table " + _Q + r"([^\"'”`]+?)" + _Q + r" is not in this workspace", "工作区里没有表 “{1}”"),
+    (r"^table function (\w+)\(\) is not available", "SQL 沙箱里不能使用表函数 {1}()，只能读取工作区自己的表"),
+    (r"^function (\w+)\(\) is not available", "SQL 沙箱里不能使用函数 {1}()（读文件、改设置的函数都被禁止）"),
+    (r"looks like a file path", "查询想读取文件；沙箱只读取工作区自己的表"),
+    (r"cannot read from|database .* is not this workspace|schema .* is not available",
+     "查询想读取工作区以外的数据；沙箱只读取工作区自己的表"),
+    (r"send exactly one statement", "一次只能执行一条 SELECT 语句"),
+    (r"only a read-only SELECT|is not allowed inside a query|SELECT \.\.\. INTO|change or lock data",
+     "只允许只读的 SELECT 查询，不能修改数据"),
+    (r"does not parse|Parser Error|syntax error", "SQL 有语法错误，无法解析"),
+    (r"Conversion Error|Could not convert|Mismatch Type|No function matches",
+     "查询里的数据类型不匹配（例如把文本当数字比较）"),
+    (r"Binder Error|Catalog Error", "查询引用的表、列或函数与工作区的表结构不符"),
+    (r"ran longer than the ([\d.]+) s limit", "查询超过了 {1} 秒的时间限制，已被停止；请先筛选或聚合，或加 LIMIT"),
+    (r"memory limit|sql_memory_limit", "查询超出了内存限制，已被停止；请先筛选或聚合"),
+    (r"result is larger than", "查询结果太大；请加 LIMIT 或先聚合"),
+    (r"workspace is busy", "工作区正忙（另一个进程在写入），请稍后再试"),
+    (r"running \d+ queries already", "SQL 沙箱正忙，请稍后再试"),
+    (r"reply contained no SQL|no SQL could answer", "模型没有写出能回答这个问题的 SQL"),
+    (r"no model is available", "平台上没有可用的模型来完成这一步"),
+    (r"model " + _Q + r"([^\"'”`]+?)" + _Q + r" could not start", "模型 {1} 无法启动，这是平台的配置问题，请联系管理员"),
+    (r"rate limit|quota|too many requests", "模型调用超出了配额或频率限制，请稍后再试"),
+    (r"could not use the model's reply|malformed", "模型的回复格式不对，无法使用"),
+    (r"no table of this workspace fits model " + _Q + r"(\w+)", "工作区里没有适合模型 {1} 的表（缺少它需要的列）"),
+    (r"no catalogue model does (\w+)", "模型目录里没有做 {1} 的模型"),
+    (r"model " + _Q + r"(\w+)" + _Q + r" on .* failed", "模型 {1} 运行失败"),
+    (r"no result to chart", "还没有可以画图的结果：请先问一个数据问题"),
+    (r"no numeric column to chart", "结果里没有可以画图的数值列"),
+    (r"tool is not installed", "平台上没有安装这一步需要的工具"),
+    (r"the code did not pass its check|the reply held no code", "生成的代码没有通过检查"),
+))
+
+
+def zh_error(error: str) -> str:
+    """A Chinese explanation of an English error message (the raw message stays in the tool
+    call's ``error``): a Chinese answer that quotes "Binder Error: Referenced column …" reads as
+    a crash to a user who asked in Chinese. Text that is already Chinese is kept as it is."""
+    error = (error or "").strip()
+    if not error:
+        return error
+    for pat, zh in _ZH_ERRORS:
+        m = pat.search(error)
+        if m:
+            return zh.format(None, *m.groups())
+    if _CJK.search(error):
+        return error
+    return "执行时出错（原始错误信息见工具调用记录）"
+
+
 def failure_text(error: str, zh: bool) -> str:
-    return f"无法用这个工作区的数据回答：{error}" if zh else f"I could not answer this from the workspace's data: {error}"
+    if zh:
+        return f"无法用这个工作区的数据回答：{zh_error(error).rstrip('。.')}。"
+    return f"I could not answer this from the workspace's data: {error}"
 
 
 def refusal_text(zh: bool) -> str:
@@ -117,9 +176,12 @@ def refusal_text(zh: bool) -> str:
             "Ask a question about the data instead, e.g. \"how many customers …\".")
 
 
-def empty_text(zh: bool) -> str:
-    return ("这个工作区还没有数据表，请先导入数据（zhinao data import …）。" if zh else
-            "This workspace has no tables yet: import data first (zhinao data import …).")
+def empty_text(zh: bool, workspace: str | None = None) -> str:
+    """No tables yet: say how to import one into *this* workspace (the command needs ``-w``)."""
+    cmd = f"zhinao data import FILE -w {workspace}" if workspace else "zhinao data import FILE -w WORKSPACE"
+    return (f"这个工作区还没有数据表，请先导入数据（{cmd}，或在控制台的“数据分析”页面上传文件）。" if zh else
+            f"This workspace has no tables yet: import data first ({cmd}, or upload a file on the console's "
+            "Analytics page).")
 
 
 def missing_table_text(names: list[str], tables: list[str], zh: bool) -> str:
@@ -165,5 +227,5 @@ def narrate(route: str, result: Any, zh: bool) -> str:
     return result.summary
 
 
-__all__ = ["empty_text", "failure_text", "fmt", "lacking_text", "missing_table_text", "model_text", "narrate", "refusal_text",
+__all__ = ["empty_text", "failure_text", "zh_error", "fmt", "lacking_text", "missing_table_text", "model_text", "narrate", "refusal_text",
            "table_text"]

@@ -28,6 +28,7 @@ malformed reply falls back to the embedding's best route — routing never fails
 from __future__ import annotations
 
 import json
+import logging
 import math
 import re
 import threading
@@ -35,7 +36,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from zhinao.errors import ZhinaoError
 from zhinao.runtime.base import GenerationParams
+
+log = logging.getLogger(__name__)
 
 #: the routes and the tool each one calls
 ROUTES: dict[str, str] = {"sql": "run_sql", "model": "run_model", "forecast": "run_model", "chart": "make_chart",
@@ -258,6 +262,9 @@ async def ask_model(model: Any, question: str, routes: Sequence[str]) -> str | N
     try:
         text = await model(messages, params, purpose="agent.route")
     except (ValueError, TypeError):
+        return None
+    except ZhinaoError as e:  # the model is down, slow or over quota: the embedding's choice stands, and the
+        log.warning("route choice by the model failed (%s); using the embedding's", e.message)  # tool says why
         return None
     return parse_choice(text, routes)
 

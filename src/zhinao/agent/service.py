@@ -31,7 +31,7 @@ from zhinao.agent import narrate as nr
 from zhinao.agent.base import AgentAnswer, ToolCall, ToolContext, ToolResult, tools
 from zhinao.agent.router import DEFAULT_MARGIN, FACT_REQUEST, ROUTES, Router
 from zhinao.agent.tools_builtin import (DescribeSchema, Explain, MakeChart, RunModel, RunSql, chart_spec, is_zh,
-                                        sqlgen_index, task_of)
+                                        mask_personal, sqlgen_index, task_of)
 from zhinao.errors import InvalidRequest, NotFound, ZhinaoError
 from zhinao.runtime.base import GenerationParams, Message
 
@@ -160,31 +160,6 @@ def may_see_personal(principal: Any, settings: Any = None) -> bool:
     except ImportError:  # a build without the personal-data module: only admins see raw values
         return getattr(principal, "role", "") in ("admin", "operator")
     return bool(personal.may_see_personal(principal, settings))
-
-
-def mask_personal(columns: list[str], rows: list[list[Any]], marks: dict[str, dict[str, str]] | None = None
-                  ) -> tuple[list[list[Any]], list[str]]:
-    """Rows with personal columns masked, and which were masked: columns named like a column
-    marked personal in the workspace (``marks``: import-time detection plus the user's edits),
-    and columns whose values look personal themselves (a renamed phone column)."""
-    if not columns or not rows:
-        return rows, []
-    try:
-        from zhinao.agent import personal
-    except ImportError:
-        return rows, []
-    import pandas as pd
-
-    found: dict[str, str] = dict(personal.result_personal(columns, marks or {}))
-    try:
-        if len(set(columns)) == len(columns):
-            for c, k in personal.detect(pd.DataFrame(rows, columns=columns)).items():
-                found.setdefault(c, k)
-    except (ValueError, TypeError, KeyError) as e:  # values detect cannot read: the marks still apply
-        log.warning("personal-data detection failed: %s", e)
-    if not found:
-        return rows, []
-    return [list(r) for r in personal.mask(columns, rows, found)], sorted(found)
 
 
 class AgentService:
@@ -322,7 +297,7 @@ class AgentService:
         if write_request(question):
             route, answer.found, answer.answer = "refuse", False, nr.refusal_text(zh)
         elif not tables:
-            route, answer.found, answer.answer = "schema", False, nr.empty_text(zh)
+            route, answer.found, answer.answer = "schema", False, nr.empty_text(zh, workspace)
         else:
             cols = await asyncio.to_thread(self._column_names, ws, tables)
             missing = missing_tables(question, tables, cols)
@@ -477,7 +452,8 @@ class AgentService:
         answer.repaired = bool(res.data.get("repaired"))
         answer.found = bool(res.ok) and res.data.get("found", True) is not False
         if answer.rows and not ctx.allow_personal:
-            answer.rows, answer.masked_columns = mask_personal(answer.columns, answer.rows, self._marks(ctx))
+            answer.rows, answer.masked_columns = mask_personal(answer.columns, answer.rows, self._marks(ctx),
+                                                               res.sql)
             if answer.masked_columns and answer.chart:
                 answer.chart = None  # a chart of a personal column would show what the table masks
             if answer.masked_columns and ctx.state.get("last"):

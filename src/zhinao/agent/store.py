@@ -177,15 +177,29 @@ class AgentStore:
 
     def sessions(self, tenant_id: int, *, owner: Any = _UNSET, workspace: str | None = None,
                  limit: int = 50) -> list[dict[str, Any]]:
+        """The tenant's sessions (of ``owner`` when given), most recently used first, each with its
+        first question and how many answers it holds — what a "continue a conversation" list shows."""
         q = select(AgentSession).where(AgentSession.tenant_id == tenant_id)
         if owner is not _UNSET:
             q = q.where(AgentSession.user_id.is_(None) if owner is None else AgentSession.user_id == owner)
         if workspace:
             q = q.where(AgentSession.workspace == workspace)
         with self.db.session() as s:
-            return [{"id": r.id, "workspace": r.workspace, "user_id": r.user_id, "created_at": _iso(r.created_at),
-                     "updated_at": _iso(r.updated_at)}
-                    for r in s.scalars(q.order_by(AgentSession.updated_at.desc()).limit(max(1, limit)))]
+            rows = list(s.scalars(q.order_by(AgentSession.updated_at.desc(), AgentSession.id).limit(max(1, limit))))
+            ids = [r.id for r in rows]
+            counts: dict[str, tuple[int, int]] = {}
+            if ids:  # answers per session and the first one (its question names the conversation)
+                for sid, n, first in s.execute(
+                        select(AgentAnswerRecord.session_id, func.count(AgentAnswerRecord.id),
+                               func.min(AgentAnswerRecord.id))
+                        .where(AgentAnswerRecord.tenant_id == tenant_id, AgentAnswerRecord.session_id.in_(ids))
+                        .group_by(AgentAnswerRecord.session_id)):
+                    counts[sid] = (int(n), int(first))
+            firsts = {r.id: r.question for r in s.scalars(select(AgentAnswerRecord).where(
+                AgentAnswerRecord.id.in_([f for _, f in counts.values()])))} if counts else {}
+            return [{"id": r.id, "workspace": r.workspace, "user_id": r.user_id,
+                     "question": firsts.get(counts.get(r.id, (0, 0))[1]), "answers": counts.get(r.id, (0, 0))[0],
+                     "created_at": _iso(r.created_at), "updated_at": _iso(r.updated_at)} for r in rows]
 
     # -- answers ---------------------------------------------------------------------------
     def record_answer(self, tenant_id: int, user_id: int | None, session_id: str | None, workspace: str,

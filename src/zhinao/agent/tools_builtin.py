@@ -18,12 +18,15 @@ own churn table binds through :func:`zhinao.analytics.catalog.roles.bind` like t
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import re
 from typing import Any
 
 from zhinao.agent.base import ToolContext, ToolResult
 from zhinao.errors import ZhinaoError
+
+log = logging.getLogger(__name__)
 
 #: rows of a result kept in the conversation state (for charts and follow-ups)
 STATE_ROWS = 200
@@ -107,8 +110,13 @@ class DescribeSchema:
             return ToolResult(ok=True, summary="工作区里还没有数据表。" if zh else "The workspace has no tables yet.",
                               columns=["table", "column", "type", "description", "rows"], rows=[],
                               data={"tables": []})
-        names = ", ".join(f"{t['name']} ({t['rows']} rows, {len(t['columns'])} columns)" for t in tables)
-        return ToolResult(ok=True, summary=f"{len(tables)} table(s): {names}.",
+        if zh:
+            names = "；".join(f"{t['name']}（{t['rows']} 行，{len(t['columns'])} 列）" for t in tables)
+            summary = f"工作区有 {len(tables)} 张表：{names}。"
+        else:
+            names = ", ".join(f"{t['name']} ({t['rows']} rows, {len(t['columns'])} columns)" for t in tables)
+            summary = f"{len(tables)} table(s): {names}."
+        return ToolResult(ok=True, summary=summary,
                           columns=["table", "column", "type", "description", "rows"], rows=rows,
                           data={"tables": [{"name": t["name"], "rows": t["rows"],
                                             "columns": [c["name"] for c in t["columns"]]} for t in tables]})
@@ -207,6 +215,120 @@ def _remember(ctx: ToolContext, res: ToolResult, question: str) -> None:
     """The last result table, for charts, explanations and follow-ups."""
     ctx.state["last"] = {"question": question, "sql": res.sql, "columns": res.columns,
                          "rows": (res.rows or [])[:STATE_ROWS]}
+
+
+# -- personal data in results ------------------------------------------------------------
+
+#: aggregates that reveal no value of the column they read (``COUNT(DISTINCT phone)`` is fine)
+_COUNTING = ("count", "approx_count_distinct", "count_if")
+
+
+def _reads_personal(node: Any, tainted: set[str]) -> bool:
+    """Whether an expression carries a value of a ``tainted`` column (lower-cased names): a
+    column reference outside a counting aggregate, or a ``*``/``t.*`` over a tainted source."""
+    from sqlglot import exp
+
+    for col in node.find_all(exp.Column):
+        name = col.name.lower() if col.name else ""
+        if name not in tainted:
+            continue
+        p, counted = col.parent, False
+        while p is not None and p is not node.parent:
+            if isinstance(p, exp.Count) or (isinstance(p, exp.Anonymous) and str(p.name).lower() in _COUNTING) \
+                    or type(p).__name__.lower() in ("approxdistinct", "countif"):
+                counted = True
+                break
+            p = p.parent
+        if not counted:
+            return True
+    return False
+
+
+def personal_lineage(sql: str | None, columns: list[str], personal: set[str]) -> set[str]:
+    """Result columns whose values are derived from a personal column (``personal``: the
+    workspace's marked column names), by reading the statement: ``string_agg(phone, ',')``,
+    ``'x' || phone``, ``phone / 10`` and an alias of any of them through subqueries and CTEs.
+
+    Masking by result name or by value shape misses these — the concatenation of three phone
+    numbers looks like no phone number — so a member could read every number the table holds
+    through one aggregate. Counting aggregates stay readable (aggregates are fine); a name an
+    alias shares with a tainted one is masked too (over-masking is the safe error).
+    """
+    if not sql or not columns or not personal:
+        return set()
+    from sqlglot import exp
+
+    from zhinao.analytics.sandbox import parse_single_query
+
+    try:
+        root = parse_single_query(sql, "duckdb")
+    except ZhinaoError:
+        return set()
+    tainted = {c.lower() for c in personal}
+    if not any((c.name or "").lower() in tainted for c in root.find_all(exp.Column)):
+        return set()
+    selects = list(root.find_all(exp.Select))
+    changed = True
+    while changed:  # aliases of tainted expressions taint the queries that read them (fixpoint)
+        changed = False
+        for sel in selects:
+            for e in sel.expressions:
+                a = (e.alias_or_name or "").lower()
+                if a and a not in tainted and _reads_personal(e, tainted):
+                    tainted.add(a)
+                    changed = True
+    out = {c for c in columns if c.lower() in tainted}
+    branches = [root]  # the outermost projections, by position (unaliased expressions, UNION branches)
+    while branches and isinstance(branches[0], exp.Union):
+        b = branches.pop(0)
+        branches += [b.left, b.right]
+    for b in branches:
+        sel = b if isinstance(b, exp.Select) else b.find(exp.Select)
+        if sel is None or any(isinstance(e, exp.Star) or e.find(exp.Star) for e in sel.expressions):
+            continue
+        if len(sel.expressions) == len(columns):
+            out |= {c for c, e in zip(columns, sel.expressions) if _reads_personal(e, tainted)}
+    return out
+
+
+#: what a value derived from a personal column shows (a list of phones, a concatenation …)
+REDACTED = "***"
+
+
+def mask_personal(columns: list[str], rows: list[list[Any]], marks: dict[str, dict[str, str]] | None = None,
+                  sql: str | None = None) -> tuple[list[list[Any]], list[str]]:
+    """Rows with personal columns masked, and which were masked: columns named like a column
+    marked personal in the workspace (``marks``: import-time detection plus the user's edits),
+    columns whose values look personal themselves (a renamed phone column), and columns the
+    statement ``sql`` derives from a marked column (``string_agg(phone, ',')``, ``phone || ''``:
+    :func:`~zhinao.agent.tools_builtin.personal_lineage`), whose values are redacted whole."""
+    if not columns or not rows:
+        return rows, []
+    try:
+        from zhinao.agent import personal
+    except ImportError:
+        return rows, []
+    import pandas as pd
+
+    found: dict[str, str] = dict(personal.result_personal(columns, marks or {}))
+    derived = personal_lineage(sql, columns, {c for cols in (marks or {}).values() for c in cols}) - set(found)
+    try:
+        if len(set(columns)) == len(columns):
+            for c, k in personal.detect(pd.DataFrame(rows, columns=columns)).items():
+                found.setdefault(c, k)
+    except (ValueError, TypeError, KeyError) as e:  # values detect cannot read: the marks still apply
+        log.warning("personal-data detection failed: %s", e)
+    derived -= set(found)
+    if not found and not derived:
+        return rows, []
+    out = [list(r) for r in personal.mask(columns, rows, found)] if found else [list(r) for r in rows]
+    idx = [i for i, c in enumerate(columns) if c in derived]
+    for r in out:
+        for i in idx:
+            if i < len(r) and r[i] is not None:
+                r[i] = REDACTED
+    return out, sorted(set(found) | derived)
+
 
 
 # -- catalogue models ---------------------------------------------------------------------
@@ -605,4 +727,4 @@ class Explain:
 
 
 __all__ = ["DescribeSchema", "Explain", "MakeChart", "RunModel", "RunSql", "chart_spec", "choose_model",
-           "is_zh", "run_checked_sql", "sql_in_words", "task_of", "workspace_tables"]
+           "is_zh", "mask_personal", "personal_lineage", "run_checked_sql", "sql_in_words", "task_of", "workspace_tables"]

@@ -231,6 +231,18 @@ def delete_examples(principal: PrincipalDep, platform: PlatformDep,
     return {"ok": True, "deleted": 1}
 
 
+@router.get("/sessions")
+def list_sessions(principal: PrincipalDep, platform: PlatformDep,
+                  workspace: str | None = Query(None, min_length=1, max_length=64,
+                                                description="Only this workspace's conversations"),
+                  limit: int = Query(50, ge=1, le=500)):
+    """The caller's conversations, most recently used first (admins: the tenant's), so a client can
+    offer "continue where I left off" without remembering session ids itself."""
+    if workspace is not None:
+        _workspace(platform, principal, workspace, in_body=False)
+    return _store(platform).sessions(principal.tenant_id, workspace=workspace, limit=limit, **_kw(principal))
+
+
 @router.get("/sessions/{session_id}")
 def get_session(session_id: str, principal: PrincipalDep, platform: PlatformDep):
     """A conversation: its workspace, state (what follow-ups build on) and answers, oldest first."""

