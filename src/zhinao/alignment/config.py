@@ -34,6 +34,8 @@ class StageConfig:
     """Fields every stage shares."""
 
     stage: ClassVar[str] = ""
+    #: False for a stage that reads its data elsewhere (GRPO: a workspace's accepted examples)
+    needs_dataset: ClassVar[bool] = True
 
     output_name: str = _f("", "Name the trained model is registered under (a slug); default <dataset>-<stage>.")
     base_model: str = _f("smollm2-135m", "Model to start from: a pack name (smollm2-135m, qwen2.5-coder-0.5b), "
@@ -81,7 +83,7 @@ class StageConfig:
                                  param="num_train_epochs")
         if not self.base_model:
             raise InvalidRequest(f"{self.stage}.base_model is required", param="base_model")
-        if not self.dataset:
+        if self.needs_dataset and not self.dataset:
             raise InvalidRequest(f"{self.stage}.dataset is required (a dataset name or a JSONL file)",
                                  param="dataset")
         if self.output_name:
@@ -220,11 +222,73 @@ class PpoStage(StageConfig):
         return self
 
 
-STAGES: dict[str, type[StageConfig]] = {c.stage: c for c in (SftStage, RewardStage, DpoStage, PpoStage)}
+@dataclass
+class GrpoStage(StageConfig):
+    """Stage 3 for SQL: GRPO with an execution reward (TRL GRPOTrainer), no reward model.
+
+    The accepted question -> SQL pairs of a workspace are verifiable: a sampled query that runs
+    in the sandbox and returns the accepted query's result is right (Arctic-Text2SQL-R1). Each
+    prompt is sampled ``num_generations`` times and each answer scored against its group's mean
+    (:mod:`zhinao.alignment.grpo`). The data is the agent store's examples of ``workspace``,
+    never a file: over HTTP a config may name no server path."""
+
+    stage: ClassVar[str] = "grpo"
+    needs_dataset: ClassVar[bool] = False
+    base_model: str = _f("qwen2.5-coder-0.5b", "Model to start from: a pack name, a registered aligned model's "
+                         "name, or a Hugging Face model folder.")
+    workspace: str = _f("", "Analytics workspace whose accepted question -> SQL examples (agent store) are the "
+                        "training prompts and whose sandboxed DuckDB scores the answers; required.")
+    learning_rate: float = _f(5e-5, "Peak learning rate (AdamW); LoRA tolerates ~10x a full fine-tune's.")
+    per_device_train_batch_size: int = _f(8, "Completions per step (prompts x num_generations; a multiple of "
+                                          "num_generations).")
+    num_generations: int = _f(4, "Answers sampled per prompt; rewards are compared within each group of these.")
+    max_completion_length: int = _f(160, "Tokens sampled per answer; an answer cut off here scores as it parses.")
+    max_length: int = _f(1536, "Tokens of a prompt (schema + question) at most; longer ones are refused.")
+    temperature: float = _f(1.0, "Sampling temperature of the groups (diversity is what GRPO learns from).")
+    top_p: float = _f(1.0, "Nucleus sampling of the groups.")
+    beta: float = _f(0.0, "KL strength to the start model; 0 skips the reference forward pass (TRL's default "
+                      "since DAPO/Dr. GRPO; on CPU it costs a third more per step).")
+    epsilon: float = _f(0.2, "PPO-style clip range of the probability ratio.")
+    wrong_reward: float = _f(0.1, "Reward of a query that runs but returns another result (Arctic-Text2SQL-R1: "
+                             "0.1); a refused or failing query gets 0, a right one 1.")
+    sql_timeout_s: float = _f(5.0, "Sandbox timeout per scored query (a sampled cross join must not stall a step).")
+    max_rows: int = _f(1000, "Rows compared per result; an accepted query returning more is left out of training.")
+    max_steps: int = _f(10, "Optimizer steps (each: sample the groups, score them, one update).")
+    save_steps: int = _f(5, "Write a checkpoint every N steps (a killed job resumes from the last one).")
+
+    def validate(self) -> "GrpoStage":
+        super().validate()
+        if not self.workspace:
+            raise InvalidRequest("grpo.workspace is required: the analytics workspace whose accepted examples "
+                                 "train the model", param="workspace")
+        for name in ("num_generations", "max_completion_length", "max_rows"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+                raise InvalidRequest(f"grpo.{name} must be a positive integer, got {v!r}", param=name)
+        if self.num_generations < 2:
+            raise InvalidRequest("grpo.num_generations must be at least 2 (GRPO compares answers within a group)",
+                                 param="num_generations")
+        n = self.per_device_train_batch_size * self.gradient_accumulation_steps
+        if n % self.num_generations:
+            raise InvalidRequest(f"grpo.per_device_train_batch_size x gradient_accumulation_steps ({n}) must be a "
+                                 f"multiple of num_generations ({self.num_generations})", param="num_generations")
+        if not self.temperature > 0 or not 0 < self.top_p <= 1:
+            raise InvalidRequest("grpo.temperature must be > 0 and grpo.top_p in (0, 1]", param="temperature")
+        if self.beta < 0 or not 0 < self.epsilon < 1:
+            raise InvalidRequest("grpo.beta must be >= 0 and grpo.epsilon in (0, 1)", param="beta")
+        if not 0 <= self.wrong_reward < 1:
+            raise InvalidRequest("grpo.wrong_reward must be in [0, 1) (below a right answer's 1)",
+                                 param="wrong_reward")
+        if not self.sql_timeout_s > 0:
+            raise InvalidRequest("grpo.sql_timeout_s must be > 0", param="sql_timeout_s")
+        return self
+
+
+STAGES: dict[str, type[StageConfig]] = {c.stage: c for c in (SftStage, RewardStage, DpoStage, PpoStage, GrpoStage)}
 
 
 def stage_config(stage: str, data: dict[str, Any] | None = None) -> StageConfig:
-    """The validated config of ``stage`` (sft | rm | dpo | ppo) from a mapping."""
+    """The validated config of ``stage`` (sft | rm | dpo | ppo | grpo) from a mapping."""
     if stage not in STAGES:
         raise InvalidRequest(f"unknown stage {stage!r}; stages: {', '.join(STAGES)}", param="stage")
     return STAGES[stage].from_dict(dict(data or {}))

@@ -192,6 +192,10 @@ class AlignmentService:
         from zhinao.alignment.trainers import run_stage
 
         cfg = stage_config(stage, config)
+        if cfg.stage == "grpo":  # its data is a workspace's accepted examples, its reward the sandbox
+            from zhinao.alignment.grpo import run_grpo
+
+            return run_grpo(self, tenant_id, cfg, job_id=job_id, progress=progress, check=check)
         return run_stage(self, tenant_id, cfg, job_id=job_id, progress=progress, check=check)
 
 

@@ -83,7 +83,8 @@ def _callback_class():
     return ProgressCallback
 
 
-_SHOWN = ("loss", "rewards/accuracies", "accuracy", "objective/kl", "objective/scores", "objective/rlhf_reward")
+_SHOWN = ("loss", "rewards/accuracies", "accuracy", "objective/kl", "objective/scores", "objective/rlhf_reward",
+          "reward")
 
 
 def _common_args(cfg: StageConfig, out: Path) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""``zhinao align``: datasets from feedback, the four training stages as jobs, reward-model eval.
+"""``zhinao align``: datasets from feedback, the training stages as jobs, reward-model and SQL eval.
 
 Runs in this process on the home's store, as the platform operator of tenant ``default``
 (like ``zhinao data --local``). A training command submits an ``alignment.train`` job to the
@@ -12,6 +12,8 @@ killed with the process resumes from its last checkpoint the next time the platf
     zhinao align rm  --dataset faq-pairs --base-model my-sft --output-name my-rm
     zhinao align dpo --dataset faq-pairs --base-model my-sft
     zhinao align ppo --dataset faq-pairs --base-model my-sft --reward-model my-rm
+    zhinao align grpo -w demo --steps 20                   # SQL skill, rewarded by execution in the sandbox
+    zhinao align sql-eval demo-grpo -w demo --limit 40     # its execution accuracy, plain prompt, greedy
     zhinao align eval --reward-model my-rm --pairs held-out.jsonl --json
     zhinao align deploy my-dpo                             # back to GGUF, checked, registered, served
     zhinao align ab start --candidate my-dpo --share 0.2   # A/B: 20% of conversations for the default model
@@ -153,6 +155,12 @@ def _train(stage: str, config: Path | None, sets: list[str], overrides: dict[str
         job = _follow(p, job_id)
     if as_json:
         output.print_json(job)
+    elif job["status"] == "succeeded" and stage == "grpo":
+        r = job["result"]
+        m = r["metrics"]
+        console.print(f"grpo: registered [bold]{r['model']}[/bold] after {m['steps']} steps on {m['n_train']} "
+                      f"accepted examples ({m.get('s_per_step')} s/step, peak {m.get('peak_rss_mb')} MB); reward "
+                      f"{m.get('first_reward')} -> {m.get('last_reward')}; answers {m.get('reward_classes')}")
     elif job["status"] == "succeeded":
         r = job["result"]
         m = r["metrics"]
@@ -227,6 +235,52 @@ def ppo(config: Path = CONFIG, sets: list[str] = SET, dataset: str = DATASET, ba
     """Stage 3: PPO against the reward model, KL to the SFT reference. 强化学习。"""
     _train("ppo", config, sets, {"dataset": dataset, "base_model": base_model, "output_name": output_name,
                                  "reward_model": reward_model}, as_json, help_config, detach)
+
+
+@app.command("grpo")
+@handle_errors
+def grpo(workspace: str = typer.Option(None, "--workspace", "-w", help="Analytics workspace whose accepted "
+                                       "question -> SQL examples train the model and whose sandbox scores it"),
+         config: Path = CONFIG, sets: list[str] = SET, base_model: str = BASE, output_name: str = OUT,
+         steps: int = typer.Option(None, "--steps", help="Optimizer steps (max_steps)"),
+         as_json: bool = JSON, help_config: bool = HELP_CONFIG, detach: bool = DETACH) -> None:
+    """SQL skill by GRPO: sampled queries rewarded by execution in the sandbox, no reward model. 执行奖励强化学习。"""
+    _train("grpo", config, sets, {"workspace": workspace, "base_model": base_model, "output_name": output_name,
+                                  "max_steps": steps}, as_json, help_config, detach)
+
+
+@app.command("sql-eval")
+@handle_errors
+def sql_eval(model: str = typer.Argument(..., help="Registered aligned model, pack name, or model folder"),
+             workspace: str = typer.Option(..., "--workspace", "-w", help="Workspace the questions are about"),
+             questions: Path = typer.Option(None, "--questions", "-q", help="Question JSONL with gold 'sql' "
+                                            "(default: the agent's shipped evaluation set)"),
+             limit: int = typer.Option(40, "--limit", help="Seeded sample of the SQL questions (0: all), as "
+                                       "bench/agent.py --set shipped --limit draws it"),
+             seed: int = typer.Option(0, "--seed"),
+             max_new_tokens: int = typer.Option(256, help="Tokens per greedy answer"),
+             threads: int = typer.Option(1, help="torch threads"),
+             as_json: bool = JSON) -> None:
+    """Execution accuracy of a model with the plain schema prompt, greedy. SQL 执行准确率。"""
+    from zhinao.alignment import grpo as g
+    from zhinao.cli.common import platform
+
+    if limit < 0:
+        raise InvalidRequest("--limit must be >= 0", param="limit")
+    qs = g.shipped_sql_questions(limit, seed, questions)
+    with platform() as p:
+        svc, tenant = _service(p), _tenant(p)
+        folder = g._base(svc, tenant, model)
+        ws = g.workspace_for(svc, tenant, workspace)
+        r = g.evaluate_sql_skill(folder, ws, qs, max_new_tokens=max_new_tokens, threads=threads,
+                                 progress=lambda s: err_console.print(f"[dim]{s}[/dim]", highlight=False))
+    r = {"model": model, "workspace": workspace, "limit": limit, "seed": seed, **{k: v for k, v in r.items()
+                                                                                if k != "model"}}
+    if as_json:
+        sys.stdout.write(json.dumps(r, ensure_ascii=False, default=str) + "\n")
+    else:
+        console.print(f"execution accuracy {r['execution_accuracy']:.1%} ({r['correct']}/{r['n']}); classes "
+                      f"{r['classes']}; {r['s_per_question']} s/question")
 
 
 @app.command("eval")
