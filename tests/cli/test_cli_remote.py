@@ -293,6 +293,8 @@ JSON_ELSEWHERE = {
     "align data": ("tests/alignment/test_align_cli.py", '"data", '),
     "align eval": ("tests/alignment/test_align_cli.py", '"eval", '),
     "align report": ("tests/alignment/test_alignment_report.py", '"report", '),
+    "align grpo": ("tests/alignment/test_grpo.py", '"grpo", '),
+    "align sql-eval": ("tests/alignment/test_grpo.py", '"sql-eval", '),
     "align ab start": ("tests/maas/test_experiments.py", '"ab", "start"'),
     "align ab status": ("tests/maas/test_experiments.py", '"ab", "status"'),
     "align ab rollback": ("tests/maas/test_experiments.py", '"ab", "rollback"'),
