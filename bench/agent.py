@@ -269,7 +269,7 @@ async def run_shipped(h: Harness, config: Any, log: Any, limit: int = 0, seed: i
 
     def as_answer(o: Any) -> AgentAnswer:
         last.clear()
-        last.update(fixes=o.fixes, attempts=len(o.attempts), linked=o.linked, error=o.error)
+        last.update(sql=o.sql, fixes=o.fixes, attempts=len(o.attempts), linked=o.linked, error=o.error)
         return AgentAnswer(answer="", sql=o.sql, columns=o.columns, rows=o.rows if o.ok else [], repaired=o.repaired)
 
     async def ask_plain(text: str) -> AgentAnswer:

@@ -217,3 +217,13 @@ def test_time_words_name_a_window_not_a_value(tmp_path):
     assert [v.value for v in idx.link("Total spend for each month, by month number").values] == []
     assert [v.value for v in idx.link("How many month-to-month accounts?").values] == ["Month-to-month"]
     assert "Two year" in [v.value for v in idx.link("Average spend of two-year accounts").values]
+
+
+def test_the_best_matching_table_is_named_only_in_a_multi_table_workspace(index):
+    q = "How many calls per hour on 2025-03-03?"
+    lines = question_hints(q, index, index.link(q))
+    assert "-- The question's words match table cell_hours best." in lines
+    assert any("of cell_hours" in h for h in lines if h.startswith("-- Time"))
+    one_table = SchemaIndex([t for t in index.tables if t.name == "subscribers"])
+    q = "How many fibre subscribers?"
+    assert not any("match table" in h for h in question_hints(q, one_table, one_table.link(q)))

@@ -175,6 +175,14 @@ class LinkedSchema:
     columns: list[tuple[str, str, float]]  #: (table, column, score)
     values: list[ValueHit]
     terms: list[dict[str, Any]]  #: glossary terms the question uses
+    table_scores: dict[str, float] = field(default_factory=dict)  #: linking score of each ranked table
+
+    def best_tables(self, ratio: float = 0.6, most: int = 3) -> list[str]:
+        """The tables scoring at least ``ratio`` of the best one (the question's tables, as linked)."""
+        if not self.table_scores:
+            return []
+        top = max(self.table_scores.values()) or 1.0
+        return [t for t in self.tables if self.table_scores.get(t, 0.0) >= ratio * top][:most]
 
     def as_dict(self) -> dict[str, Any]:
         return {"tables": self.tables, "columns": [[t, c, round(s, 3)] for t, c, s in self.columns],
@@ -327,7 +335,8 @@ class SchemaIndex:
         ranked_cols = sorted(((self._cols[i].table, self._cols[i].name, s) for i, s in col_score.items() if s > 0),
                              key=lambda x: (-x[2], x[0], x[1]))[:k]
         ranked_tabs = [t for t, s in sorted(tab_score.items(), key=lambda x: (-x[1], x[0])) if s > 0]
-        return LinkedSchema(ranked_tabs or self.table_names, ranked_cols, values, [self.glossary[g] for g in terms])
+        return LinkedSchema(ranked_tabs or self.table_names, ranked_cols, values, [self.glossary[g] for g in terms],
+                            {t: round(s, 4) for t, s in tab_score.items() if s > 0})
 
     def _link_terms(self, question: str, qt: list[str]) -> list[int]:
         """Glossary terms written in the question (the term or its English name, any case)."""

@@ -434,6 +434,10 @@ def question_hints(question: str, index: SchemaIndex, linked: LinkedSchema | Non
     every question, it applies them where they do not belong (``GROUP BY`` on a single count)."""
     text = str(question or "")
     out: list[str] = []
+    best = linked.best_tables() if linked is not None else []
+    if best and len(index.table_names) > 1:
+        # the 0.5B model otherwise picks a table by habit (a time question answered on groceries)
+        out.append(f"-- The question's words match table{'s' if len(best) > 1 else ''} {', '.join(best)} best.")
     each = bool(_EACH.search(text))
     if _RATIO.search(text):
         scale = "100.0 * AVG(...)" if _PERCENT.search(text) else "a fraction between 0 and 1, not a percentage"
@@ -452,7 +456,7 @@ def question_hints(question: str, index: SchemaIndex, linked: LinkedSchema | Non
         cols = _time_columns(index, linked)
         if cols:
             c = cols[0]
-            out.append(f"-- Time ({', '.join(cols[:3])}): a period is {c} >= TIMESTAMP 'YYYY-MM-DD' AND {c} < "
+            out.append(f"-- Time ({', '.join(cols[:3])} of {(linked.tables if linked is not None and linked.tables else index.table_names)[0]}): a period is {c} >= TIMESTAMP 'YYYY-MM-DD' AND {c} < "
                        f"TIMESTAMP '<the day after its last day>'; a day is CAST({c} AS DATE); hour({c}), "
                        f"month({c}), dayofweek({c}) (0 = Sunday, 6 = Saturday).")
     return out
