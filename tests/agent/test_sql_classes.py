@@ -227,3 +227,15 @@ def test_the_best_matching_table_is_named_only_in_a_multi_table_workspace(index)
     one_table = SchemaIndex([t for t in index.tables if t.name == "subscribers"])
     q = "How many fibre subscribers?"
     assert not any("match table" in h for h in question_hints(q, one_table, one_table.link(q)))
+
+
+def test_a_join_no_column_uses_is_dropped(ws, index):
+    want = one(ws, "SELECT COUNT(*) FROM subscribers WHERE plan = 'Basic plan'")
+    sql, fixes = fix_sql("SELECT COUNT(T1.sub_id) FROM subscribers AS T1 JOIN cell_hours AS T2 "
+                         "ON T1.sub_id = T1.sub_id WHERE T1.plan = 'Basic plan'", index)
+    assert "cell_hours" not in sql and "unused join of cell_hours dropped" in fixes
+    assert one(ws, sql) == want
+    kept = ("SELECT COUNT(*) FROM subscribers AS a JOIN subscribers AS b ON a.sub_id = b.sub_id "
+            "WHERE a.plan = 'Basic plan'")
+    sql, fixes = fix_sql(kept, index)
+    assert "JOIN" in sql.upper() and not any("join" in f for f in fixes)  # a join its ON uses stays

@@ -230,6 +230,7 @@ def fix_sql(sql: str, index: SchemaIndex, linked: LinkedSchema | None = None, *,
             if close:
                 fixes.append(f"{name} → {close}")
                 col.set("this", exp.to_identifier(close))
+        fixes += _drop_unused_joins(root)
     if values:
         for node in list(root.find_all(exp.Like)):
             node.replace(exp.ILike(this=node.this, expression=node.expression))
@@ -258,6 +259,32 @@ def fix_sql(sql: str, index: SchemaIndex, linked: LinkedSchema | None = None, *,
     if not fixes:
         return sql, []
     return root.sql("duckdb"), list(dict.fromkeys(fixes))
+
+
+def _drop_unused_joins(root: Any) -> list[str]:
+    """Drop a joined table that no column of the query refers to — not in the SELECT list, not in
+    WHERE, not even in its own ON (``JOIN milan_total AS T2 ON T1.customerID = T1.customerID``).
+
+    Small models add a join by habit (Spider-style ``T1``/``T2``), and once the wrong-table fix
+    has moved the columns to the table that has them, the leftover join only multiplies the rows
+    of every COUNT and SUM. A join that any column uses is kept, whatever it does."""
+    from sqlglot import exp
+
+    fixes = []
+    for sel in list(root.find_all(exp.Select)):
+        for join in list(sel.args.get("joins") or []):
+            t = join.this
+            if not isinstance(t, exp.Table) or join.args.get("using"):
+                continue
+            name = (t.alias or t.name).lower()
+            used = any((c.table or "").lower() == name for c in sel.find_all(exp.Column))
+            star = any(isinstance(x, exp.Star) or (isinstance(x, exp.Column) and isinstance(x.this, exp.Star))
+                       for x in sel.expressions)
+            if used or star:
+                continue
+            join.pop()
+            fixes.append(f"unused join of {t.name} dropped")
+    return fixes
 
 
 def _close_column(name: str, tables: Sequence[str], index: SchemaIndex) -> str | None:
