@@ -61,7 +61,7 @@ def run_set(which: str, chat_model, answerability: str, style: str, limit: int =
             una = spread(una, una_limit) if una_limit else una
         res = asyncio.run(answer_metrics(svc, who, coll, ans, una))
         key, load = svc.passage_texts(who, coll)
-        res["calibration"] = ab.CACHE.get(key, load)[0].summary()
+        res["calibration"] = ab.CACHE.get(key, load, svc.embedder.embed)[0].summary()  # the one the chat used
         res["misses"] = [r for r in res.pop("rows") if (r["kind"] == "answerable" and not r.get("correct"))
                          or (r["kind"] == "unanswerable" and r["found"]) or r.get("faithful") is False]
         return res

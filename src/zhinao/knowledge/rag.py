@@ -292,6 +292,15 @@ def _add(a: Usage | None, b: Usage | None) -> Usage | None:
     return Usage(a.prompt_tokens + b.prompt_tokens, a.completion_tokens + b.completion_tokens)
 
 
+def _embed_of(retrieve: Any) -> Callable[..., list[list[float]]] | None:
+    """The ``embed`` of the embedder behind a service's bound ``retrieve`` (the one its index was built
+    with), or None. The service passes no embedder of its own to :class:`RagChat`; this finds it
+    without a new dependency on the service."""
+    emb = getattr(getattr(retrieve, "__self__", None), "embedder", None)
+    fn = getattr(emb, "embed", None)
+    return fn if callable(fn) else None
+
+
 class RagChat:
     """One principal's knowledge chat over explicit parts.
 
@@ -302,14 +311,19 @@ class RagChat:
     read)`` for the per-collection calibration of the answerability check (None: the check
     uses the retrieved passages' statistics and the default threshold). ``answerability``:
     model | coverage | off; ``answer_style``: extractive | generative (see the settings).
+    ``embed``: the index's embedder's ``embed`` (texts, kind) for the semantic half of the coverage
+    check (:class:`~zhinao.knowledge.answerability.TermSpace`); None: the embedder of the service
+    whose bound ``retrieve`` this is, when it has one, else lexical coverage only.
     """
 
     def __init__(self, *, llm: Any, get_collection: Callable[..., dict[str, Any]],
                  retrieve: Callable[..., list[Hit]], relevance_threshold: Callable[[], float],
                  passages: Callable[..., tuple[Any, Callable[[], list[str]]]] | None = None,
-                 answerability: str = "coverage", answer_style: str = "extractive"):
+                 answerability: str = "coverage", answer_style: str = "extractive",
+                 embed: Callable[..., list[list[float]]] | None = None):
         self.llm, self.get_collection, self.retrieve = llm, get_collection, retrieve
         self.relevance_threshold, self.passages = relevance_threshold, passages
+        self.embed = embed if embed is not None else _embed_of(retrieve)
         self.answerability, self.answer_style = answerability, answer_style
         self.condense_usage: Usage | None = None
         self.judge_usage: Usage | None = None
@@ -380,7 +394,7 @@ class RagChat:
         t0 = time.perf_counter()
         if self.passages is not None:
             key, load = await asyncio.to_thread(self.passages, principal, p.name)
-            cal, stats = await asyncio.to_thread(ab.CACHE.get, key, load)
+            cal, stats = await asyncio.to_thread(ab.CACHE.get, key, load, self.embed)
         else:
             cal, stats = ab.Calibration(ab.DEFAULT_THRESHOLD), ab.Stats([ab.passage_text(h) for h in p.hits])
         cands = ab.candidates(p.standalone, p.hits, stats)
