@@ -113,6 +113,8 @@ _Q = r"[\"'“”`]?"
 #: (pattern over an English error of the sandbox, DuckDB, sqlglot or a tool, Chinese explanation);
 #: the first that matches wins; ``{1}``… are the pattern's groups
 _ZH_ERRORS: tuple[tuple[re.Pattern[str], str], ...] = tuple((re.compile(p, re.I | re.S), z) for p, z in (
+    (r"column '([^']+)' does not exist; (\S+) has columns ([^;]+)", "查询用到了不存在的列 “{1}”（表 {2} 的列有：{3}）"),
+    (r"column '([^']+)' does not exist", "查询用到了不存在的列 “{1}”"),
     (r"Referenced column " + _Q + r"([^\"'”`]+?)" + _Q + r" not found", "查询用到了不存在的列 “{1}”"),
     (r"Table with name " + _Q + r"([^\"'”`\s]+?)" + _Q + r" does not exist", "查询用到了不存在的表 “{1}”"),
     (r"table " + _Q + r"([^\"'”`]+?)" + _Q + r" is not in this workspace", "工作区里没有表 “{1}”"),
@@ -170,10 +172,34 @@ def failure_text(error: str, zh: bool) -> str:
     return f"I could not answer this from the workspace's data: {error}"
 
 
+def sql_failure_text(error: str, zh: bool) -> str:
+    """The SQL the model wrote did not run (after repair): say that, not that the data lacks the
+    answer — a column the model misspelt ("order金额" for 订单金额) is the model's error."""
+    if zh:
+        return (f"没能写出能正确运行的 SQL：{zh_error(error).rstrip('。.')}。数据里可能有答案：可以换个说法"
+                "（写出列名）再问，或直接发一条 SELECT 查询。")
+    return (f"I could not write a SQL query that runs for this: {error.rstrip('.')}. The data may still hold the "
+            "answer: rephrase the question with the column names, or send a SELECT yourself.")
+
+
 def refusal_text(zh: bool) -> str:
     return ("我只能读取和分析数据，不能删除、修改或写入数据；没有执行任何操作。可以换成查询，例如“有多少客户……”。" if zh else
             "I can only read and analyse data: I do not delete, update or write anything, and nothing was changed. "
             "Ask a question about the data instead, e.g. \"how many customers …\".")
+
+
+def file_refusal_text(zh: bool) -> str:
+    return ("我只能读取这个工作区里的数据表，不能读取服务器上的文件、网址或其他数据库；没有执行任何操作。"
+            "如需分析某个文件，请先把它导入工作区（zhinao data import）。" if zh else
+            "I can only read this workspace's tables, not files, URLs or other databases on the server; nothing "
+            "was run. To analyse a file, import it into the workspace first (zhinao data import).")
+
+
+def lacking_column_text(column: str, zh: bool) -> str:
+    """The question asks for a column no table of the workspace has: say so, invent nothing."""
+    return (f"工作区的表里没有“{column}”这样的数据，所以无法回答；可以先用“有哪些表？”查看现有字段，或导入含这一列的表。"
+            if zh else f"No table of this workspace has data like '{column}', so I cannot answer this; ask "
+            "\"what tables are there?\" to see the columns, or import a table that has it.")
 
 
 def empty_text(zh: bool, workspace: str | None = None) -> str:
@@ -203,6 +229,8 @@ def narrate(route: str, result: Any, zh: bool) -> str:
     if result is None:
         return ""
     if not result.ok:
+        if route == "sql" and "candidates" in (result.data or {}):  # the model's SQL failed, not the data
+            return sql_failure_text(result.error or "", zh)
         return failure_text(result.error or "", zh)
     if route in ("model", "forecast") and result.data.get("key"):
         text = model_text(result.data, zh)
@@ -223,9 +251,12 @@ def narrate(route: str, result: Any, zh: bool) -> str:
         lang = result.code.get("language")
         tail = ("已在沙箱中运行验证。" if ran else "未运行（只检查了结构）。") if zh else \
             (" It was run in the sandbox." if ran else " It was not executed (its structure was checked).")
-        return (result.summary or (f"{lang} 代码如下。" if zh else f"Here is the {lang} code.")) + tail
+        text = result.summary or (f"{lang} 代码如下。" if zh else f"Here is the {lang} code.")
+        if re.search(r"sandbox|沙箱|executed|未执行|未运行", text, re.I):  # the explanation said it already
+            return text
+        return text + tail
     return result.summary
 
 
-__all__ = ["empty_text", "failure_text", "zh_error", "fmt", "lacking_text", "missing_table_text", "model_text", "narrate", "refusal_text",
+__all__ = ["empty_text", "failure_text", "file_refusal_text", "lacking_column_text", "zh_error", "fmt", "lacking_text", "missing_table_text", "model_text", "narrate", "refusal_text", "sql_failure_text",
            "table_text"]

@@ -52,6 +52,12 @@ _WRITE_EN = re.compile(r"\b(delete|drop|truncate|insert\s+into|update|alter\s+ta
                        r"remove\s+(all|every|the)\b|replace\s+into|grant|create\s+table|merge\s+into)\b", re.I)
 _WRITE_ZH = re.compile(r"删除|删掉|删了|清空|清除|清掉|抹掉|修改数据|修改表|修改.*的值|更新数据|更新表|更新.*为|"
                        r"把.*改为|插入|写入|覆盖|建表|销毁")
+#: a request to read files, URLs or other databases of the server (the agent reads the workspace's tables only)
+_FILE_REQUEST = re.compile(
+    r"\b(read_(csv|csv_auto|text|blob|parquet|json|json_auto|ndjson|xlsx|xls)|glob|parquet_scan|sniff_csv|"
+    r"sqlite_scan|postgres_scan|mysql_scan|iceberg_scan|delta_scan)\s*\(|\battach\s+(database\s+)?['\"]|"
+    r"\bcopy\b[^;]{0,200}\b(to|from)\s+['\"]|\b(file|https?|s3|gcs)://|"
+    r"(?<![\w.])(/etc|/proc|/root|/home|/var|/usr|/tmp|/dev|/sys|~)/[\w.\-/]*|[a-z]:\\\\|\.\./", re.I)
 #: a follow-up of the previous question (only when the session has one)
 _FOLLOW_EN = re.compile(r"^\s*(now|and|also|what about|how about|only|just|same|but|then|instead|except)\b|"
                         r"\bonly (for|the|in|with|customers|those)\b|\bjust (for|the)\b|\binstead\b|\bexcluding\b", re.I)
@@ -96,11 +102,50 @@ def write_request(question: str) -> bool:
     return bool(_WRITE_EN.search(question) or _WRITE_ZH.search(question))
 
 
-def is_follow_up(question: str, state: dict[str, Any]) -> bool:
+def file_request(question: str) -> bool:
+    """True for a question that asks to read a file, a URL or another database of the server
+    (``read_csv('/etc/passwd')``, ``ATTACH '…'``, ``../``): answered with a refusal before any
+    model runs — the model would otherwise write code or SQL around the path, and a checker that
+    drops the file read would run something the user did not ask for."""
+    return bool(_FILE_REQUEST.search(question))
+
+
+def follow_up_base(state: dict[str, Any]) -> str | None:
+    """The question a follow-up refines: the previous data question *asked* (answered or not —
+    "now only for X" after a failed turn means that turn's question), else the last answered."""
+    asked = state.get("asked") or {}
+    if asked.get("route") == "sql" and asked.get("question"):
+        return str(asked["question"])
     last = state.get("last") or {}
-    if not last.get("sql") or not last.get("question"):
+    return str(last["question"]) if last.get("sql") and last.get("question") else None
+
+
+def is_follow_up(question: str, state: dict[str, Any]) -> bool:
+    if follow_up_base(state) is None:
         return False
     return bool(_FOLLOW_EN.search(question) or _FOLLOW_ZH.search(question))
+
+
+_MISSING_COLUMN = re.compile(r"column '([^']+)' does not exist|Referenced column \"([^\"]+)\" not found", re.I)
+
+
+def lacking_column(question: str, error: str | None, columns: set[str]) -> str | None:
+    """The column a failed query needed that the workspace does not have *and the question asked
+    for* ("average revenue per department" over tables without any revenue): the data lacks it, so
+    the answer says so. None when the model merely misspelt a column that exists (``order金额``
+    for 订单金额: not in the question) or the name is close to a real column."""
+    import difflib
+
+    m = _MISSING_COLUMN.search(error or "")
+    if not m:
+        return None
+    bad = (m.group(1) or m.group(2) or "").strip().strip('"').split(".")[-1]
+    low = bad.lower()
+    if len(low) < 2 or low not in question.lower():
+        return None
+    if any(low in c or c in low for c in columns if len(c) >= 3) or difflib.get_close_matches(low, list(columns), 1, 0.8):
+        return None
+    return bad
 
 
 def missing_tables(question: str, tables: Sequence[str], columns: set[str]) -> list[str]:
@@ -296,6 +341,8 @@ class AgentService:
         tables = await asyncio.to_thread(ws.tables)
         if write_request(question):
             route, answer.found, answer.answer = "refuse", False, nr.refusal_text(zh)
+        elif file_request(question) and not _SQL_START.match(question):  # SQL itself: the sandbox says why
+            route, answer.found, answer.answer = "refuse", False, nr.file_refusal_text(zh)
         elif not tables:
             route, answer.found, answer.answer = "schema", False, nr.empty_text(zh, workspace)
         else:
@@ -386,9 +433,16 @@ class AgentService:
                 await self._prepare_sql(ctx, question)
                 q = question
                 if follow:
-                    prev = state["last"]["question"]
+                    prev = follow_up_base(state)
                     q = (f"{prev}（{question}）" if zh else f"{prev} ({question})")
+                state["asked"] = {"question": q, "route": "sql"}
                 res = await call("run_sql", {"question": q})
+                if not res.ok and "candidates" in res.data:
+                    cols = await asyncio.to_thread(self._column_names, ctx.ws, ctx.ws.tables())
+                    bad = lacking_column(q, res.error, cols)
+                    if bad:
+                        res = ToolResult(ok=False, sql=res.sql, data={"found": False},
+                                         error=nr.lacking_column_text(bad, zh))
                 if res.ok:
                     hist = list(state.get("history") or [])
                     hist.append({"question": q, "sql": res.sql})
@@ -567,4 +621,4 @@ class AgentService:
         return {"answer_id": rec["id"], "example_id": ex, "status": "corrected", "feedback": fb}
 
 
-__all__ = ["AgentService", "MeteredModel", "is_follow_up", "lacking_terms", "may_see_personal", "missing_tables", "write_request"]
+__all__ = ["AgentService", "MeteredModel", "file_request", "follow_up_base", "is_follow_up", "lacking_column", "lacking_terms", "may_see_personal", "missing_tables", "write_request"]
