@@ -144,7 +144,14 @@ def test_top_k_gets_order_by_and_the_limit(index):
 def test_time_questions_name_the_time_column_quoted(index):
     linked = index.link("How many calls were there on 2025-03-05?")
     (line,) = [h for h in question_hints("How many calls were there on 2025-03-05?", index, linked) if "Time" in h]
-    assert "\"timestamp\" >= TIMESTAMP 'YYYY-MM-DD'" in line and "dayofweek(\"timestamp\")" in line
+    # a worked period from the column's own range (a '<placeholder>' was copied literally)
+    assert "March 2025 is \"timestamp\" >= TIMESTAMP '2025-03-01' AND \"timestamp\" < TIMESTAMP '2025-04-01'" in line
+    assert "dayofweek(\"timestamp\")" in line and "<" not in line.split("TIMESTAMP '")[-1][:2]
+    # a bare unit is no window: "how many hours are recorded" is a COUNT(*)
+    assert not any("Time" in h for h in question_hints("How many hours of counters are recorded?", index, linked))
+    assert not any("Time" in h for h in question_hints("一共有多少个小时的记录？", index, linked))
+    for q in ("Total calls for each day", "周末的平均话务量", "3 月 5 日的通话量", "calls on weekends"):
+        assert any("Time" in h for h in question_hints(q, index, linked)), q
     # no time rule where the tables have no time column
     only_subs = SchemaIndex([t for t in index.tables if t.name == "subscribers"])
     assert not any("Time" in h for h in question_hints("How many subscribers joined in 2025?", only_subs))

@@ -447,10 +447,14 @@ _WHICH = re.compile(r"\b(which|top|list the \d+|the \d+)\b|哪|前\s*\d+|\d+\s*(
 #: k of "top k": a number of things ("3 regions", "前 10 种"), never part of a date, an hour or a range
 _COUNT_K = re.compile(r"(?<![\d\-/:.])(\d{1,3})(?![\d\-/:.]|\s*[年月日号时点%])(?=\s*(?:个|种|位|天|名|类|项|家)|\s+[a-z])",
                       re.I)
-_TIME = re.compile(r"\b(19|20)\d\d\b|\b(date|day|days|daily|week|weeks|weekly|weekend|weekends|weekday|hour|hours|"
-                   r"hourly|month of|months? number|january|february|march|april|may|june|july|august|september|"
-                   r"october|november|december|morning|evening|night|time)\b|年|月|日|号|周|星期|小时|点|天|早上|晚上|上午|下午",
-                   re.I)
+#: a time window or a time grouping: a date, a named period, "each day / by month", 每天 / 按月 — not
+#: a bare mention of a unit ("how many hours are recorded" wants COUNT(*), no window)
+_TIME = re.compile(r"\b(19|20)\d\d\b|\b(january|february|march|april|june|july|august|september|october|november|"
+                   r"december|weekends?|weekdays?|mornings?|evenings?|nights?|daily|weekly|hourly|"
+                   r"(each|every|per|by|of the) (day|date|week|month|hour|year)|day of (the )?(week|month)|"
+                   r"hour of (the )?day|(first|last|busiest|quietest|latest|earliest) (day|date|week|month|hour))\b|"
+                   r"\d+\s*(年|月|日|号|点)|周末|工作日|星期|早上|晚上|上午|下午|凌晨|每(天|日|周|月|小时)|按(日|天|周|月|小时)|"
+                   r"(最后|第一|最早|最晚)一?(天|日|周|个月)|哪一?(天|日|周|个月|个小时)", re.I)
 
 
 def question_hints(question: str, index: SchemaIndex, linked: LinkedSchema | None = None) -> list[str]:
@@ -482,9 +486,12 @@ def question_hints(question: str, index: SchemaIndex, linked: LinkedSchema | Non
     if _TIME.search(text):
         cols = _time_columns(index, linked)
         if cols:
-            c = cols[0]
-            out.append(f"-- Time ({', '.join(cols[:3])} of {(linked.tables if linked is not None and linked.tables else index.table_names)[0]}): a period is {c} >= TIMESTAMP 'YYYY-MM-DD' AND {c} < "
-                       f"TIMESTAMP '<the day after its last day>'; a day is CAST({c} AS DATE); hour({c}), "
+            c, (lo, nxt, label) = cols[0], _example_period(index, linked)
+            table = (linked.tables if linked is not None and linked.tables else index.table_names)[0]
+            # a worked period from the column's own range: a template such as '<the day after>' was
+            # copied literally by the 0.5B model (TIMESTAMP '<2014-01-01')
+            out.append(f"-- Time ({', '.join(cols[:3])} of {table}): {label} is {c} >= TIMESTAMP '{lo}' AND "
+                       f"{c} < TIMESTAMP '{nxt}' (end exclusive); a day is CAST({c} AS DATE); hour({c}), "
                        f"month({c}), dayofweek({c}) (0 = Sunday, 6 = Saturday).")
     return out
 
@@ -502,6 +509,24 @@ def _time_columns(index: SchemaIndex, linked: LinkedSchema | None) -> list[str]:
                     else '"' + c.name.replace('"', '""') + '"'
                 out.append(ident)
     return out
+
+
+def _example_period(index: SchemaIndex, linked: LinkedSchema | None) -> tuple[str, str, str]:
+    """The first whole month of the question's table's time column: ('2013-11-01', '2013-12-01',
+    'November 2013'); a fixed month where the range is unknown."""
+    import datetime as _dt
+
+    names = list(linked.tables) if linked is not None and linked.tables else index.table_names
+    t = index.table(names[0]) if names else None
+    lo = next((c.lo for c in (t.columns if t else []) if c.type.upper().startswith(("DATE", "TIMESTAMP"))
+               and c.lo is not None), None)
+    try:
+        d = _dt.date.fromisoformat(str(lo)[:10])
+    except ValueError:
+        d = _dt.date(2024, 1, 1)
+    start = d.replace(day=1)
+    nxt = (start.replace(year=start.year + 1, month=1) if start.month == 12 else start.replace(month=start.month + 1))
+    return start.isoformat(), nxt.isoformat(), start.strftime("%B %Y")
 
 
 #: identifiers a query must quote to use as a column name
