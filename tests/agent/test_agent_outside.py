@@ -295,3 +295,37 @@ def test_code_answer_does_not_repeat_itself(parts):
     assert text.count("sandbox") == 1, text
     zh = narrate("code", ToolResult(ok=True, summary="代码已在沙箱中运行验证。", code=code), True)
     assert zh.count("沙箱") == 1, zh
+
+
+def test_a_catalogue_model_binds_roles_the_question_decides(parts):
+    """Seen: "哪些评论最可能是负面的？为什么？" on the review table -> "no table of this workspace
+    fits model text_knn" — the table fits; the catalogue could not tell the text column (评论 or
+    情感), then the target, then the positive class. Expected: the agent settles what the question
+    and the data decide (the long text column; the column holding 负面; 负面 as the event), shows
+    the binding in the re-runnable call, and masks the phone column of the scored rows."""
+    svc, _ = _service(parts)
+    a = ask(svc, "哪些评论最可能是负面的？为什么？", principal=MEMBER)
+    assert a.route == "model" and a.found, (a.answer, [c.error for c in a.tool_calls])
+    assert a.call["args"]["params"] == {"text": "评论", "target": "情感", "positive": "负面"}, a.call
+    assert "手机号" in a.masked_columns and a.rows
+    i = a.columns.index("手机号")
+    assert all("****" in str(r[i]) for r in a.rows)
+
+
+def test_the_language_is_the_words_around_the_names(parts):
+    """Seen: "Write SAS code that computes the average 订单金额 per 城市" (English, with the
+    table's Chinese column names) was answered in Chinese."""
+    svc, _ = _service(parts)
+    assert ask(svc, f"How many rows does {TABLE} have?").language == "en"
+    assert ask(svc, "外卖评价一共有多少行？").language == "zh"
+    assert ask(svc, "SELECT 城市, COUNT(*) AS n FROM 外卖评价 GROUP BY 城市").language == "en"
+
+
+def test_a_table_with_two_key_columns_is_read_out_by_both(parts):
+    """Seen: a count per (城市, 情感编号) was read out as "上海: 220; 上海: 110 …, highest 成都 (231),
+    lowest 成都 (99)" — the second key column was dropped."""
+    svc, _ = _service(parts)
+    a = ask(svc, f"SELECT 城市, 情感, COUNT(*) AS n FROM {TABLE} GROUP BY 城市, 情感 ORDER BY 城市, 情感")
+    assert a.found and len(a.rows) == 8
+    first = a.rows[0]
+    assert f"{first[0]} / {first[1]}: {first[2]}" in a.answer, a.answer

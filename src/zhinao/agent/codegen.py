@@ -400,7 +400,9 @@ class WriteCode:
             return ToolResult(ok=False, error=f"write_code writes {', '.join(LANGUAGES)}, not {language!r}")
         if ctx.model is None:
             return ToolResult(ok=False, error="no model is available to write code")
-        zh = bool(re.search(r"[\u4e00-\u9fff]", question))
+        from zhinao.agent.tools_builtin import answer_zh
+
+        zh = answer_zh(ctx, question)
         ws_tables = await asyncio.to_thread(ctx.ws.tables)
         if not ws_tables:
             return ToolResult(ok=False, error="工作区里还没有数据表，请先导入数据。" if zh else

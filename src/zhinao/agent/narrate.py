@@ -37,6 +37,10 @@ def _isnum(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
+def _hashable(v: Any) -> Any:
+    return v if isinstance(v, (str, int, float, bool, type(None))) else repr(v)
+
+
 def table_text(columns: list[str], rows: list[list[Any]], zh: bool, truncated: bool = False) -> str:
     """One or two sentences that read the table out."""
     if not rows:
@@ -53,6 +57,12 @@ def table_text(columns: list[str], rows: list[list[Any]], zh: bool, truncated: b
     labels = [i for i in range(len(columns)) if i not in nums]
     if labels and nums:
         li, vi = labels[0], nums[-1]
+        keys = [i for i in range(len(columns)) if i != vi]
+        if len({_hashable(r[li]) for r in rows}) < len(rows) and len(keys) > 1:
+            # the first label repeats (city x sentiment): name each row by all of its key columns
+            rows = [[" / ".join(fmt(r[i]) for i in keys), r[vi]] for r in rows]
+            columns = [" / ".join(columns[i] for i in keys), columns[vi]]
+            li, vi = 0, 1
         shown = "; ".join(f"{fmt(r[li])}: {fmt(r[vi])}" for r in rows[:READ_OUT])
         vals = [(r[vi], r[li]) for r in rows if _isnum(r[vi])]
         hi = max(vals, key=lambda t: t[0]) if vals else None
@@ -140,6 +150,9 @@ _ZH_ERRORS: tuple[tuple[re.Pattern[str], str], ...] = tuple((re.compile(p, re.I 
     (r"model " + _Q + r"([^\"'”`]+?)" + _Q + r" could not start", "模型 {1} 无法启动，这是平台的配置问题，请联系管理员"),
     (r"rate limit|quota|too many requests", "模型调用超出了配额或频率限制，请稍后再试"),
     (r"could not use the model's reply|malformed", "模型的回复格式不对，无法使用"),
+    (r"cannot tell which column is the '(\w+)': (.+?) all fit", "无法确定哪一列是模型需要的“{1}”列（候选：{2}）；请在问题里写明列名"),
+    (r"bind the '(\w+)' role to .*?; columns: (.+)$", "模型需要一个“{1}”列，但从问题和数据里确定不了是哪一列（现有的列：{2}）；请在问题里写明列名"),
+    (r"has classes '([^']+)' and '([^']+)': which one is the positive", "目标列有“{1}”和“{2}”两类，请在问题里说明要预测的是哪一类"),
     (r"no table of this workspace fits model " + _Q + r"(\w+)", "工作区里没有适合模型 {1} 的表（缺少它需要的列）"),
     (r"no catalogue model does (\w+)", "模型目录里没有做 {1} 的模型"),
     (r"model " + _Q + r"(\w+)" + _Q + r" on .* failed", "模型 {1} 运行失败"),
@@ -238,6 +251,8 @@ def narrate(route: str, result: Any, zh: bool) -> str:
             text += (f"评分最高的 {len(result.rows)} 行见下表。" if zh else
                      f" The {len(result.rows)} highest-scored rows are in the table.")
         return text
+    if route == "code" and result.code:
+        return code_text(result, zh)
     if route == "sql" or (result.columns and result.rows is not None and route not in ("schema", "explain")):
         text = table_text(result.columns or [], result.rows or [], zh, bool(result.data.get("truncated")))
         if result.data.get("repaired"):
@@ -246,17 +261,25 @@ def narrate(route: str, result: Any, zh: bool) -> str:
     if route == "chart" and result.chart:
         return (f"已生成{result.chart.get('type')}图：{result.chart.get('title')}。" if zh else
                 f"Here is a {result.chart.get('type')} chart: {result.chart.get('title')}.")
-    if route == "code" and result.code:
-        ran = result.code.get("executed")
-        lang = result.code.get("language")
-        tail = ("已在沙箱中运行验证。" if ran else "未运行（只检查了结构）。") if zh else \
-            (" It was run in the sandbox." if ran else " It was not executed (its structure was checked).")
-        text = result.summary or (f"{lang} 代码如下。" if zh else f"Here is the {lang} code.")
-        if re.search(r"sandbox|沙箱|executed|未执行|未运行", text, re.I):  # the explanation said it already
-            return text
-        return text + tail
     return result.summary
 
 
-__all__ = ["empty_text", "failure_text", "file_refusal_text", "lacking_column_text", "zh_error", "fmt", "lacking_text", "missing_table_text", "model_text", "narrate", "refusal_text", "sql_failure_text",
+def code_text(result: Any, zh: bool) -> str:
+    """Generated code: what it is, whether it ran (said once), and its output table read out —
+    a request for code is answered as code first; the numbers come second, from the run."""
+    ran = result.code.get("executed")
+    lang = result.code.get("language")
+    parts = [(result.summary or "").strip()]
+    if not parts[0]:
+        parts = [f"{lang} 代码如下（见代码面板）。" if zh else f"Here is the {lang} code (in the code panel)."]
+    if not re.search(r"sandbox|沙箱|executed|未执行|未运行", parts[0], re.I):  # not said already
+        parts.append(("已在沙箱中运行验证。" if ran else "未运行（只检查了结构）。") if zh else
+                     ("It was run in the sandbox." if ran else "It was not executed (its structure was checked)."))
+    if result.columns and result.rows:
+        out = table_text(list(result.columns), [list(r) for r in result.rows], zh)
+        parts.append(("运行结果：" if zh else "Its output: ") + out)
+    return ("" if zh else " ").join(parts)
+
+
+__all__ = ["empty_text", "failure_text", "file_refusal_text", "lacking_column_text", "zh_error", "fmt", "lacking_text", "missing_table_text", "code_text", "model_text", "narrate", "refusal_text", "sql_failure_text",
            "table_text"]

@@ -331,14 +331,14 @@ class AgentService:
             canonical = client.check(model)  # scope and grant now (403/404), nothing charged
         mfn = MeteredModel(client, model) if client is not None else None
         sid, state = await asyncio.to_thread(self._session, principal, workspace, session_id)
-        zh = is_zh(question)
+        tables = await asyncio.to_thread(ws.tables)
+        zh = is_zh(question) and is_zh(await asyncio.to_thread(self._without_names, ws, tables, question))
         ctx = ToolContext(tenant_id=tid, workspace=workspace, ws=ws, analytics=self.analytics, model=mfn,
                           settings=self.settings, principal=principal, allow_personal=may_see_personal(principal, self.settings),
-                          state=dict(state))
+                          state={**state, "_zh": zh})
         answer = AgentAnswer(answer="", session_id=sid, language="zh" if zh else "en", model=canonical)
         main: ToolResult | None = None
         route = ""
-        tables = await asyncio.to_thread(ws.tables)
         if write_request(question):
             route, answer.found, answer.answer = "refuse", False, nr.refusal_text(zh)
         elif file_request(question) and not _SQL_START.match(question):  # SQL itself: the sandbox says why
@@ -365,6 +365,18 @@ class AgentService:
         answer.latency_ms = round((time.perf_counter() - t0) * 1000, 1)
         await asyncio.to_thread(self._finish, principal, workspace, question, answer, ctx, mfn)
         yield {"event": "answer", "answer": answer}
+
+    @staticmethod
+    def _without_names(ws: Any, tables: Sequence[str], question: str) -> str:
+        """The question without the workspace's table and column names: the language of the words
+        around them decides the answer's ("Write SAS code for the average 订单金额 per 城市" is
+        English; "每个城市的平均订单金额是多少？" stays Chinese without its names)."""
+        names = set(tables)
+        for t in tables:
+            names |= {c for c, _ in ws.schema(t)}
+        for n in sorted((n for n in names if re.search(r"[\u4e00-\u9fff]", n)), key=len, reverse=True):
+            question = question.replace(n, " ")
+        return question
 
     @staticmethod
     def _column_names(ws: Any, tables: Sequence[str]) -> set[str]:

@@ -43,6 +43,13 @@ def is_zh(text: str) -> bool:
     return bool(re.search(r"[\u4e00-\u9fff]", text or ""))
 
 
+def answer_zh(ctx: ToolContext, text: str) -> bool:
+    """The answer's language: the service's decision for this turn (the question without the
+    workspace's Chinese table and column names), else the text's own."""
+    v = (ctx.state or {}).get("_zh") if ctx is not None else None
+    return v if isinstance(v, bool) else is_zh(text)
+
+
 # -- the workspace as the tools see it ----------------------------------------------------
 
 def workspace_tables(ctx: ToolContext) -> list[dict[str, Any]]:
@@ -105,7 +112,7 @@ class DescribeSchema:
             t["rows"] = n
             for c in t["columns"]:
                 rows.append([t["name"], c["name"], c["type"], c["description"], n])
-        zh = is_zh(str(args.get("question", ""))) if args else False
+        zh = answer_zh(ctx, str((args or {}).get("question", "")))
         if not tables:
             return ToolResult(ok=True, summary="工作区里还没有数据表。" if zh else "The workspace has no tables yet.",
                               columns=["table", "column", "type", "description", "rows"], rows=[],
@@ -543,11 +550,72 @@ class RunModel:
         order += [t for t in tables if t not in order]
         why = ""
         for t in order:
-            prev = ctx.analytics.runs.preview_binding(ctx.tenant_id, key, ctx.workspace, t, params)
-            if prev["ok"]:
-                return t, ""
+            tried = dict(params)
+            for _ in range(5):  # each round settles one ambiguous role ("which column is the text?")
+                prev = ctx.analytics.runs.preview_binding(ctx.tenant_id, key, ctx.workspace, t, tried)
+                if prev["ok"]:
+                    params.clear()
+                    params.update(tried)  # the call shown in the answer carries the binding: re-runnable
+                    return t, ""
+                pick = RunModel._settle(ctx, t, prev.get("error") or "", question, set(map(str, tried.values())))
+                if pick is None or pick[0] in tried:
+                    break
+                tried[pick[0]] = pick[1]
             why = why or prev["error"] or ""
         return None, why
+
+    @staticmethod
+    def _settle(ctx: ToolContext, table: str, error: str, question: str,
+                taken: set[str] = frozenset()) -> tuple[str, str] | None:
+        """``(role, column)`` for a binding the catalogue found ambiguous ("cannot tell which column
+        is the 'text': '评论', '情感' all fit"): the candidate the question names, else for a
+        ``text`` role the candidate with the longest values (a review, not its 2-valued label),
+        for a ``target`` the candidate holding a value the question names ("负面"), and for the
+        positive class the class the question names. None when the question does not decide it
+        (the answer then says what to bind) — the agent guesses nothing the user did not say."""
+        m = re.search(r"has classes '([^']+)' and '([^']+)': which one is the positive", error)
+        if m:  # "which are most likely 负面": the class the question asks about is the event to predict
+            named = [c for c in m.groups() if c.lower() in question.lower()]
+            return ("positive", named[0]) if len(named) == 1 else None
+        m = re.search(r"cannot tell which column is the '(\w+)': (.+?) all fit", error)
+        if m:
+            role, cands = m.group(1), re.findall(r"'([^']+)'", m.group(2))
+        else:  # "bind the 'target' role to a categorical … column with -p target=COLUMN; columns: a, b"
+            m = re.search(r"bind the '(\w+)' role to .*?; columns: (.+)$", error)
+            if not m:
+                return None
+            role, cands = m.group(1), [c.strip() for c in m.group(2).split(",") if c.strip()]
+        cands = [c for c in cands if c not in taken]  # a column already bound to another role
+        if not cands:
+            return None
+        named = [c for c in cands if c.lower() in question.lower()]
+        if len(named) == 1 and role != "target":
+            return role, named[0]
+        from zhinao.analytics.workspace import q
+
+        if role == "text":
+            lengths = []
+            for c in cands:
+                try:
+                    v = ctx.ws.run_sql(f"SELECT AVG(LENGTH(CAST({q(c)} AS VARCHAR))) FROM {q(table)}").rows()[0][0]
+                except ZhinaoError:
+                    v = None
+                lengths.append((float(v or 0), c))
+            best = max(lengths)
+            return (role, best[1]) if best[0] >= 8 and sorted(lengths)[-2][0] * 2 <= best[0] else None
+        if role == "target":
+            hits = []
+            for c in cands:
+                try:
+                    vals = [str(r[0]) for r in ctx.ws.run_sql(
+                        f"SELECT DISTINCT CAST({q(c)} AS VARCHAR) FROM {q(table)} LIMIT 50").rows()]
+                except ZhinaoError:
+                    vals = []
+                if any(v and len(v) >= 2 and v.lower() in question.lower() for v in vals):
+                    hits.append(c)
+            if len(hits) == 1:  # "哪些评论最可能是负面的": the column holding 负面, not the one named 评论
+                return role, hits[0]
+        return (role, named[0]) if len(named) == 1 else None
 
 
 # -- charts -------------------------------------------------------------------------------
@@ -691,7 +759,7 @@ class Explain:
         args = args or {}
         question = str(args.get("question") or "")
         term = str(args.get("term") or "").strip()
-        zh = is_zh(question or term)
+        zh = answer_zh(ctx, question or term)
         text = (term or question).lower()
         found: list[list[Any]] = []
         if ctx.analytics is not None:
