@@ -106,3 +106,15 @@ def test_the_service_chat_answers_a_paraphrase_with_the_index_embedder(tmp_path,
         assert no["found"] is False and no["citations"] == [], no["checks"]
     finally:
         close_service(svc)
+
+
+def test_an_embedder_that_fails_leaves_the_lexical_check_as_it_was():
+    def broken(texts, kind="passage"):
+        raise RuntimeError("embedder down")
+
+    cal, stats = ab.calibrate(TEXTS, embed=broken, embed_name="broken")
+    lexical, _ = ab.calibrate(TEXTS)
+    assert stats.space is None and cal.semantic_tau is None and cal.threshold == lexical.threshold
+    space = ab.TermSpace(broken, "broken")
+    space.tau = 0.5  # as if calibrated before the embedder went away
+    assert space.close("出国", ab.fold(TEXTS[7]), stats) is False

@@ -31,6 +31,7 @@ No benchmark question is used anywhere.
 
 from __future__ import annotations
 
+import logging
 import math
 import random
 import re
@@ -45,6 +46,8 @@ import numpy as np
 
 from zhinao.knowledge.grounding import fold, sentences
 from zhinao.knowledge.index import STOP_WORDS
+
+log = logging.getLogger(__name__)
 
 #: question words and fillers that carry no content (beyond the index's stop words)
 QUESTION_WORDS = set(STOP_WORDS) | {
@@ -289,7 +292,15 @@ class TermSpace:
         return (self.vectors(list(terms)) @ self.vectors(own).T).max(axis=1)
 
     def close(self, term: str, text: str, stats: "Stats") -> bool:
-        return self.tau <= 1.0 and float(self.nearest([term], text, stats)[0]) >= self.tau
+        """Whether ``text`` holds a term near ``term``; False when the embedder fails (the lexical check
+        stands alone then, as before the semantic half existed)."""
+        if self.tau > 1.0:
+            return False
+        try:
+            return float(self.nearest([term], text, stats)[0]) >= self.tau
+        except Exception as e:  # an embedder that went away mid-question
+            log.warning("semantic coverage off for this term: the embedder failed (%s)", e)
+            return False
 
     def calibrate(self, stats: "Stats", absent: Sequence[str], rng: random.Random) -> None:
         """:attr:`tau` from the collection's own passages and the absent entities (see the class doc)."""
@@ -362,7 +373,10 @@ def calibrate(texts: Sequence[str], *, probes: int = 60, seed: int = 11, embed: 
     tau = None
     if embed is not None and absent and stats.n:
         space = TermSpace(embed, embed_name)
-        space.calibrate(stats, [fold(a) for a in absent], random.Random(seed))
+        try:
+            space.calibrate(stats, [fold(a) for a in absent], random.Random(seed))
+        except Exception as e:  # the embedder failed: lexical coverage, as without one
+            log.warning("semantic coverage off: the embedder failed during calibration (%s)", e)
         if space.tau <= 1.0:
             stats.space, tau = space, space.tau
     vocab: Counter[tuple[str, float]] = Counter()
