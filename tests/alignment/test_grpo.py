@@ -26,6 +26,8 @@ PAIRS = [("How many orders are there?", "SELECT COUNT(*) FROM orders"),
          ("How many orders came from Beijing?", "SELECT COUNT(*) FROM orders WHERE city = 'Beijing'"),
          ("List every city with its number of orders.", "SELECT city, COUNT(*) FROM orders GROUP BY city"),
          ("Show every order.", "SELECT * FROM orders")]
+ECHO = [("Run this query: SELECT COUNT(*) FROM orders", "SELECT COUNT(*) FROM orders"),
+        ("Run this query: SELECT city FROM orders WHERE amount > 20", "SELECT city FROM orders WHERE amount > 20")]
 
 
 class CountingWorkspace(Workspace):
@@ -165,19 +167,21 @@ def test_cli_grpo_trains_logs_the_reward_changes_weights_and_sql_eval_scores_it(
 
     with platform() as p:
         wm = p.service("analytics").workspaces
-        wm.ensure(TENANT, "shop")
-        wm.workspace(TENANT, "shop").write_table("orders", ORDERS)
-        for q, sql in PAIRS:
-            AgentStore(p.db).add_example(TENANT, "shop", q, sql)
+        for name, pairs in (("shop", PAIRS), ("echo", ECHO)):
+            wm.ensure(TENANT, name)
+            wm.workspace(TENANT, name).write_table("orders", ORDERS)
+            for q, sql in pairs:
+                AgentStore(p.db).add_example(TENANT, name, q, sql)
     base = _smol(base_home)
-    r = runner.invoke(app, ["grpo", "-w", "shop", "-b", str(base), "--steps", "2", "--output-name", "cli-grpo",
-                            "--set", "max_completion_length=32", "--set", "learning_rate=5e-3", "--set", "seed=1",
+    # questions a 135M model can answer sometimes, so that each group's rewards differ
+    r = runner.invoke(app, ["grpo", "-w", "echo", "-b", str(base), "--steps", "2", "--output-name", "cli-grpo",
+                            "--set", "max_completion_length=32", "--set", "learning_rate=0.005", "--set", "seed=1",
                             "--json"])
     assert r.exit_code == 0, r.output
     job = json.loads(r.stdout)
     assert job["status"] == "succeeded" and job["result"]["model"] == "cli-grpo", job
     m = job["result"]["metrics"]
-    assert m["stage"] == "grpo" and m["steps"] == 2 and m["n_train"] == 5 and "step 2/2" in r.stderr
+    assert m["stage"] == "grpo" and m["steps"] == 2 and m["n_train"] == 2 and "step 2/2" in r.stderr
     assert len(m["reward_curve"]) == 2 and all(0 <= x <= 1 for x in m["reward_curve"])
     assert sum(m["reward_classes"].values()) == 16  # 2 steps x 8 completions, each scored once
     assert m["s_per_step"] > 0 and m["peak_rss_mb"] > 0
