@@ -319,6 +319,28 @@ def test_the_language_is_the_words_around_the_names(parts):
     assert ask(svc, f"How many rows does {TABLE} have?").language == "en"
     assert ask(svc, "外卖评价一共有多少行？").language == "zh"
     assert ask(svc, "SELECT 城市, COUNT(*) AS n FROM 外卖评价 GROUP BY 城市").language == "en"
+    assert ask(svc, "How many reviews mention 送餐 or 配送?").language == "en"  # Chinese search terms
+
+
+def test_a_forecast_without_any_time_column_says_the_data_lacks_it(parts):
+    """Seen: "下周的订单量会怎样？" over a table without dates -> "模型需要一个“time”列 … 请在问题里
+    写明列名" — no column could be named; the data has no time series."""
+    svc, _ = _service(parts)
+    a = ask(svc, "下周的订单量会怎样？预测一下")
+    assert a.route == "forecast" and not a.found, a.answer
+    assert "没有日期或时间列" in a.answer and "time" not in a.answer, a.answer
+
+
+def test_a_chart_whose_sql_failed_says_the_sql_failed(parts):
+    """Seen: "画出每个城市的平均订单金额柱状图": the model wrote ``city``; the answer blamed the data."""
+    def script(messages, params):
+        if params.response_format and params.response_format.get("type") == "json_schema":
+            return '{"route": "chart"}'
+        return f"```sql\nSELECT city, AVG(订单金额) AS v FROM {TABLE} GROUP BY city\n```"
+
+    svc, _ = _service(parts, script)
+    a = ask(svc, "画出每个城市的平均订单金额柱状图")
+    assert a.route == "chart" and not a.found and "没能写出" in a.answer and "城市" in a.answer, a.answer
 
 
 def test_a_table_with_two_key_columns_is_read_out_by_both(parts):

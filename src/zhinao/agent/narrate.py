@@ -151,6 +151,8 @@ _ZH_ERRORS: tuple[tuple[re.Pattern[str], str], ...] = tuple((re.compile(p, re.I 
     (r"rate limit|quota|too many requests", "模型调用超出了配额或频率限制，请稍后再试"),
     (r"could not use the model's reply|malformed", "模型的回复格式不对，无法使用"),
     (r"cannot tell which column is the '(\w+)': (.+?) all fit", "无法确定哪一列是模型需要的“{1}”列（候选：{2}）；请在问题里写明列名"),
+    (r"bind the 'time' role to a datetime column.*?; columns: (.+)$",
+     "工作区的表里没有日期或时间列，所以无法做时间序列预测（现有的列：{1}）；请导入带时间列的数据"),
     (r"bind the '(\w+)' role to .*?; columns: (.+)$", "模型需要一个“{1}”列，但从问题和数据里确定不了是哪一列（现有的列：{2}）；请在问题里写明列名"),
     (r"has classes '([^']+)' and '([^']+)': which one is the positive", "目标列有“{1}”和“{2}”两类，请在问题里说明要预测的是哪一类"),
     (r"no table of this workspace fits model " + _Q + r"(\w+)", "工作区里没有适合模型 {1} 的表（缺少它需要的列）"),
@@ -242,7 +244,7 @@ def narrate(route: str, result: Any, zh: bool) -> str:
     if result is None:
         return ""
     if not result.ok:
-        if route == "sql" and "candidates" in (result.data or {}):  # the model's SQL failed, not the data
+        if route in ("sql", "chart") and "candidates" in (result.data or {}):  # the model's SQL failed, not the data
             return sql_failure_text(result.error or "", zh)
         return failure_text(result.error or "", zh)
     if route in ("model", "forecast") and result.data.get("key"):

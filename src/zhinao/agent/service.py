@@ -102,6 +102,20 @@ def write_request(question: str) -> bool:
     return bool(_WRITE_EN.search(question) or _WRITE_ZH.search(question))
 
 
+_SQL_WORDS = frozenset("select from where group by order having limit as and or not in is null join on with count sum "
+                       "avg min max distinct case when then else end like between union all desc asc".split())
+
+
+def mostly_zh(text: str) -> bool:
+    """Chinese when the text (the question without its table and column names) has at least as
+    many CJK characters as English words — "How many reviews mention 送餐 or 配送?" is English
+    with Chinese search terms; "用 Python 统计每个城市的评论数" is Chinese. SQL keywords don't count."""
+    cjk = len(re.findall(r"[\u4e00-\u9fff]", text or ""))
+    sql = bool(re.match(r"\s*(select|with)\b", text or "", re.I))
+    words = [w for w in re.findall(r"[A-Za-z]{2,}", text or "") if not (sql and w.lower() in _SQL_WORDS)]
+    return cjk > 0 and cjk >= len(words)
+
+
 def file_request(question: str) -> bool:
     """True for a question that asks to read a file, a URL or another database of the server
     (``read_csv('/etc/passwd')``, ``ATTACH '…'``, ``../``): answered with a refusal before any
@@ -332,7 +346,7 @@ class AgentService:
         mfn = MeteredModel(client, model) if client is not None else None
         sid, state = await asyncio.to_thread(self._session, principal, workspace, session_id)
         tables = await asyncio.to_thread(ws.tables)
-        zh = is_zh(question) and is_zh(await asyncio.to_thread(self._without_names, ws, tables, question))
+        zh = is_zh(question) and mostly_zh(await asyncio.to_thread(self._without_names, ws, tables, question))
         ctx = ToolContext(tenant_id=tid, workspace=workspace, ws=ws, analytics=self.analytics, model=mfn,
                           settings=self.settings, principal=principal, allow_personal=may_see_personal(principal, self.settings),
                           state={**state, "_zh": zh})
@@ -374,8 +388,11 @@ class AgentService:
         names = set(tables)
         for t in tables:
             names |= {c for c, _ in ws.schema(t)}
-        for n in sorted((n for n in names if re.search(r"[\u4e00-\u9fff]", n)), key=len, reverse=True):
-            question = question.replace(n, " ")
+        for n in sorted(names, key=len, reverse=True):
+            if re.search(r"[\u4e00-\u9fff]", n):
+                question = question.replace(n, " ")
+            elif len(n) >= 2:
+                question = re.sub(r"(?<![A-Za-z0-9_])" + re.escape(n) + r"(?![A-Za-z0-9_])", " ", question)
         return question
 
     @staticmethod
@@ -633,4 +650,4 @@ class AgentService:
         return {"answer_id": rec["id"], "example_id": ex, "status": "corrected", "feedback": fb}
 
 
-__all__ = ["AgentService", "MeteredModel", "file_request", "follow_up_base", "is_follow_up", "lacking_column", "lacking_terms", "may_see_personal", "missing_tables", "write_request"]
+__all__ = ["AgentService", "MeteredModel", "file_request", "follow_up_base", "mostly_zh", "is_follow_up", "lacking_column", "lacking_terms", "may_see_personal", "missing_tables", "write_request"]
