@@ -280,11 +280,46 @@ def _drop_unused_joins(root: Any) -> list[str]:
             used = any((c.table or "").lower() == name for c in sel.find_all(exp.Column))
             star = any(isinstance(x, exp.Star) or (isinstance(x, exp.Column) and isinstance(x.this, exp.Star))
                        for x in sel.expressions)
-            if used or star:
+            if star:
+                continue
+            if used:
+                if _drop_cross_join(sel, join, name):
+                    fixes.append(f"join of {t.name} on an always-true condition dropped")
                 continue
             join.pop()
             fixes.append(f"unused join of {t.name} dropped")
     return fixes
+
+
+def _drop_cross_join(sel: Any, join: Any, name: str) -> bool:
+    """A join ``ON T2.x = T2.x`` (the same column on both sides: always true, a cross join no
+    question means) whose table only appears in top-level ``WHERE ... AND`` filters: the join and
+    those filters go — they filtered an unrelated table, and the cross join multiplied the rows.
+    Anything else (the table in the SELECT list, GROUP BY, ORDER BY, HAVING, under an OR) stays."""
+    from sqlglot import exp
+
+    on = join.args.get("on")
+    if not (isinstance(on, exp.EQ) and on.this.sql() == on.expression.sql() and isinstance(on.this, exp.Column)):
+        return False
+
+    def refers(node: Any) -> bool:
+        return any((c.table or "").lower() == name for c in node.find_all(exp.Column)) if node is not None else False
+
+    if any(refers(e) for e in sel.expressions) or any(refers(sel.args.get(k)) for k in ("group", "order", "having")):
+        return False
+    where = sel.args.get("where")
+    parts = list(where.this.flatten()) if where is not None and isinstance(where.this, exp.And) else (
+        [where.this] if where is not None else [])
+    if any(refers(p) and isinstance(p, exp.Or) for p in parts):
+        return False
+    keep = [p for p in parts if not refers(p)]
+    join.pop()
+    if where is not None:
+        if keep:
+            sel.set("where", exp.Where(this=exp.and_(*[k.copy() for k in keep])))
+        else:
+            sel.set("where", None)
+    return True
 
 
 def _close_column(name: str, tables: Sequence[str], index: SchemaIndex) -> str | None:
