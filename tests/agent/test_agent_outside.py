@@ -351,3 +351,29 @@ def test_a_table_with_two_key_columns_is_read_out_by_both(parts):
     assert a.found and len(a.rows) == 8
     first = a.rows[0]
     assert f"{first[0]} / {first[1]}: {first[2]}" in a.answer, a.answer
+
+
+def test_a_column_two_tables_share_is_named_in_the_answer(parts):
+    """Seen: "How many rows have label = 'positive'?" with ``label`` in two tables: the model
+    picked one silently. Expected: the answer says which table it used and that another has the
+    column too; and "What is the most common label?" is a query, not an HMM word tagger run."""
+    import pandas as pd
+
+    an = parts[2]
+    an.workspaces.ensure(1, "two")
+    an.workspaces.save_frame(1, "two", "hotel", pd.DataFrame({"text": ["干净", "吵"], "label": ["pos", "neg"]}),
+                             source="test")
+    an.workspaces.save_frame(1, "two", "news", pd.DataFrame({"text": ["a", "b", "c"], "label": ["x", "y", "x"]}),
+                             source="test")
+
+    def script(messages, params):
+        if params.response_format and params.response_format.get("type") == "json_schema":
+            return '{"route": "model"}'
+        return "```sql\nSELECT label, COUNT(*) AS n FROM news GROUP BY label ORDER BY n DESC LIMIT 1\n```"
+
+    svc, _ = _service(parts, script)
+    a = ask(svc, "What is the most common label?", workspace="two")
+    assert a.route == "sql" and a.found and a.rows == [["x", 2]], (a.route, a.answer)
+    assert "hotel also has a column label" in a.answer and "this used news" in a.answer, a.answer
+    b = ask(svc, "SELECT label, COUNT(*) AS n FROM news GROUP BY label ORDER BY n DESC LIMIT 1", workspace="two")
+    assert "Note" not in b.answer  # the user named the table

@@ -103,7 +103,8 @@ FACT_REQUEST = re.compile(
     r"\b(list|give|show|return|find)\b.{0,60}\b(the|every|all|each|top|\d+)\b|\btop[- ]?\d+\b|\bwhat (percentage|"
     r"fraction|share|proportion)\b|\b(rate|percentage|fraction|share|proportion) of\b|\bwhich (\w+ ){0,4}(has|had|have"
     r"|is|was) the (most|highest|lowest|least|largest|smallest|fewest)\b|"
-    r"多少|几个|几名|几条|几笔|几天|平均|总和|总额|合计|总计|总共|一共|累计|占比|比例|比率|百分比|离网率|流失率|中位数|"
+    r"\bmost (common|frequent|popular|used)\b|\bhow often\b|"
+    r"最常见|最常用|出现最多|最频繁|多少|几个|几名|几条|几笔|几天|平均|总和|总额|合计|总计|总共|一共|累计|占比|比例|比率|百分比|离网率|流失率|中位数|"
     r"最高|最低|最多|最少|最大|最小|最长|最短|前\s*\d+|前[一二三四五六七八九十]+|列出|给出|分别是|各有|统计", re.I)
 #: a question that asks for something else, though it may mention counts
 NOT_FACT = re.compile(

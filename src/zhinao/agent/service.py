@@ -63,6 +63,11 @@ _FOLLOW_EN = re.compile(r"^\s*(now|and|also|what about|how about|only|just|same|
                         r"\bonly (for|the|in|with|customers|those)\b|\bjust (for|the)\b|\binstead\b|\bexcluding\b", re.I)
 _FOLLOW_ZH = re.compile(r"^\s*(那|那么|再|只看|只要|仅|换成|改成|其中|同样|如果只|如果是|按照|改为|换)|只看|只统计|仅限|"
                         r"只算|只要|排除|去掉")
+#: a question that asks for a model by name (without one of run_model's task words, the embeddings'
+#: "model" route sent "What is the most common label?" to an HMM word tagger)
+_MODEL_WORDS = re.compile(r"\b(model|train|fit|classif\w*|regress\w*|predict\w*|score|cluster\w*|knn|"
+                          r"naive bayes|tree|hmm|arima|apriori|likely|likelihood|probabilit\w*|risk|why)\b|"
+                          r"模型|训练|分类|回归|预测|评分|聚类|分词|可能|概率|风险|倾向|为什么|原因", re.I)
 #: a question that is itself one SQL statement
 _SQL_START = re.compile(r"^\s*(select|with)\b", re.I)
 #: names a question gives as tables ("the orders table", "表 orders", "orders 表")
@@ -114,6 +119,38 @@ def mostly_zh(text: str) -> bool:
     sql = bool(re.match(r"\s*(select|with)\b", text or "", re.I))
     words = [w for w in re.findall(r"[A-Za-z]{2,}", text or "") if not (sql and w.lower() in _SQL_WORDS)]
     return cjk > 0 and cjk >= len(words)
+
+
+def ambiguity_note(sql: str | None, question: str, schema: dict[str, set[str]], zh: bool) -> str:
+    """A note when the query read a column that other tables of the workspace have too and the
+    question named no table ("the most common label" with ``label`` in news and hotel_reviews):
+    the answer says which table it used, so a user who meant the other one can say so."""
+    if not sql or len(schema) < 2:
+        return ""
+    try:
+        import sqlglot
+        from sqlglot import exp
+
+        root = sqlglot.parse_one(sql, read="duckdb")
+    except Exception:  # noqa: BLE001 - a statement sqlglot cannot read gets no note
+        return ""
+    used = {t.name for t in root.find_all(exp.Table)}
+    low = question.lower()
+    if any(t.lower() in low for t in schema):
+        return ""
+    shared: dict[str, list[str]] = {}
+    for c in root.find_all(exp.Column):
+        name = (c.name or "").lower()
+        others = sorted(t for t, cols in schema.items() if t not in used and name in cols)
+        if name and others and any(name in schema.get(t, set()) for t in used):
+            shared.setdefault(c.name, others)
+    if not shared:
+        return ""
+    col, others = next(iter(shared.items()))
+    here = ", ".join(sorted(used))
+    return (f"（注意：{', '.join(others)} 表里也有 {col} 列，这里用的是 {here}；如果指的是另一张表，请在问题里写明表名。）"
+            if zh else f" (Note: {', '.join(others)} also has a column {col}; this used {here} — name the table "
+            "if you meant another.)")
 
 
 def file_request(question: str) -> bool:
@@ -349,7 +386,7 @@ class AgentService:
         zh = is_zh(question) and mostly_zh(await asyncio.to_thread(self._without_names, ws, tables, question))
         ctx = ToolContext(tenant_id=tid, workspace=workspace, ws=ws, analytics=self.analytics, model=mfn,
                           settings=self.settings, principal=principal, allow_personal=may_see_personal(principal, self.settings),
-                          state={**state, "_zh": zh})
+                          state={**state, "_zh": zh, "_question": question})
         answer = AgentAnswer(answer="", session_id=sid, language="zh" if zh else "en", model=canonical)
         main: ToolResult | None = None
         route = ""
@@ -446,6 +483,8 @@ class AgentService:
             decision_route = decision.route
             state["_route"] = decision.as_dict()
         route = decision_route
+        if route == "model" and not follow and not task_of(question) and not _MODEL_WORDS.search(question):
+            route = "sql"  # no churn / segments / baskets / forecast and no model asked for: a query answers it
         res: ToolResult | None = None
         if route == "sql" and not follow:
             lacking = await asyncio.to_thread(self._lacking, ctx, question)
@@ -544,6 +583,13 @@ class AgentService:
         answer.answer = nr.narrate(route, ToolResult(ok=res.ok, summary=res.summary, columns=answer.columns,
                                                      rows=answer.rows, chart=answer.chart, code=res.code,
                                                      data=res.data, error=res.error), zh)
+        if route in ("sql", "chart") and answer.found and answer.sql:
+            try:
+                schema = {t: {c.lower() for c, _ in ctx.ws.schema(t)} for t in ctx.ws.tables()}
+            except ZhinaoError:
+                schema = {}
+            answer.answer += ambiguity_note(answer.sql, str(ctx.state.get("_question") or ""), schema, zh) \
+                if schema else ""
 
     def _lacking(self, ctx: ToolContext, question: str) -> list[tuple[str, list[str]]]:
         try:
@@ -650,4 +696,4 @@ class AgentService:
         return {"answer_id": rec["id"], "example_id": ex, "status": "corrected", "feedback": fb}
 
 
-__all__ = ["AgentService", "MeteredModel", "file_request", "follow_up_base", "mostly_zh", "is_follow_up", "lacking_column", "lacking_terms", "may_see_personal", "missing_tables", "write_request"]
+__all__ = ["AgentService", "MeteredModel", "ambiguity_note", "file_request", "follow_up_base", "mostly_zh", "is_follow_up", "lacking_column", "lacking_terms", "may_see_personal", "missing_tables", "write_request"]
