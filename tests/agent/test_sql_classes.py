@@ -257,3 +257,11 @@ def test_a_join_on_an_always_true_condition_and_its_filters_are_dropped(ws, inde
     # the joined table in the SELECT list: the query means something else; left to verification
     sql, fixes = fix_sql("SELECT T2.calls FROM subscribers AS T1 JOIN cell_hours AS T2 ON T2.calls = T2.calls", index)
     assert "cell_hours" in sql and not any("join" in f for f in fixes)
+
+
+def test_a_misspelt_column_on_the_wrong_table_moves_to_the_table_that_has_it(ws, index):
+    sql, fixes = fix_sql("SELECT T2.broad_band, AVG(T1.fee) FROM subscribers AS T1 JOIN cell_hours AS T2 "
+                         "ON T1.sub_id = T1.sub_id GROUP BY T2.broad_band", index)
+    assert "T2.broad_band → T1.broadband" in fixes and "unused join of cell_hours dropped" in fixes, fixes
+    assert sorted(ws.run_sql(sql).rows()) == sorted(ws.run_sql(
+        "SELECT broadband, AVG(fee) FROM subscribers GROUP BY broadband").rows())

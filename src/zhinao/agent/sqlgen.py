@@ -215,6 +215,17 @@ def fix_sql(sql: str, index: SchemaIndex, linked: LinkedSchema | None = None, *,
                 if close:
                     fixes.append(f"{col.table}.{name} → {col.table}.{close}")
                     col.set("this", exp.to_identifier(close))
+                    continue
+                # misspelt *and* on the wrong table (T2.internet_service_type for T1's InternetService):
+                # the one other table of this SELECT with a close column
+                written = {(x.alias or x.name).lower(): (x.alias or x.name) for x in (sel or root).find_all(exp.Table)}
+                near = {a: c for a in local if a in aliases and a != qual
+                        and (c := _close_column(name, [aliases[a]], index))}
+                if len(near) == 1:
+                    (a, c), = near.items()
+                    fixes.append(f"{col.table}.{name} → {written.get(a, a)}.{c}")
+                    col.set("table", exp.to_identifier(written.get(a, a)))
+                    col.set("this", exp.to_identifier(c))
                 continue
             if qual or name.lower() in outputs:
                 continue
