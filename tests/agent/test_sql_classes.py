@@ -144,8 +144,12 @@ def test_top_k_gets_order_by_and_the_limit(index):
 def test_time_questions_name_the_time_column_quoted(index):
     linked = index.link("How many calls were there on 2025-03-05?")
     (line,) = [h for h in question_hints("How many calls were there on 2025-03-05?", index, linked) if "Time" in h]
-    # a worked period from the column's own range (a '<placeholder>' was copied literally)
-    assert "March 2025 is \"timestamp\" >= TIMESTAMP '2025-03-01' AND \"timestamp\" < TIMESTAMP '2025-04-01'" in line
+    # the question's day resolved to bounds (a '<placeholder>' was copied literally) ...
+    assert "2025-03-05 is \"timestamp\" >= TIMESTAMP '2025-03-05' AND \"timestamp\" < TIMESTAMP '2025-03-06'" in line
+    # ... and, where the question names no date, a worked month from the column's own range
+    q = "Average calls on weekends"
+    (wk,) = [h for h in question_hints(q, index, index.link(q)) if "Time" in h]
+    assert "March 2025 is \"timestamp\" >= TIMESTAMP '2025-03-01' AND \"timestamp\" < TIMESTAMP '2025-04-01'" in wk
     assert "dayofweek(\"timestamp\")" in line and "<" not in line.split("TIMESTAMP '")[-1][:2]
     # a bare unit is no window: "how many hours are recorded" is a COUNT(*)
     assert not any("Time" in h for h in question_hints("How many hours of counters are recorded?", index, linked))
@@ -265,3 +269,20 @@ def test_a_misspelt_column_on_the_wrong_table_moves_to_the_table_that_has_it(ws,
     assert "T2.broad_band → T1.broadband" in fixes and "unused join of cell_hours dropped" in fixes, fixes
     assert sorted(ws.run_sql(sql).rows()) == sorted(ws.run_sql(
         "SELECT broadband, AVG(fee) FROM subscribers GROUP BY broadband").rows())
+
+
+def test_the_periods_a_question_names_are_resolved_to_bounds(index):
+    from zhinao.agent.sqlgen import question_periods
+
+    assert question_periods("calls in December 2025?") == [("2025-12-01", "2026-01-01", "December 2025")]
+    assert question_periods("2025 年 3 月的通话量") == [("2025-03-01", "2025-04-01", "2025 年 3 月")]
+    assert question_periods("2025 年 3 月 5 日的通话量") == [("2025-03-05", "2025-03-06", "2025 年 3 月 5 日")]
+    assert question_periods("from 2025-03-02 to 2025-03-04") == [("2025-03-02", "2025-03-03", "2025-03-02"),
+                                                                 ("2025-03-04", "2025-03-05", "2025-03-04")]
+    assert question_periods("How many calls per hour?") == []
+    q = "Total calls on 2025-03-05, by hour"
+    (line,) = [h for h in question_hints(q, index, index.link(q)) if h.startswith("-- Time")]
+    assert "2025-03-05 is \"timestamp\" >= TIMESTAMP '2025-03-05' AND \"timestamp\" < TIMESTAMP '2025-03-06'" in line
+    assert "March 2025 is" not in line  # no worked month the question did not ask about
+    (top,) = [h for h in question_hints("Which 3 regions have the most subscribers?", index) if "LIMIT" in h]
+    assert "label" not in top

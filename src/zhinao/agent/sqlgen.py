@@ -528,17 +528,21 @@ def question_hints(question: str, index: SchemaIndex, linked: LinkedSchema | Non
         m = _COUNT_K.search(text)
         k = int(m.group(1)) if m and 0 < int(m.group(1)) <= 100 else 1
         order = "ASC" if _LOW.search(text) else "DESC"
-        out.append(f"-- Top / bottom: ORDER BY the measure {order} LIMIT {k}, selecting the label and the measure.")
+        # not "the label": the 0.5B model wrote a column named label into every ranking
+        out.append(f"-- Top / bottom: ORDER BY the measure {order} LIMIT {k}; SELECT the ranked column and the measure.")
     if _TIME.search(text):
         cols = _time_columns(index, linked)
         if cols:
-            c, (lo, nxt, label) = cols[0], _example_period(index, linked)
+            c = cols[0]
             table = (linked.tables if linked is not None and linked.tables else index.table_names)[0]
-            # a worked period from the column's own range: a template such as '<the day after>' was
-            # copied literally by the 0.5B model (TIMESTAMP '<2014-01-01')
-            out.append(f"-- Time ({', '.join(cols[:3])} of {table}): {label} is {c} >= TIMESTAMP '{lo}' AND "
-                       f"{c} < TIMESTAMP '{nxt}' (end exclusive); a day is CAST({c} AS DATE); hour({c}), "
-                       f"month({c}), dayofweek({c}) (0 = Sunday, 6 = Saturday).")
+            # the periods the question names, resolved to bounds; else a worked month from the column's
+            # own range. A template such as '<the day after>' was copied literally by the 0.5B model
+            # (TIMESTAMP '<2014-01-01'), and a worked month it was not asked about was copied too
+            periods = question_periods(text)[:2] or [_example_period(index, linked)]
+            spans = "; ".join(f"{label} is {c} >= TIMESTAMP '{lo}' AND {c} < TIMESTAMP '{nxt}'"
+                              for lo, nxt, label in periods)
+            out.append(f"-- Time ({', '.join(cols[:3])} of {table}): {spans} (end exclusive); a day is "
+                       f"CAST({c} AS DATE); hour({c}), month({c}), dayofweek({c}) (0 = Sunday, 6 = Saturday).")
     return out
 
 
@@ -555,6 +559,44 @@ def _time_columns(index: SchemaIndex, linked: LinkedSchema | None) -> list[str]:
                     else '"' + c.name.replace('"', '""') + '"'
                 out.append(ident)
     return out
+
+
+_MONTHS = ("january", "february", "march", "april", "may", "june", "july", "august", "september", "october",
+           "november", "december")
+_ISO_DAY = re.compile(r"\b((?:19|20)\d\d)-(\d{1,2})-(\d{1,2})\b")
+_ZH_DAY = re.compile(r"((?:19|20)\d\d)\s*年\s*(\d{1,2})\s*月\s*(\d{1,2})\s*[日号]")
+_ZH_MONTH = re.compile(r"((?:19|20)\d\d)\s*年\s*(\d{1,2})\s*月(?!\s*\d{1,2}\s*[日号])")
+_EN_MONTH = re.compile(r"\b(" + "|".join(_MONTHS) + r")\s+((?:19|20)\d\d)\b", re.I)
+
+
+def question_periods(question: str) -> list[tuple[str, str, str]]:
+    """The calendar days and months ``question`` names, as ``(start, end exclusive, words)``:
+    "2013-12-25", "2013 年 12 月 25 日" (a day), "December 2013", "2013 年 11 月" (a month),
+    in the order written. Why: the small model gets the end of a period wrong (``< '2013-12-31'``
+    for December) far more often than the start."""
+    import datetime as _dt
+
+    found: list[tuple[int, str, str, str]] = []
+
+    def add(pos: int, start: Any, end: Any, words: str) -> None:
+        found.append((pos, start.isoformat(), end.isoformat(), words))
+
+    for rx in (_ISO_DAY, _ZH_DAY):
+        for m in rx.finditer(question or ""):
+            try:
+                d = _dt.date(int(m.group(1)), int(m.group(2)), int(m.group(3)))
+            except ValueError:
+                continue
+            add(m.start(), d, d + _dt.timedelta(days=1), m.group(0))
+    months = [(m.start(), int(m.group(1)), int(m.group(2)), m.group(0)) for m in _ZH_MONTH.finditer(question or "")]
+    months += [(m.start(), int(m.group(2)), _MONTHS.index(m.group(1).lower()) + 1, m.group(0))
+               for m in _EN_MONTH.finditer(question or "")]
+    for pos, y, mo, words in months:
+        if not 1 <= mo <= 12:
+            continue
+        start = _dt.date(y, mo, 1)
+        add(pos, start, _dt.date(y + 1, 1, 1) if mo == 12 else _dt.date(y, mo + 1, 1), words)
+    return [(a, b, w) for _, a, b, w in sorted(found)]
 
 
 def _example_period(index: SchemaIndex, linked: LinkedSchema | None) -> tuple[str, str, str]:
