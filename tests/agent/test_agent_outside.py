@@ -377,3 +377,13 @@ def test_a_column_two_tables_share_is_named_in_the_answer(parts):
     assert "hotel also has a column label" in a.answer and "this used news" in a.answer, a.answer
     b = ask(svc, "SELECT label, COUNT(*) AS n FROM news GROUP BY label ORDER BY n DESC LIMIT 1", workspace="two")
     assert "Note" not in b.answer  # the user named the table
+
+
+def test_a_single_column_of_values_is_read_out(parts):
+    """Seen with the real model: ``SELECT AVG(MonthlyCharges) FROM telco GROUP BY Contract`` (the key
+    column left out) was narrated "3 rows; the first: … = 66.40" — two of three numbers unsaid."""
+    from zhinao.agent.narrate import table_text
+
+    text = table_text(["avg(x)"], [[66.4], [31.41], [61.0]], False)
+    assert all(v in text for v in ("66.40", "31.41", "61")), text
+    assert "31.41" in table_text(["avg(x)"], [[66.4], [31.41]], True)

@@ -369,7 +369,7 @@ def test_real_model_count_average_and_follow_up(real_service, parts):
     # the executed SQL's own result, narrated from it)
     b = ask(real_service, "What is the average MonthlyCharges per Contract?", principal=REAL, session_id=a.session_id)
     assert b.found and b.sql and b.rows == _executed(parts, b), (b.sql, b.answer)
-    assert all(f"{r[-1]:.2f}" in b.answer for r in b.rows[:5] if isinstance(r[-1], float))
+    assert all(f"{r[-1]:.2f}" in b.answer for r in b.rows[:5] if isinstance(r[-1], float)), (b.sql, b.answer)
     c = ask(real_service, "now only for fiber customers", principal=REAL, session_id=a.session_id)
     assert c.found and "fiber optic" in (c.sql or "").lower() and c.rows == _executed(parts, c), c.sql
 

@@ -77,6 +77,11 @@ def table_text(columns: list[str], rows: list[list[Any]], zh: bool, truncated: b
         if hi and lo and hi != lo:
             s += f" Highest: {fmt(hi[1])} ({fmt(hi[0])}); lowest: {fmt(lo[1])} ({fmt(lo[0])})."
         return s + more
+    if len(columns) == 1:  # one column, no labels (a GROUP BY without its key): read the values out
+        vals = ", ".join(fmt(r[0]) for r in rows[:READ_OUT])
+        cut = len(rows) > READ_OUT
+        return (f"共 {len(rows)} 行，{columns[0]}：{vals}{'……' if cut else '。'}" if zh else
+                f"{len(rows)} rows of {columns[0]}: {vals}{'…' if cut else '.'}") + more
     first = ", ".join(f"{c} = {fmt(v)}" for c, v in zip(columns, rows[0]))
     return (f"共 {len(rows)} 行，第一行：{first}。" if zh else f"{len(rows)} rows; the first: {first}.") + more
 
