@@ -387,3 +387,18 @@ def test_a_single_column_of_values_is_read_out(parts):
     text = table_text(["avg(x)"], [[66.4], [31.41], [61.0]], False)
     assert all(v in text for v in ("66.40", "31.41", "61")), text
     assert "31.41" in table_text(["avg(x)"], [[66.4], [31.41]], True)
+
+
+def test_sas_over_chinese_names_needs_name_literals(parts):
+    """Seen: the 0.5B model wrote ``SET 外卖评价; AVG 订单金额 = AVG(订单金额);`` and the structure
+    check passed it — SAS names are ASCII, so it cannot run. Expected: the check fails (and the
+    repair round is asked for name literals); the right form passes."""
+    from zhinao.agent.codegen import check_sas
+
+    bad = check_sas("data x;\n  set 外卖评价;\n  total = 订单金额 * 2;\nrun;", [TABLE])
+    assert any(c.check == "names" and not c.ok and "'外卖评价'n" in c.detail for c in bad)
+    good = check_sas("options validvarname=any;\nproc means data=work.'外卖评价'n mean;\n  class '城市'n;\n"
+                     "  var '订单金额'n;\nrun;", [TABLE])
+    assert all(c.ok for c in good), [c.as_dict() for c in good if not c.ok]
+    missing = check_sas("options validvarname=any;\nproc means data='外卖x'n; run;", [TABLE])
+    assert any(c.check == "tables" and not c.ok for c in missing)

@@ -134,7 +134,8 @@ def _first_line(buf: list[str], start: int) -> int:
     return start + text[:lead].count("\n")
 
 
-_DATASET = r"((?:[A-Za-z_]\w*\.)?[A-Za-z_]\w*)"
+#: a dataset name: ``lib.name``, ``name``, or a name literal ``'外卖评价'n`` (with or without a libref)
+_DATASET = r"((?:[A-Za-z_]\w*\.)?(?:[A-Za-z_]\w*|'[^']+'n|\"[^\"]+\"n))"
 
 
 def _names(text: str, pattern: str) -> list[str]:
@@ -189,7 +190,7 @@ def check_sas(source: str, tables: list[str] | tuple[str, ...] = ()) -> list[Sas
     unterminated = None
 
     def need(name: str, ln: int) -> None:
-        low = name.lower()
+        low = re.sub(r"""^(.*?)['"]([^'"]+)['"]n$""", r"\1\2", name, flags=re.I).lower()  # '外卖评价'n
         lib, _, mem = low.rpartition(".")
         mem = mem or low
         if lib in ("", "work") and mem not in known and mem not in created and low not in created:
@@ -269,7 +270,26 @@ def check_sas(source: str, tables: list[str] | tuple[str, ...] = ()) -> list[Sas
     checks.append(SasCheck("tables", not unknown_tables,
                            ("not in the workspace: " + ", ".join(dict.fromkeys(unknown_tables)))
                            if unknown_tables else "every dataset read exists in the workspace or is created first"))
+    checks.append(_check_sas_names(source))
     return checks
+
+
+def _check_sas_names(source: str) -> SasCheck:
+    """SAS names are ASCII (``VALIDVARNAME=V7``): a Chinese column or table name must be a name
+    literal ``'订单金额'n`` under ``OPTIONS VALIDVARNAME=ANY;`` — bare, the program does not run,
+    and every Chinese workspace's columns are Chinese."""
+    bare = re.sub(r"/\*.*?\*/", " ", source, flags=re.S)
+    literals = re.findall(r"(['\"])[^'\"]*\1n\b", bare, flags=re.I)
+    bare = re.sub(r"(['\"])[^'\"]*\1n?", " ", bare, flags=re.I)  # strings and name literals
+    bare = re.sub(r"^\s*\*[^;]*;", " ", bare, flags=re.M)  # * comment;
+    cjk = re.findall(r"[\u4e00-\u9fff][\w\u4e00-\u9fff]*", bare)
+    if cjk:
+        n = cjk[0]
+        return SasCheck("names", False, f"{', '.join(dict.fromkeys(cjk[:4]))}: SAS names must be ASCII; write "
+                                        f"'{n}'n (a name literal) and start with OPTIONS VALIDVARNAME=ANY;")
+    if literals and not re.search(r"validvarname\s*=\s*any", source, re.I):
+        return SasCheck("names", False, "name literals ('…'n) need OPTIONS VALIDVARNAME=ANY; before the first step")
+    return SasCheck("names", True, "valid SAS names")
 
 
 # -- the model's reply ----------------------------------------------------------------------
