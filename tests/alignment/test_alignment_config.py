@@ -6,7 +6,7 @@ import dataclasses
 
 import pytest
 
-from zhinao.alignment.config import STAGES, DpoStage, PpoStage, SftStage, stage_config
+from zhinao.alignment.config import STAGES, DpoStage, GrpoStage, PpoStage, SftStage, stage_config
 from zhinao.errors import InvalidRequest
 
 
@@ -32,7 +32,8 @@ def test_yaml_loads_top_level_or_under_the_stage_name(tmp_path):
     ("ppo", {"dataset": "x"}, "reward_model is required"),
     ("ppo", {"dataset": "x", "reward_model": "r", "response_length": 0}, "response_length"),
     ("sft", {"dataset": "x", "output_name": "Bad Name"}, "output_name must be a lowercase slug"),
-    ("grpo", {}, "unknown stage 'grpo'"),
+    ("grpo", {}, "workspace is required"),
+    ("nope", {}, "unknown stage 'nope'"),
 ])
 def test_bad_configs_are_refused_with_the_field_named(stage, data, needle):
     with pytest.raises(InvalidRequest) as e:
@@ -53,5 +54,8 @@ def test_every_field_of_every_stage_has_help_and_round_trips():
     for cls in STAGES.values():
         for f in dataclasses.fields(cls):
             assert f.metadata.get("help"), f"{cls.__name__}.{f.name} has no help text"
-        c = cls.from_dict({"dataset": "d", "reward_model": "r"} if cls is PpoStage else {"dataset": "d"})
+        data = {"dataset": "d", "reward_model": "r"} if cls is PpoStage else {"dataset": "d"}
+        if cls is GrpoStage:  # trains on a workspace's accepted examples, not on a dataset
+            data = {"workspace": "w"}
+        c = cls.from_dict(data)
         assert cls.from_dict(c.to_dict()) == c
