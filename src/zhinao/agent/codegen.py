@@ -387,7 +387,9 @@ def _system_prompt(language: str, schema: list[str], main: str | None, zh: bool)
     else:
         how = ("Write a SAS program: DATA steps ending with RUN; and PROC steps ending with RUN; (PROC SQL with "
                "QUIT;). The tables are SAS datasets in the WORK library with the same names and columns. "
-               "Reply with the program in one ```sas code block. ")
+               + ("Names that are not ASCII must be name literals such as '订单金额'n, and the program starts "
+                  "with OPTIONS VALIDVARNAME=ANY;. " if re.search(r"[^\x00-\x7f]", tables) else "")
+               + "Reply with the program in one ```sas code block. ")
     return f"You are a data analyst who writes correct, short code.\nTables:\n{tables}\n\n{how}{explain}"
 
 
