@@ -3,7 +3,8 @@
 ``POST /api/agent/ask`` answers with the :class:`~zhinao.agent.base.AgentAnswer` JSON, or with
 server-sent events when the body says ``stream: true`` or the client sends
 ``Accept: text/event-stream``: one ``{"event": "tool", ...}`` per tool call as it finishes,
-``{"event": "delta", ...}`` for narrative text, then ``{"event": "answer", "answer": {...}}``;
+then ``{"event": "answer", "answer": {...}}`` carrying the narrative (it is written from the
+result, not generated token by token, so there are no ``delta`` events);
 an error after the first event is an ``{"event": "error", "error": {...}}`` event (before it,
 a plain HTTP error). Accept / Correct feed the workspace's example library and the feedback
 record the alignment loop reads.
