@@ -1,4 +1,4 @@
-"""`zhinao serve --demo` data: the knowledge collection and the analytics workspace load, twice."""
+"""`zhinao serve --demo` data: the knowledge collection, the analytics workspace and its example library load, twice."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ pytestmark = pytest.mark.slow
 def test_demo_loads_and_is_idempotent(settings):
     p = Platform(settings)
     try:
-        assert load_demo(p) == {"knowledge": "loaded", "analytics": "loaded"}
+        assert load_demo(p) == {"knowledge": "loaded", "analytics": "loaded", "agent": "loaded"}
         from zhinao.knowledge.service import SystemPrincipal
 
         who = SystemPrincipal(tenant_id=p.tenancy.tenant_by_name("default")["id"])
@@ -22,8 +22,13 @@ def test_demo_loads_and_is_idempotent(settings):
         docs = p.knowledge.list_documents(who, colls[0]["name"])
         assert len(docs) >= 10
         assert "telco" in p.analytics.context(who.tenant_id, "demo").lower()
-        assert load_demo(p) == {"knowledge": "loaded", "analytics": "loaded"}  # idempotent
+        from zhinao.agent.store import AgentStore
+
+        n_examples = len(AgentStore(p.db).examples(who.tenant_id, "demo"))
+        assert n_examples >= 40  # the demo workspace's seeded example library
+        assert load_demo(p) == {"knowledge": "loaded", "analytics": "loaded", "agent": "loaded"}  # idempotent
         assert len(p.knowledge.list_documents(who, colls[0]["name"])) == len(docs)
+        assert len(AgentStore(p.db).examples(who.tenant_id, "demo")) == n_examples
     finally:
         import asyncio
 
