@@ -286,3 +286,18 @@ def test_the_periods_a_question_names_are_resolved_to_bounds(index):
     assert "March 2025 is" not in line  # no worked month the question did not ask about
     (top,) = [h for h in question_hints("Which 3 regions have the most subscribers?", index) if "LIMIT" in h]
     assert "label" not in top
+
+
+def test_an_unknown_chinese_column_is_not_snapped_to_an_unrelated_one(tmp_path):
+    """All-CJK names once flattened to "" for the typo match, so any unknown Chinese column
+    (情感分类) "matched" the first Chinese column (评论) and the answer was a confident wrong 0."""
+    w = Workspace(tmp_path / "zh.duckdb")
+    w.write_table("外卖评价", pd.DataFrame({"评论": ["很好吃", "太慢了", "一般"] * 10,
+                                        "情感": ["正面", "负面", "负面"] * 10,
+                                        "订单金额": [30.0, 45.5, 12.0] * 10}))
+    idx = SchemaIndex.from_workspace(w)
+    sql, fixes = fix_sql("SELECT COUNT(*) FROM 外卖评价 WHERE 情感分类 = '负面'", idx)
+    assert "评论" not in sql and not any("评论" in f for f in fixes)
+    sql, _ = fix_sql("SELECT AVG(订单_金额) FROM 外卖评价", idx)  # punctuation inside a CJK name still snaps
+    assert "订单金额" in sql
+    assert one(w, sql) == pytest.approx(29.1666, rel=1e-3)

@@ -333,6 +333,11 @@ def _drop_cross_join(sel: Any, join: Any, name: str) -> bool:
     return True
 
 
+def _flat(name: str) -> str:
+    """``name`` without case, spaces and punctuation; CJK characters are kept (\\W is Unicode-aware)."""
+    return re.sub(r"[\W_]+", "", name.lower())
+
+
 def _close_column(name: str, tables: Sequence[str], index: SchemaIndex) -> str | None:
     """The one column of ``tables`` whose name is closest to ``name`` (``namee`` → ``Name``,
     ``customer_id`` → ``customerID``), if it is close enough to be a typo, not another column."""
@@ -341,9 +346,10 @@ def _close_column(name: str, tables: Sequence[str], index: SchemaIndex) -> str |
         info = index.table(t)
         for c in (info.columns if info else []):
             cands.setdefault(c.name.lower(), c.name)
-            cands.setdefault(re.sub(r"[^a-z0-9]", "", c.name.lower()), c.name)
-    flat = re.sub(r"[^a-z0-9]", "", name.lower())
-    if flat in cands:
+            if _flat(c.name):  # an all-CJK name must not flatten to "" (every such name would match)
+                cands.setdefault(_flat(c.name), c.name)
+    flat = _flat(name)
+    if flat and flat in cands:
         return cands[flat]
     close = difflib.get_close_matches(name.lower(), list(cands), 1, 0.8)
     return cands[close[0]] if close else None
